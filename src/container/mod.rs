@@ -1,0 +1,4 @@
+//! Containers: MPEG-TS writer, progressive MP4 reader.
+
+pub mod mp4;
+pub mod ts;

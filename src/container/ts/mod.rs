@@ -1,0 +1,1 @@
+//! MPEG-TS (ISO/IEC 13818-1) muxer.

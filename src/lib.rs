@@ -1,0 +1,44 @@
+//! # strom
+//!
+//! Embeddable building blocks for video streaming origins: ingest (FLV, MP4; RTMP,
+//! MPEG-TS to come), packaging into MPEG-TS segments cut on keyframes, and HLS
+//! publishing. The core is sans-IO: parsers and writers are state machines and pure
+//! functions over bytes; the host moves bytes, owns sockets, files and clocks.
+//!
+//! ## Architecture
+//!
+//! ```text
+//! FLV bytes -> FlvDemuxer --\
+//! MP4 file  -> Mp4Reader  ---> Segmenter -> TsMuxer -> HLS playlists
+//! ```
+//!
+//! * Every stage follows [`pipeline::Stage`]: push one input, poll until `None`, finish.
+//! * [`media::Item`]s carry frames and in-order [`media::Event`]s (track added or
+//!   changed, discontinuity, cue, end of stream). Stages forward events they do not use.
+//! * Payloads are [`bytes::Bytes`] in one canonical form: 4-byte length-prefixed NAL
+//!   units for video, raw frames for audio. Writers convert at the edge, once.
+//! * Time is [`time::Timestamp`]: integer ticks with a [`time::Timescale`]. Wire
+//!   clocks are unwrapped once at ingest by [`time::Rollover`].
+//! * Errors are one type, [`Error`], with a [`ErrorKind`] to branch on; bad input is
+//!   an error or a discontinuity, never a panic.
+//!
+//! ```
+//! use strom::time::{Timescale, Timestamp};
+//! let a = Timestamp::new(3003, Timescale::MPEG);
+//! let b = Timestamp::new(1001, Timescale::new(30000).unwrap());
+//! assert_eq!(a, b);
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub mod bitstream;
+pub mod container;
+pub mod error;
+pub mod ingest;
+pub mod media;
+pub mod package;
+pub mod pipeline;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};

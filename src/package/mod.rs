@@ -1,0 +1,6 @@
+//! Packaging: the segmenter and HLS playlists.
+
+pub mod hls;
+mod segment;
+
+pub use segment::Segment;
