@@ -4,3 +4,5 @@ pub mod hls;
 mod segment;
 
 pub use segment::Segment;
+mod segmenter;
+pub use segmenter::{Segmenter, SegmenterOptions};
