@@ -670,7 +670,7 @@ mod tests {
     #[test]
     fn nesting_is_capped() {
         let nest = |depth: usize| {
-            let mut v = vec![0x0a, 0, 0, 0, 1].repeat(depth - 1);
+            let mut v = [0x0a, 0, 0, 0, 1].repeat(depth - 1);
             v.push(0x05);
             v
         };
