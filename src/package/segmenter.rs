@@ -3,38 +3,6 @@
 //! variant starts with a random access point so it can be decoded on its own; its
 //! duration must not exceed the playlist's target duration by more than the rounding
 //! allowed by §4.4.3.1).
-//!
-//! ```
-//! use bytes::Bytes;
-//! use strom::bitstream::aac::build_asc;
-//! use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, Item, TrackInfo};
-//! use strom::package::{Segmenter, SegmenterOptions};
-//! use strom::pipeline::{drain, Stage};
-//! use strom::time::{Timescale, Timestamp};
-//!
-//! // Audio only: every frame is a sync point. 1024 samples at 48 kHz per frame.
-//! let scale = Timescale::new(48_000).unwrap();
-//! let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
-//! let mut seg = Segmenter::new(SegmenterOptions {
-//!     target_duration: Timestamp::from_secs(2),
-//!     ..SegmenterOptions::default()
-//! })
-//! .unwrap();
-//! seg.push(Event::TrackAdded(TrackInfo::new(1, scale, CodecConfig::Aac(aac))).into()).unwrap();
-//! let mut out = Vec::new();
-//! for i in 0..300i64 {
-//!     let t = Timestamp::new(i * 1024, scale);
-//!     let f = Frame::new(1, t, t, Bytes::from_static(b"aac")).with_flags(FrameFlags::KEYFRAME);
-//!     seg.push(Item::Frame(f)).unwrap();
-//!     out.extend(drain(&mut seg).unwrap());
-//! }
-//! seg.finish().unwrap();
-//! out.extend(drain(&mut seg).unwrap());
-//! // 94 frames (2.005333 s) make the first segment: the first frame at or after 2 s cuts.
-//! assert_eq!(out[0].frames.len(), 94);
-//! assert_eq!(out[0].duration, Timestamp::new(94 * 1024, scale));
-//! assert_eq!(out.iter().map(|s| s.frames.len()).sum::<usize>(), 300);
-//! ```
 
 use std::collections::VecDeque;
 
@@ -136,6 +104,36 @@ struct Open {
 /// Errors: [`Error::limit`] when a limit of [`SegmenterOptions`] is hit (the
 /// segmenter stays usable, see each option), [`Error::usage`] for a push after
 /// `finish` or while more than a few segments wait to be polled. It never panics.
+///
+/// ```
+/// use bytes::Bytes;
+/// use strom::bitstream::aac::build_asc;
+/// use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, Item, TrackInfo};
+/// use strom::package::{Segmenter, SegmenterOptions};
+/// use strom::pipeline::{drain, Stage};
+/// use strom::time::{Timescale, Timestamp};
+///
+/// // Audio only: every frame is a sync point. 1024 samples at 48 kHz per frame.
+/// let scale = Timescale::new(48_000).unwrap();
+/// let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
+/// let mut opts = SegmenterOptions::default();
+/// opts.target_duration = Timestamp::from_secs(2);
+/// let mut seg = Segmenter::new(opts).unwrap();
+/// seg.push(Event::TrackAdded(TrackInfo::new(1, scale, CodecConfig::Aac(aac))).into()).unwrap();
+/// let mut out = Vec::new();
+/// for i in 0..300i64 {
+///     let t = Timestamp::new(i * 1024, scale);
+///     let f = Frame::new(1, t, t, Bytes::from_static(b"aac")).with_flags(FrameFlags::KEYFRAME);
+///     seg.push(Item::Frame(f)).unwrap();
+///     out.extend(drain(&mut seg).unwrap());
+/// }
+/// seg.finish().unwrap();
+/// out.extend(drain(&mut seg).unwrap());
+/// // 94 frames (2.005333 s) make the first segment: the first frame at or after 2 s cuts.
+/// assert_eq!(out[0].frames.len(), 94);
+/// assert_eq!(out[0].duration, Timestamp::new(94 * 1024, scale));
+/// assert_eq!(out.iter().map(|s| s.frames.len()).sum::<usize>(), 300);
+/// ```
 #[derive(Debug)]
 pub struct Segmenter {
     opts: SegmenterOptions,
