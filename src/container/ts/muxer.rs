@@ -744,3 +744,567 @@ impl TsMuxer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{FrameFlags, H264Config, H265Config};
+    use crate::ErrorKind;
+    use bytes::Bytes;
+
+    const SPS: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02,
+        0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
+    ];
+    const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+    /// One parsed transport packet.
+    #[derive(Debug, Clone)]
+    struct Pkt {
+        pid: u16,
+        pusi: bool,
+        afc: u8,
+        cc: u8,
+        af: Vec<u8>,
+        payload: Vec<u8>,
+    }
+
+    fn packets(buf: &[u8]) -> Vec<Pkt> {
+        assert_eq!(buf.len() % PACKET_SIZE, 0, "whole packets");
+        buf.chunks(PACKET_SIZE)
+            .map(|p| {
+                assert_eq!(p[0], 0x47);
+                let afc = (p[3] >> 4) & 3;
+                let mut i = 4;
+                let mut af = Vec::new();
+                if afc & 2 != 0 {
+                    let l = p[4] as usize;
+                    assert!(5 + l <= PACKET_SIZE);
+                    af = p[5..5 + l].to_vec();
+                    i = 5 + l;
+                }
+                Pkt {
+                    pid: u16::from_be_bytes([p[1] & 0x1f, p[2]]),
+                    pusi: p[1] & 0x40 != 0,
+                    afc,
+                    cc: p[3] & 0x0f,
+                    af,
+                    payload: if afc & 1 != 0 {
+                        p[i..].to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Reassembled PES packets of `pid`: (first packet, whole PES bytes).
+    fn pes_of(pkts: &[Pkt], pid: u16) -> Vec<(Pkt, Vec<u8>)> {
+        let mut v: Vec<(Pkt, Vec<u8>)> = Vec::new();
+        for p in pkts.iter().filter(|p| p.pid == pid && p.afc & 1 != 0) {
+            if p.pusi {
+                v.push((p.clone(), Vec::new()));
+            }
+            v.last_mut()
+                .expect("PES starts with PUSI")
+                .1
+                .extend_from_slice(&p.payload);
+        }
+        v
+    }
+
+    /// (pts, dts, payload) of a PES packet; checks the fixed header fields.
+    fn parse_pes(pes: &[u8]) -> (u64, Option<u64>, Vec<u8>) {
+        assert_eq!(&pes[..3], &[0, 0, 1]);
+        assert_eq!(pes[6], 0x84, "data_alignment_indicator");
+        let hl = pes[8] as usize;
+        let len = u16::from_be_bytes([pes[4], pes[5]]) as usize;
+        if len != 0 {
+            assert_eq!(len, pes.len() - 6, "PES_packet_length");
+        }
+        let pts = super::super::pes::decode_timestamp(pes[9..14].try_into().unwrap());
+        let dts = (pes[7] & 0x40 != 0)
+            .then(|| super::super::pes::decode_timestamp(pes[14..19].try_into().unwrap()));
+        (pts, dts, pes[9 + hl..].to_vec())
+    }
+
+    fn pcr_of(p: &Pkt) -> Option<u64> {
+        (p.af.len() >= 7 && p.af[0] & 0x10 != 0).then(|| {
+            let b = &p.af[1..7];
+            (u64::from(b[0]) << 25)
+                | (u64::from(b[1]) << 17)
+                | (u64::from(b[2]) << 9)
+                | (u64::from(b[3]) << 1)
+                | u64::from(b[4] >> 7)
+        })
+    }
+
+    fn h264_track(id: TrackId) -> TrackInfo {
+        let cfg = H264Config::from_parameter_sets(Bytes::from_static(SPS), Bytes::from_static(PPS))
+            .unwrap();
+        TrackInfo::new(id, Timescale::MILLIS, CodecConfig::H264(cfg))
+    }
+
+    fn aac_track(id: TrackId) -> TrackInfo {
+        let cfg = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        TrackInfo::new(id, Timescale::new(48_000).unwrap(), CodecConfig::Aac(cfg))
+    }
+
+    /// Canonical payload from NAL units.
+    fn lp(units: &[&[u8]]) -> Bytes {
+        let mut v = Vec::new();
+        for u in units {
+            v.extend_from_slice(&(u.len() as u32).to_be_bytes());
+            v.extend_from_slice(u);
+        }
+        Bytes::from(v)
+    }
+
+    fn annexb(units: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for u in units {
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v.extend_from_slice(u);
+        }
+        v
+    }
+
+    fn video_frame(ms: i64, cts: i64, units: &[&[u8]], key: bool) -> Frame {
+        let f = Frame::new(
+            1,
+            Timestamp::from_millis(ms),
+            Timestamp::from_millis(ms + cts),
+            lp(units),
+        );
+        if key {
+            f.with_flags(FrameFlags::KEYFRAME)
+        } else {
+            f
+        }
+    }
+
+    fn big_nal(first: u8, n: usize) -> Vec<u8> {
+        let mut v = vec![first];
+        v.extend((1..n).map(|i| (i * 31 % 251) as u8 | 1));
+        v
+    }
+
+    #[test]
+    fn h264_access_units_become_annexb() {
+        let mut mux = TsMuxer::new(&[h264_track(1)], TsMuxerOptions::default()).unwrap();
+        let mut out = BytesMut::new();
+        let sei: &[u8] = &[0x06, 0x05, 0x01, 0x80];
+        let idr = big_nal(0x65, 70_000);
+        let slice2 = big_nal(0x65, 183); // second slice of the IDR, across packet boundaries
+        let p_slice = big_nal(0x41, 9_000);
+        let frames = [
+            // FLV-style IDR: no AUD, no parameter sets -> AUD + SPS + PPS inserted.
+            video_frame(0, 80, &[sei, &idr, &slice2], true),
+            // Non-IDR: AUD only.
+            video_frame(40, 40, &[&p_slice], false),
+            // Already has AUD and SPS/PPS: nothing inserted.
+            video_frame(80, 120, &[&[0x09, 0x10], SPS, PPS, &idr], true),
+            // AUD first but no SPS, keyframe: its own AUD, then SPS + PPS.
+            video_frame(120, 40, &[&[0x09, 0x10], &idr], true),
+            // Empty NAL unit and a tiny one.
+            video_frame(160, 0, &[&[], &[0x41, 0x01]], false),
+        ];
+        let aud: &[u8] = &[0x09, 0xf0];
+        let expect: [Vec<u8>; 5] = [
+            annexb(&[aud, SPS, PPS, sei, &idr, &slice2]),
+            annexb(&[aud, &p_slice]),
+            annexb(&[&[0x09, 0x10], SPS, PPS, &idr]),
+            annexb(&[&[0x09, 0x10], SPS, PPS, &idr]),
+            annexb(&[aud, &[], &[0x41, 0x01]]),
+        ];
+        for f in &frames {
+            mux.write_frame(f, &mut out).unwrap();
+        }
+        let pkts = packets(&out);
+        assert_eq!(
+            (pkts[0].pid, pkts[1].pid),
+            (0, 0x1000),
+            "tables written before the first PES"
+        );
+        let pes = pes_of(&pkts, 0x100);
+        assert_eq!(pes.len(), 5);
+        for (i, ((first, bytes), f)) in pes.iter().zip(&frames).enumerate() {
+            let (pts, dts, payload) = parse_pes(bytes);
+            assert_eq!(payload, expect[i], "frame {i}");
+            let dts90 = (f.dts.as_millis() * 90 + 126_000) as u64;
+            let pts90 = (f.pts.as_millis() * 90 + 126_000) as u64;
+            assert_eq!(pts, pts90);
+            assert_eq!(
+                dts,
+                (pts90 != dts90).then_some(dts90),
+                "DTS only when it differs"
+            );
+            assert_eq!(bytes[3], 0xe0);
+            // Every video PES starts with a PCR 0.7 s behind its DTS; RAI on keyframes.
+            assert_eq!(pcr_of(first), Some(dts90 - 63_000));
+            assert_eq!(first.af[0] & 0x40 != 0, f.is_keyframe());
+        }
+        // The 70 KB frame has PES_packet_length 0, the small ones their length.
+        assert_eq!(&pes[0].1[4..6], &[0, 0]);
+        assert_ne!(&pes[4].1[4..6], &[0, 0]);
+    }
+
+    #[test]
+    fn h265_aud_and_parameter_sets() {
+        let vps: &[u8] = &[0x40, 0x01, 0x0c];
+        let sps: &[u8] = &[0x42, 0x01, 0x01];
+        let pps: &[u8] = &[0x44, 0x01, 0xc1];
+        let cfg = H265Config {
+            profile_space: 0,
+            tier_flag: false,
+            profile_idc: 1,
+            profile_compatibility: 0x6000_0000,
+            constraint_flags: 0,
+            level_idc: 93,
+            nal_length_size: 4,
+            vps: vec![Bytes::from_static(vps)],
+            sps: vec![Bytes::from_static(sps)],
+            pps: vec![Bytes::from_static(pps)],
+            width: 320,
+            height: 240,
+            frame_rate: None,
+            record: Bytes::new(),
+        };
+        let track = TrackInfo::new(1, Timescale::MILLIS, CodecConfig::H265(cfg));
+        let mut mux = TsMuxer::new(&[track], TsMuxerOptions::default()).unwrap();
+        let mut out = BytesMut::new();
+        let idr: &[u8] = &[0x26, 0x01, 0xaf, 0x09]; // IDR_W_RADL (19), not flagged keyframe
+        let trail: &[u8] = &[0x02, 0x01, 0xd0]; // TRAIL_R
+        mux.write_frame(&video_frame(0, 0, &[idr], false), &mut out)
+            .unwrap();
+        mux.write_frame(&video_frame(40, 0, &[trail], false), &mut out)
+            .unwrap();
+        let pkts = packets(&out);
+        let pmt = &pkts[1].payload;
+        assert_eq!(pmt[1 + 12], STREAM_TYPE_HEVC);
+        let pes = pes_of(&pkts, 0x100);
+        let aud: &[u8] = &[0x46, 0x01, 0x50];
+        assert_eq!(parse_pes(&pes[0].1).2, annexb(&[aud, vps, sps, pps, idr]));
+        assert_eq!(parse_pes(&pes[1].1).2, annexb(&[aud, trail]));
+        assert!(pes[0].0.af[0] & 0x40 != 0, "IRAP is a random access point");
+    }
+
+    fn audio_frame(track: TrackId, n: i64, len: usize) -> Frame {
+        let t = Timestamp::new(n * 1024, Timescale::new(48_000).unwrap());
+        Frame::new(track, t, t, Bytes::from(vec![n as u8; len]))
+    }
+
+    #[test]
+    fn aac_frames_are_grouped_with_adts() {
+        let mut mux =
+            TsMuxer::new(&[h264_track(1), aac_track(2)], TsMuxerOptions::default()).unwrap();
+        assert_eq!(
+            (mux.pid(1), mux.pid(2), mux.pcr_pid()),
+            (Some(0x100), Some(0x101), 0x100)
+        );
+        let mut out = BytesMut::new();
+        mux.write_tables(&mut out);
+        for n in 0..10 {
+            mux.write_frame(&audio_frame(2, n, 380), &mut out).unwrap();
+        }
+        // 387 bytes per ADTS frame: 7 fit in 2930, the 8th starts a new PES.
+        let pes = pes_of(&packets(&out), 0x101);
+        assert_eq!(pes.len(), 1);
+        mux.flush(&mut out).unwrap();
+        let pkts = packets(&out);
+        let pes = pes_of(&pkts, 0x101);
+        assert_eq!(pes.len(), 2);
+        let (pts, dts, payload) = parse_pes(&pes[1].1);
+        assert_eq!((pts, dts), (126_000 + 7 * 1920, None));
+        assert_eq!(payload.len(), 3 * 387);
+        let mut pos = 0;
+        for n in 7..10u8 {
+            let h = aac::parse_adts(&payload[pos..]).unwrap().unwrap();
+            assert_eq!(h.frame_len, 387);
+            assert!(payload[pos + 7..pos + 387].iter().all(|&b| b == n));
+            pos += 387;
+        }
+        assert_eq!(pes[0].1[3], 0xc0);
+        // Audio is not the PCR PID: a PCR-only packet on the video PID came first.
+        let first_pcr = pkts.iter().position(|p| p.pid == 0x100).unwrap();
+        assert!(first_pcr < pkts.iter().position(|p| p.pid == 0x101).unwrap());
+        assert_eq!(pkts[first_pcr].afc, 0b10);
+        assert_eq!(pcr_of(&pkts[first_pcr]), Some(126_000 - 63_000));
+        assert!(pes[0].0.af.is_empty() || pes[0].0.af[0] & 0x10 == 0);
+
+        // One frame per PES with audio_pes_max_bytes = 0; a timestamp gap splits groups.
+        let opts = TsMuxerOptions {
+            audio_pes_max_bytes: 0,
+            ..Default::default()
+        };
+        let mut mux = TsMuxer::new(&[aac_track(2)], opts).unwrap();
+        let mut out = BytesMut::new();
+        for n in 0..3 {
+            mux.write_frame(&audio_frame(2, n, 100), &mut out).unwrap();
+        }
+        assert_eq!(pes_of(&packets(&out), 0x100).len(), 3);
+        let mut mux = TsMuxer::new(&[aac_track(2)], TsMuxerOptions::default()).unwrap();
+        let mut out = BytesMut::new();
+        for n in [0, 1, 5, 6] {
+            mux.write_frame(&audio_frame(2, n, 100), &mut out).unwrap();
+        }
+        mux.flush(&mut out).unwrap();
+        let pkts = packets(&out);
+        let pes = pes_of(&pkts, 0x100);
+        let pts: Vec<u64> = pes.iter().map(|p| parse_pes(&p.1).0).collect();
+        assert_eq!(pts, vec![126_000, 126_000 + 5 * 1920]);
+        // Audio-only: PCR on the audio PID with every PES, RAI set.
+        assert!(pes
+            .iter()
+            .all(|p| pcr_of(&p.0).is_some() && p.0.af[0] & 0x40 != 0));
+        // Groups on the PCR PID span less than 100 ms: 4 frames of 21.3 ms, then a new PES.
+        let mut out = BytesMut::new();
+        for n in 10..20 {
+            mux.write_frame(&audio_frame(2, n, 20), &mut out).unwrap();
+        }
+        mux.flush(&mut out).unwrap();
+        let sizes: Vec<usize> = pes_of(&packets(&out), 0x100)
+            .iter()
+            .map(|p| parse_pes(&p.1).2.len())
+            .collect();
+        assert_eq!(sizes, vec![5 * 27, 5 * 27]);
+    }
+
+    #[test]
+    fn continuity_and_tables_across_segments() {
+        let tracks = vec![h264_track(1), aac_track(2).with_language("eng")];
+        let mut mux = TsMuxer::new(&tracks, TsMuxerOptions::default()).unwrap();
+        let slice = big_nal(0x41, 5000);
+        let idr = big_nal(0x65, 20_000);
+        let seg = |seq: u64, tracks: Vec<TrackInfo>| {
+            let mut frames = Vec::new();
+            for i in 0..10i64 {
+                let ms = seq as i64 * 400 + i * 40;
+                let nal: &[u8] = if i == 0 { &idr } else { &slice };
+                frames.push(video_frame(ms, 80, &[nal], i == 0));
+                frames.push(audio_frame(2, (ms * 48 / 1024) + 1, 300));
+            }
+            Segment {
+                sequence: seq,
+                start: Timestamp::from_millis(seq as i64 * 400),
+                duration: Timestamp::from_millis(400),
+                discontinuity: false,
+                tracks,
+                frames,
+                events: Vec::new(),
+            }
+        };
+        let mut all = BytesMut::new();
+        let mut segs = Vec::new();
+        for s in 0..4 {
+            let mut out = BytesMut::new();
+            let mut t = tracks.clone();
+            if s == 3 {
+                // A new SPS-carrying config: PMT version bump.
+                t[0].name = Some("changed".into());
+            }
+            mux.write_segment(&seg(s, t), &mut out).unwrap();
+            let pkts = packets(&out);
+            assert_eq!(
+                (pkts[0].pid, pkts[1].pid, pkts[2].pid),
+                (0, 0x1000, 0x100),
+                "segment {s}"
+            );
+            assert!(
+                pkts[2].pusi && pkts[2].af[0] & 0x40 != 0,
+                "keyframe PES first"
+            );
+            let version = (pkts[1].payload[6] >> 1) & 0x1f;
+            assert_eq!(version, if s == 3 { 1 } else { 0 });
+            // Language descriptor of the audio stream.
+            assert!(pkts[1]
+                .payload
+                .windows(6)
+                .any(|w| w == [0x0a, 4, b'e', b'n', b'g', 0]));
+            all.extend_from_slice(&out);
+            segs.push(out);
+        }
+        assert_eq!(mux.pmt_version(), 1);
+        // Continuity counters run on across segments, per PID, only with payload.
+        let mut last: std::collections::HashMap<u16, u8> = Default::default();
+        for p in packets(&all) {
+            let prev = last.get(&p.pid).copied();
+            let expect = match (prev, p.afc & 1 != 0) {
+                (None, true) => 0,
+                (None, false) => 15,
+                (Some(c), true) => (c + 1) & 15,
+                (Some(c), false) => c,
+            };
+            assert_eq!(p.cc, expect, "pid {:#x}", p.pid);
+            last.insert(p.pid, p.cc);
+        }
+        // PCRs at most 100 ms apart and never above the DTS of their PES.
+        let pkts = packets(&all);
+        let mut pcrs = Vec::new();
+        for p in pkts.iter().filter(|p| p.pid == 0x100) {
+            if let Some(pcr) = pcr_of(p) {
+                if p.pusi {
+                    let h = &p.payload;
+                    let ts = if h[7] & 0x40 != 0 {
+                        &h[14..19]
+                    } else {
+                        &h[9..14]
+                    };
+                    assert!(pcr <= super::super::pes::decode_timestamp(ts.try_into().unwrap()));
+                }
+                pcrs.push(pcr);
+            }
+        }
+        assert!(pcrs
+            .windows(2)
+            .all(|w| w[1] >= w[0] && w[1] - w[0] <= 9_000));
+    }
+
+    #[test]
+    fn failed_segment_is_undone() {
+        let mut mux =
+            TsMuxer::new(&[h264_track(1), aac_track(2)], TsMuxerOptions::default()).unwrap();
+        let good = video_frame(0, 0, &[&[0x65, 1, 2]], true);
+        let mk = |frames: Vec<Frame>| Segment {
+            sequence: 0,
+            start: Timestamp::from_millis(0),
+            duration: Timestamp::from_millis(40),
+            discontinuity: false,
+            tracks: Vec::new(),
+            frames,
+            events: Vec::new(),
+        };
+        let mut bad = good.clone();
+        bad.data = Bytes::from_static(&[0, 0, 0, 9, 0x65]);
+        let mut out = BytesMut::from(&b"previous"[..]);
+        let err = mux
+            .write_segment(
+                &mk(vec![good.clone(), audio_frame(2, 0, 10), bad]),
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+        assert_eq!(&out[..], b"previous");
+        let mut a = BytesMut::new();
+        mux.write_segment(&mk(vec![good.clone()]), &mut a).unwrap();
+        let mut fresh =
+            TsMuxer::new(&[h264_track(1), aac_track(2)], TsMuxerOptions::default()).unwrap();
+        let mut b = BytesMut::new();
+        fresh.write_segment(&mk(vec![good]), &mut b).unwrap();
+        assert_eq!(
+            a, b,
+            "state restored as if the failed segment never happened"
+        );
+    }
+
+    #[test]
+    fn update_track_bumps_pmt_version() {
+        let mut mux =
+            TsMuxer::new(&[h264_track(1), aac_track(2)], TsMuxerOptions::default()).unwrap();
+        let mut out = BytesMut::new();
+        mux.write_frame(&video_frame(0, 0, &[&[0x65, 1]], true), &mut out)
+            .unwrap();
+        mux.update_track(&h264_track(1)).unwrap();
+        assert_eq!(mux.pmt_version(), 0, "same config: no change");
+        let new_sps: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8];
+        let cfg =
+            H264Config::from_parameter_sets(Bytes::from_static(new_sps), Bytes::from_static(PPS));
+        let cfg = cfg.unwrap();
+        let t = TrackInfo::new(1, Timescale::MILLIS, CodecConfig::H264(cfg));
+        mux.update_track(&t).unwrap();
+        assert_eq!(mux.pmt_version(), 1);
+        let mut out = BytesMut::new();
+        mux.write_frame(&video_frame(40, 0, &[&[0x65, 1]], true), &mut out)
+            .unwrap();
+        let pkts = packets(&out);
+        assert_eq!(
+            (pkts[0].pid, pkts[1].pid),
+            (0, 0x1000),
+            "tables again after a change"
+        );
+        assert_eq!((pkts[1].payload[6] >> 1) & 0x1f, 1);
+        let pes = pes_of(&pkts, 0x100);
+        assert_eq!(
+            parse_pes(&pes[0].1).2,
+            annexb(&[&[0x09, 0xf0], new_sps, PPS, &[0x65, 1]])
+        );
+        // Kind changes and unknown ids are usage errors; nothing changes.
+        let mut a = aac_track(1);
+        a.id = 1;
+        assert_eq!(mux.update_track(&a).unwrap_err().kind(), ErrorKind::Usage);
+        assert_eq!(
+            mux.update_track(&aac_track(7)).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        assert_eq!(mux.pmt_version(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let opus = TrackInfo::new(
+            3,
+            Timescale::new(48_000).unwrap(),
+            CodecConfig::Opus(crate::media::OpusConfig {
+                channels: 2,
+                pre_skip: 312,
+                input_sample_rate: 48_000,
+                dops: Bytes::new(),
+            }),
+        );
+        let e = TsMuxer::new(&[h264_track(1), opus], TsMuxerOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            TsMuxer::new(&[], TsMuxerOptions::default())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        let dup = [h264_track(1), h264_track(1)];
+        assert_eq!(
+            TsMuxer::new(&dup, TsMuxerOptions::default())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        let o = TsMuxerOptions {
+            pmt_pid: 0x101,
+            ..Default::default()
+        };
+        let e = TsMuxer::new(&[h264_track(1), aac_track(2)], o).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        let o = TsMuxerOptions {
+            first_es_pid: 0x1ffe,
+            ..Default::default()
+        };
+        assert!(TsMuxer::new(&[h264_track(1), aac_track(2)], o).is_err());
+
+        let mut mux =
+            TsMuxer::new(&[h264_track(1), aac_track(2)], TsMuxerOptions::default()).unwrap();
+        let mut out = BytesMut::new();
+        let t = Timestamp::from_millis(0);
+        for data in [
+            &[][..],
+            &[0, 0, 0],
+            &[0, 0, 0, 5, 0x65],
+            &[0, 0, 0, 1, 0x65, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            let f = Frame::new(1, t, t, Bytes::copy_from_slice(data));
+            assert_eq!(
+                mux.write_frame(&f, &mut out).unwrap_err().kind(),
+                ErrorKind::Malformed
+            );
+        }
+        let f = Frame::new(9, t, t, Bytes::from_static(&[0, 0, 0, 1, 0x65]));
+        assert_eq!(
+            mux.write_frame(&f, &mut out).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        let f = Frame::new(2, t, t, Bytes::from(vec![0; 9000]));
+        assert_eq!(
+            mux.write_frame(&f, &mut out).unwrap_err().kind(),
+            ErrorKind::Limit
+        );
+        assert!(out.is_empty(), "nothing written on error");
+    }
+}

@@ -344,8 +344,11 @@ pub fn put_pes(
 mod tests {
     use super::*;
 
-    /// Parses what we wrote: per packet (pid, pusi, cc, af bytes, payload).
-    fn split(buf: &[u8]) -> Vec<(u16, bool, u8, Vec<u8>, Vec<u8>)> {
+    /// (pid, pusi, cc, adaptation field, payload).
+    type Parsed = (u16, bool, u8, Vec<u8>, Vec<u8>);
+
+    /// Parses what we wrote, per packet.
+    fn split(buf: &[u8]) -> Vec<Parsed> {
         assert_eq!(buf.len() % PACKET_SIZE, 0);
         buf.chunks(PACKET_SIZE)
             .map(|p| {
