@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Plays an HLS stream from a local directory in headless Chromium with hls.js; prints ONE JSON line.
+//
+//   node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]
+//
+// Serves DIR (plus this page and hls.js) on an ephemeral 127.0.0.1 port, launches /usr/bin/chromium
+// through playwright-core with a fresh temporary profile, blocks every non-loopback request, plays
+// muted, and reports: ok, reason, advanced_s, duration, fatal_errors, nonfatal_errors, http_errors,
+// video_width, video_height, dropped_frames, total_frames, ended (and a few more).
+// Success (exit 0): currentTime advanced >= 0.8 * min(seconds, 0.8 * duration) after playback
+// started, and no fatal error. Anything else exits 1; so does the hard timeout (seconds + 30 s).
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const require = createRequire(path.join(HERE, 'package.json'));
+const STARTUP_S = 30;
+const CHROMIUM = '/usr/bin/chromium';
+
+function usage(msg) {
+  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]`);
+  process.exit(2);
+}
+let a;
+try {
+  ({ values: a } = parseArgs({ options: {
+    dir: { type: 'string' }, path: { type: 'string', default: 'index.m3u8' },
+    seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' } } }));
+} catch (e) { usage(e.message); }
+if (!a.dir) usage('--dir is required');
+const ROOT = path.resolve(a.dir);
+if (!fs.existsSync(ROOT) || !fs.statSync(ROOT).isDirectory()) usage(`--dir ${a.dir} is not a directory`);
+const SECONDS = Number(a.seconds);
+if (!(SECONDS > 0 && SECONDS <= 3600)) usage('--seconds must be in (0, 3600]');
+
+let playwright;
+try { playwright = require('playwright-core'); } catch {
+  usage(`playwright-core is not installed: run scripts/test.sh (or npm ci in ${HERE})`);
+}
+const HLS_JS = path.join(HERE, 'node_modules/hls.js/dist/hls.min.js');
+if (!fs.existsSync(HLS_JS)) usage(`hls.js is not installed: run scripts/test.sh (or npm ci in ${HERE})`);
+if (!fs.existsSync(CHROMIUM)) usage(`${CHROMIUM} is missing: run scripts/test.sh (apt-get install chromium)`);
+
+const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'strom-play-'));
+const cleanupProfile = () => { try { fs.rmSync(udd, { recursive: true, force: true }); } catch { /* best effort */ } };
+const emit = (report) => process.stdout.write(JSON.stringify(report) + '\n');
+
+// Hard stop. process.exit() runs playwright-core's exit hook, which kills the browser it launched.
+const hardStop = setTimeout(() => {
+  emit({ ok: false, reason: `hard timeout after ${SECONDS + STARTUP_S} s (browser killed)` });
+  cleanupProfile();
+  process.exit(1);
+}, (SECONDS + STARTUP_S) * 1000);
+
+// --- static server: DIR at /, the page and hls.js under /__player/
+const MIME = {
+  '.m3u8': 'application/vnd.apple.mpegurl', '.ts': 'video/mp2t', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment',
+  '.m4a': 'audio/mp4', '.m4v': 'video/mp4', '.aac': 'audio/aac', '.vtt': 'text/vtt', '.key': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript',
+};
+const CORS = {
+  'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+  'access-control-allow-headers': 'range', 'access-control-expose-headers': 'content-length, content-range',
+};
+function resolveFile(urlPath) {
+  if (urlPath === '/__player/' || urlPath === '/__player/index.html') return path.join(HERE, 'page.html');
+  if (urlPath === '/__player/hls.min.js') return HLS_JS;
+  const file = path.resolve(ROOT, '.' + path.posix.normalize(urlPath));
+  if (file !== ROOT && !file.startsWith(ROOT + path.sep)) return null;
+  return file;
+}
+const server = http.createServer((req, res) => {
+  const headers = { ...CORS, 'cache-control': 'no-cache' };
+  if (req.method === 'OPTIONS') { res.writeHead(204, headers); res.end(); return; }
+  if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, headers); res.end(); return; }
+  let urlPath;
+  try { urlPath = decodeURIComponent(new URL(req.url, 'http://127.0.0.1').pathname); } catch { res.writeHead(400, headers); res.end(); return; }
+  const file = resolveFile(urlPath);
+  let st = null;
+  try { st = file && fs.statSync(file); } catch { st = null; }
+  if (!st || !st.isFile()) { res.writeHead(404, headers); res.end(); return; }
+  headers['content-type'] = MIME[path.extname(file).toLowerCase()] || 'application/octet-stream';
+  headers['accept-ranges'] = 'bytes';
+  let start = 0, end = st.size - 1, status = 200;
+  const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '');
+  if (range && (range[1] || range[2])) {
+    if (range[1]) { start = Number(range[1]); if (range[2]) end = Math.min(Number(range[2]), end); } else { start = Math.max(0, st.size - Number(range[2])); }
+    if (start > end || start >= st.size) { res.writeHead(416, { ...headers, 'content-range': `bytes */${st.size}` }); res.end(); return; }
+    status = 206; headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
+  }
+  headers['content-length'] = String(st.size === 0 ? 0 : end - start + 1);
+  res.writeHead(status, headers);
+  if (req.method === 'HEAD' || st.size === 0) { res.end(); return; }
+  fs.createReadStream(file, { start, end }).on('error', () => res.destroy()).pipe(res);
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+// --- browser: system Chromium, fresh profile, loopback only
+let ctx = null;
+async function finish(report) {
+  clearTimeout(hardStop);
+  emit(report);
+  if (ctx) await Promise.race([ctx.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+  server.close();
+  cleanupProfile();
+  process.exit(report.ok ? 0 : 1);
+}
+const httpErrors = [], pageErrors = [], blocked = [];
+try {
+  ctx = await playwright.chromium.launchPersistentContext(udd, {
+    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 720 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost'],
+  });
+} catch (e) {
+  await finish({ ok: false, reason: 'cannot launch chromium: ' + String(e.message).split('\n')[0] });
+}
+const loopback = (u) => {
+  if (!/^(https?|wss?):/i.test(u)) return true;               // data:, blob:, about: stay inside the page
+  try { return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(u).hostname); } catch { return false; }
+};
+await ctx.route((u) => !loopback(u.href), (route) => {
+  if (blocked.length < 20) blocked.push(route.request().url());
+  route.abort('blockedbyclient');
+});
+const page = ctx.pages()[0] || (await ctx.newPage());
+page.on('response', (r) => { if (r.status() >= 400 && httpErrors.length < 20) httpErrors.push(`${r.status()} ${r.url()}`); });
+page.on('requestfailed', (r) => { if (httpErrors.length < 20) httpErrors.push(`FAILED ${r.failure()?.errorText} ${r.url()}`); });
+page.on('pageerror', (e) => { if (pageErrors.length < 10) pageErrors.push(String(e.message).slice(0, 300)); });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const url = `${origin}/${a.path.split('/').map(encodeURIComponent).join('/')}`;
+await page.goto(`${origin}/__player/index.html`);
+const t0 = Date.now();
+await page.evaluate((u) => window.start(u), url);
+let s = await page.evaluate(() => window.snapshot());
+while (s.startedAt === null && !s.fatal.length && Date.now() - t0 < STARTUP_S * 1000) {
+  await sleep(250);
+  s = await page.evaluate(() => window.snapshot());
+}
+const startupMs = s.startedAt === null ? null : Date.now() - t0;
+const ct0 = s.startedAt === null ? s.currentTime : s.startTime;
+const w0 = Date.now();
+if (startupMs !== null) {
+  while (!s.fatal.length && !s.ended && Date.now() - w0 < SECONDS * 1000) {
+    await sleep(250);
+    s = await page.evaluate(() => window.snapshot());
+  }
+}
+const warnings = [];
+if (a.screenshot) {
+  await page.locator('video').screenshot({ path: a.screenshot, timeout: 10000 })
+    .catch((e) => warnings.push('screenshot: ' + String(e.message).split('\n')[0]));
+}
+
+const advanced = +(s.currentTime - ct0).toFixed(3);
+const duration = Number.isFinite(s.duration) ? +s.duration.toFixed(3) : null;
+const target = +(0.8 * (duration === null ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
+const reasons = [];
+if (s.fatal.length) reasons.push('fatal error: ' + JSON.stringify(s.fatal[0]));
+else if (startupMs === null) reasons.push(`playback did not start within ${STARTUP_S} s`);
+if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < required ${target} s`);
+await finish({
+  ok: reasons.length === 0, reason: reasons.join('; ') || null, url, player: s.lib || null,
+  advanced_s: advanced, required_s: target, duration, ended: s.ended, startup_ms: startupMs,
+  wall_s: +((Date.now() - w0) / 1000).toFixed(2),
+  video_width: s.videoWidth, video_height: s.videoHeight,
+  dropped_frames: s.droppedFrames ?? null, total_frames: s.totalFrames ?? null,
+  fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors,
+  blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, warnings,
+  screenshot: a.screenshot || null,
+});
