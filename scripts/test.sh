@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# THE test command: installs what is missing, then runs every check, stopping at the first failure.
+#
+#   ./scripts/test.sh
+#
+# Steps: system tools (apt, only what is missing) -> npm ci in tests/browser (only when
+# node_modules is missing or package-lock.json changed) -> cargo fmt --check -> cargo clippy
+# -D warnings -> cargo test --release -> cargo check of the fuzz crate.
+# Idempotent; with everything installed and built it only runs the cargo steps.
+# Environment: STROM_SKIP_BROWSER=1 skips the browser install and the hls.js playback tests
+# (they print SKIP). CI=true turns cargo colours off.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+FMT_COLOR=()
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_TERM_COLOR=never
+  FMT_COLOR=(--color never)        # rustfmt colours its diff on its own
+fi
+export DEBIAN_FRONTEND=noninteractive
+SKIP_BROWSER="${STROM_SKIP_BROWSER:-0}"
+
+T_START=$(date +%s.%N)
+CURRENT=""
+STEPS_DONE=0
+log() { printf '[test.sh] %s\n' "$*"; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    log "FAILED at step '${CURRENT:-setup}' (exit $rc) after $(elapsed "$T_START") s"
+  fi
+}
+trap on_exit EXIT
+
+# step NAME COMMAND...: runs one step, prints its duration; `set -e` stops at the first failure.
+step() {
+  local name="$1"; shift
+  CURRENT="$name"
+  log "---- $name: $*"
+  local t0; t0=$(date +%s.%N)
+  "$@"
+  log "---- $name: ok in $(elapsed "$t0") s"
+  STEPS_DONE=$((STEPS_DONE + 1))
+}
+
+# ---------------------------------------------------------------- system tools (apt)
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    log "need root (or sudo) to run: $*"
+    return 1
+  fi
+}
+
+install_system_tools() {
+  local need=()
+  command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+  [ -x /usr/bin/time ] || need+=(time)                      # GNU time: CPU + peak RSS in the bench
+  if [ "$SKIP_BROWSER" != "1" ]; then
+    [ -x /usr/bin/chromium ] || need+=(chromium)
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+  fi
+  # libfuzzer-sys' build script compiles libFuzzer (C++) even for `cargo check`
+  if [ -f fuzz/Cargo.toml ] && ! command -v c++ >/dev/null 2>&1; then
+    need+=(g++)
+  fi
+  if [ ${#need[@]} -eq 0 ]; then
+    log "system tools present: $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"
+    return 0
+  fi
+  log "apt-get install ${need[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${need[@]}"
+}
+
+rust_components() {
+  local comp
+  for comp in rustfmt clippy; do
+    local probe=fmt
+    [ "$comp" = clippy ] && probe=clippy
+    if ! cargo "$probe" --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null 2>&1 || { log "cargo $probe is missing and rustup is not available"; return 1; }
+      rustup component add "$comp"
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- browser test dependencies (npm)
+BROWSER_DIR="$ROOT/tests/browser"
+LOCK_STAMP="$BROWSER_DIR/node_modules/.strom-package-lock.sha256"
+
+install_browser_deps() {
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    log "playwright-core 1.65.1 needs Node.js >= 20, found $(node --version) (Debian 12 ships 18)."
+    log "Install Node.js 20+ (e.g. from NodeSource), or run with STROM_SKIP_BROWSER=1 to skip browser playback."
+    return 1
+  fi
+  local want have=""
+  want=$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)
+  [ -f "$LOCK_STAMP" ] && have=$(cat "$LOCK_STAMP")
+  if [ -d "$BROWSER_DIR/node_modules/playwright-core" ] && [ -d "$BROWSER_DIR/node_modules/hls.js" ] \
+     && [ "$want" = "$have" ]; then
+    log "tests/browser/node_modules up to date (playwright-core, hls.js)"
+    return 0
+  fi
+  # pinned by package-lock.json; never `npx playwright install`: the browser is /usr/bin/chromium
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$LOCK_STAMP"
+}
+
+fuzz_check() {
+  if [ -f fuzz/Cargo.toml ]; then
+    cargo check --manifest-path fuzz/Cargo.toml
+  else
+    log "fuzz/Cargo.toml absent: skipping the fuzz crate check"
+  fi
+}
+
+step "system tools" install_system_tools
+step "rust components" rust_components
+if [ "$SKIP_BROWSER" = "1" ]; then
+  log "STROM_SKIP_BROWSER=1: not installing browser test dependencies; playback tests will print SKIP"
+else
+  step "npm ci (tests/browser)" install_browser_deps
+fi
+step "cargo fmt" cargo fmt --all -- --check "${FMT_COLOR[@]}"
+step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo test --release" cargo test --release
+step "fuzz crate check" fuzz_check
+
+CURRENT=""
+log "ALL OK: $STEPS_DONE steps passed in $(elapsed "$T_START") s"
