@@ -290,6 +290,16 @@ impl Mp4Demuxer {
         Ok(out)
     }
 
+    /// Heap bytes of the sample index (tables and the chunk list).
+    #[cfg(test)]
+    pub(crate) fn index_heap_bytes(&self) -> usize {
+        self.tracks
+            .iter()
+            .map(|t| t.track.table.heap_bytes())
+            .sum::<usize>()
+            + self.spans.capacity() * std::mem::size_of::<Span>()
+    }
+
     fn fail(&mut self) {
         self.state = State::Failed;
         self.pending = None;

@@ -42,6 +42,9 @@ mod header;
 mod sample_table;
 mod track;
 
+#[cfg(test)]
+mod tests;
+
 pub use demuxer::{Mp4Demuxer, ReadRequest};
 pub use header::{scan_box_header, BoxHeader, MAX_HEADER_LEN};
 

@@ -176,10 +176,13 @@ impl SampleTable {
             if run.samples_per_chunk == 0 {
                 return Err(bad("stsc entry with zero samples per chunk"));
             }
-            let next = stsc.get(i + 1).map_or(chunks, |n| u64::from(n.first_chunk));
-            if next <= u64::from(run.first_chunk) {
-                return Err(bad("stsc first_chunk values not increasing"));
-            }
+            let next = match stsc.get(i + 1) {
+                Some(n) if n.first_chunk <= run.first_chunk => {
+                    return Err(bad("stsc first_chunk values not increasing"));
+                }
+                Some(n) => u64::from(n.first_chunk),
+                None => chunks,
+            };
             let span = next.min(chunks).saturating_sub(u64::from(run.first_chunk));
             held = held.saturating_add(span.saturating_mul(u64::from(run.samples_per_chunk)));
         }
@@ -225,6 +228,22 @@ impl SampleTable {
             }
         }
         Ok(())
+    }
+
+    /// Heap bytes held by the table.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let sizes = match &self.sizes {
+            Sizes::Constant(_) => 0,
+            Sizes::Table(t) => t.capacity() * 4,
+        };
+        sizes
+            + self.stts.capacity() * size_of::<TimeRun>()
+            + self.ctts.capacity() * size_of::<OffsetRun>()
+            + self.stsc.capacity() * size_of::<ChunkRun>()
+            + self.chunk_offsets.capacity() * 8
+            + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
     }
 
     /// Number of samples.
