@@ -23,8 +23,8 @@ use strom::ErrorKind;
 
 // x264 High@3.1 1280x720 25 fps parameter sets.
 const SPS: &[u8] = &[
-    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02,
-    0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
+    0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02, 0x80,
+    0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
 ];
 const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 const PAYLOAD: &[u8] = &[0u8; 256];
@@ -54,8 +54,9 @@ struct Tracks {
 
 impl Tracks {
     fn new() -> Self {
-        let h264 = H264Config::from_parameter_sets(Bytes::from_static(SPS), Bytes::from_static(PPS))
-            .expect("constant SPS/PPS parse");
+        let h264 =
+            H264Config::from_parameter_sets(Bytes::from_static(SPS), Bytes::from_static(PPS))
+                .expect("constant SPS/PPS parse");
         let aac = AacConfig::from_asc(build_asc(2, 3, 2)).expect("constant ASC parses");
         Tracks {
             video: TrackInfo::new(1, Timescale::MPEG, CodecConfig::H264(h264)),
@@ -72,9 +73,16 @@ struct Checker {
 
 impl Checker {
     fn segment(&mut self, s: &Segment) {
-        assert_eq!(s.sequence, self.next_sequence, "sequence numbers increase by one");
+        assert_eq!(
+            s.sequence, self.next_sequence,
+            "sequence numbers increase by one"
+        );
         self.next_sequence += 1;
-        assert!(s.duration.ticks() >= 0, "negative duration {:?}", s.duration);
+        assert!(
+            s.duration.ticks() >= 0,
+            "negative duration {:?}",
+            s.duration
+        );
         let first = s.frames.first().expect("segments are never empty");
         let reference = s
             .tracks
@@ -82,7 +90,10 @@ impl Checker {
             .find(|t| t.kind == MediaKind::Video)
             .or_else(|| s.tracks.iter().find(|t| t.kind == MediaKind::Audio))
             .expect("a segment has a reference track");
-        assert_eq!(first.track, reference.id, "segment starts on the reference track");
+        assert_eq!(
+            first.track, reference.id,
+            "segment starts on the reference track"
+        );
         assert!(
             reference.kind == MediaKind::Audio || first.is_keyframe(),
             "video segment starts on a keyframe"
@@ -119,7 +130,11 @@ fuzz_target!(|data: &[u8]| {
     opts.max_events = 1 + input.u8() as usize % 8;
     let mut seg = Segmenter::new(opts).expect("valid options");
     let tracks = Tracks::new();
-    let scales = [Timescale::MPEG, Timescale::new(48_000).unwrap(), Timescale::MILLIS];
+    let scales = [
+        Timescale::MPEG,
+        Timescale::new(48_000).unwrap(),
+        Timescale::MILLIS,
+    ];
     let mut check = Checker {
         next_sequence: 0,
         pushed: 0,
@@ -180,7 +195,12 @@ fuzz_target!(|data: &[u8]| {
     check.drain(&mut seg);
     assert_eq!(seg.buffered_frames(), 0, "finish flushes the open segment");
     // Pushing after finish is a usage error and the frame is counted as dropped.
-    let f = Frame::new(1, Timestamp::zero(Timescale::MPEG), Timestamp::zero(Timescale::MPEG), Bytes::new());
+    let f = Frame::new(
+        1,
+        Timestamp::zero(Timescale::MPEG),
+        Timestamp::zero(Timescale::MPEG),
+        Bytes::new(),
+    );
     check.pushed += 1;
     assert_eq!(seg.push(f.into()).unwrap_err().kind(), ErrorKind::Usage);
     check.drain(&mut seg);

@@ -861,6 +861,122 @@ mod tests {
         assert_eq!(seg.push(af(2, 99)).unwrap_err().kind(), ErrorKind::Usage);
     }
 
+    /// A real x264 + AAC capture (FLV, B-frames, GOP of 25 at 25 fps): the segments
+    /// start exactly at the keyframes ffprobe reports, with the rule applied to them.
+    #[test]
+    fn flv_capture_cuts_where_ffprobe_sees_keyframes() {
+        use crate::ingest::flv::FlvDemuxer;
+        use std::process::Command;
+
+        let dir = std::env::temp_dir().join(format!("strom-segmenter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let flv = dir.join("x264-aac.flv");
+        let ok = Command::new("ffmpeg")
+            .args(["-y", "-v", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc=size=320x240:rate=25:duration=4")
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=4",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-threads",
+                "1",
+                "-g",
+                "25",
+                "-keyint_min",
+                "25",
+            ])
+            .args([
+                "-sc_threshold",
+                "0",
+                "-bf",
+                "2",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-f",
+                "flv",
+            ])
+            .arg(&flv)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ffmpeg could not generate the capture");
+        let probe = |stream: &str| -> Vec<(i64, bool)> {
+            let out = Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", stream])
+                .args(["-show_entries", "packet=pts,flags", "-of", "csv=p=0"])
+                .arg(&flv)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (pts, flags) = l.split_once(',').unwrap();
+                    (pts.parse().unwrap(), flags.starts_with('K'))
+                })
+                .collect()
+        };
+        // FLV time base is 1/1000: pts in milliseconds, packets in decode order.
+        let video = probe("v:0");
+        let audio = probe("a:0");
+        assert_eq!(video.len(), 100);
+        let mut expected = Vec::new(); // (start pts, index of the keyframe in decode order)
+        for (i, &(pts, key)) in video.iter().enumerate() {
+            let cut = match expected.last() {
+                None => key,
+                Some(&(start, _)) => key && pts >= start + 1000,
+            };
+            if cut {
+                expected.push((pts, i));
+            }
+        }
+        assert_eq!(expected.len(), 4);
+
+        let bytes = Bytes::from(std::fs::read(&flv).unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+        let mut chain = FlvDemuxer::new().then(Segmenter::new(opts(1000)).unwrap());
+        chain.push(bytes).unwrap();
+        let mut out = drain(&mut chain).unwrap();
+        chain.finish().unwrap();
+        out.extend(drain(&mut chain).unwrap());
+        let (_, seg) = chain.into_inner();
+
+        let starts: Vec<i64> = out.iter().map(|s| s.start.as_millis()).collect();
+        assert_eq!(starts, expected.iter().map(|e| e.0).collect::<Vec<_>>());
+        for (i, s) in out.iter().enumerate() {
+            let video_frames = s
+                .frames
+                .iter()
+                .filter(|f| f.track == s.frames[0].track)
+                .count();
+            let end = expected.get(i + 1).map_or(video.len(), |e| e.1);
+            assert_eq!(
+                video_frames,
+                end - expected[i].1,
+                "segment {i} video frames"
+            );
+            if let Some(next) = expected.get(i + 1) {
+                assert_eq!(s.duration.as_millis(), next.0 - expected[i].0);
+            } else {
+                let last_end = video[expected[i].1..].iter().map(|v| v.0).max().unwrap() + 40;
+                assert_eq!(s.duration.as_millis(), last_end - expected[i].0);
+            }
+        }
+        let emitted: usize = out.iter().map(|s| s.frames.len()).sum();
+        assert_eq!(
+            emitted as u64 + seg.dropped_frames(),
+            (video.len() + audio.len()) as u64
+        );
+    }
+
     /// Small deterministic PRNG for the randomised test.
     struct XorShift(u64);
     impl XorShift {
