@@ -198,8 +198,8 @@ impl Segmenter {
     }
 
     /// Frames dropped so far: before the first reference keyframe, between a forced
-    /// cut and the next reference keyframe, of undeclared tracks, or discarded with a
-    /// segment that hit a limit. Every pushed frame is either emitted in exactly one
+    /// cut and the next reference keyframe, of undeclared tracks, discarded with a
+    /// segment that hit a limit, or refused by a `push` that returned a usage error. Every pushed frame is either emitted in exactly one
     /// segment, buffered ([`Segmenter::buffered_frames`]) or counted here.
     pub fn dropped_frames(&self) -> u64 {
         self.dropped

@@ -227,16 +227,6 @@ impl MediaPlaylist {
     }
 }
 
-impl std::fmt::Display for PlaylistType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PlaylistType::Live => "LIVE",
-            PlaylistType::Event => "EVENT",
-            PlaylistType::Vod => "VOD",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
