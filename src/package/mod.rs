@@ -6,3 +6,5 @@ mod segment;
 pub use segment::Segment;
 mod segmenter;
 pub use segmenter::{Segmenter, SegmenterOptions};
+mod vod;
+pub use vod::{VodOutput, VodPackager, VodPackagerOptions, VodSummary};

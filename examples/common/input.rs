@@ -1,0 +1,157 @@
+//! File adapter shared by the examples and the integration tests: reads an FLV or
+//! MP4 file (detected from its content) and hands its items to a callback. All the
+//! format logic lives in the sans-IO demuxers; this only moves bytes.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use bytes::BytesMut;
+use strom::container::mp4::Mp4Demuxer;
+use strom::ingest::flv::FlvDemuxer;
+use strom::media::Item;
+use strom::pipeline::Stage;
+
+/// Container formats the adapter reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Flash Video.
+    Flv,
+    /// ISO BMFF / MP4 (progressive).
+    Mp4,
+}
+
+/// Detects the format from the first bytes of a file (at least 12).
+pub fn detect(head: &[u8]) -> Option<Format> {
+    if head.len() >= 3 && &head[..3] == b"FLV" {
+        return Some(Format::Flv);
+    }
+    if head.len() >= 8 {
+        let t = &head[4..8];
+        if [
+            b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"styp",
+        ]
+        .iter()
+        .any(|k| t == *k)
+        {
+            return Some(Format::Mp4);
+        }
+    }
+    None
+}
+
+/// Errors of the adapter: IO or the library's typed error.
+#[derive(Debug)]
+pub enum InputError {
+    /// Reading the file failed.
+    Io(io::Error),
+    /// The content is not an FLV or MP4 file.
+    UnknownFormat,
+    /// The demuxer (or the callback) rejected the input.
+    Media(strom::Error),
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Io(e) => write!(f, "read error: {e}"),
+            InputError::UnknownFormat => {
+                f.write_str("input is neither FLV nor MP4 (detected from content)")
+            }
+            InputError::Media(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for InputError {
+    fn from(e: io::Error) -> Self {
+        InputError::Io(e)
+    }
+}
+impl From<strom::Error> for InputError {
+    fn from(e: strom::Error) -> Self {
+        InputError::Media(e)
+    }
+}
+
+/// Progress reported to the callback: bytes of the file consumed so far.
+pub type Progress = u64;
+
+const FLV_CHUNK: usize = 256 * 1024;
+
+/// Reads `path` and calls `sink` with every item, in order, and the bytes read so far.
+pub fn read_file(
+    path: &Path,
+    mut sink: impl FnMut(Item, Progress) -> Result<(), strom::Error>,
+) -> Result<Format, InputError> {
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut head = [0u8; 12];
+    let n = read_up_to(&mut file, &mut head)?;
+    let format = detect(&head[..n]).ok_or(InputError::UnknownFormat)?;
+    file.seek(SeekFrom::Start(0))?;
+    match format {
+        Format::Flv => {
+            let mut demux = FlvDemuxer::new();
+            let mut read = 0u64;
+            loop {
+                let mut buf = BytesMut::zeroed(FLV_CHUNK);
+                let n = read_up_to(&mut file, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                read += n as u64;
+                demux.push(buf.freeze())?;
+                while let Some(item) = demux.poll() {
+                    sink(item?, read)?;
+                }
+            }
+            demux.finish()?;
+            while let Some(item) = demux.poll() {
+                sink(item?, read)?;
+            }
+        }
+        Format::Mp4 => {
+            let mut demux = Mp4Demuxer::new(size);
+            let mut read = 0u64;
+            loop {
+                while let Some(item) = demux.poll_item() {
+                    sink(item?, read)?;
+                }
+                let Some(req) = demux.poll_read() else {
+                    break;
+                };
+                file.seek(SeekFrom::Start(req.offset))?;
+                let mut buf = BytesMut::zeroed(req.len);
+                file.read_exact(&mut buf)?;
+                read = read.max(req.end());
+                demux.supply(req.offset, buf.freeze())?;
+            }
+        }
+    }
+    Ok(format)
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Convenience for tests: all items of a file.
+pub fn read_items(path: &Path) -> Result<Vec<Item>, InputError> {
+    let mut v = Vec::new();
+    read_file(path, |i, _| {
+        v.push(i);
+        Ok(())
+    })?;
+    Ok(v)
+}

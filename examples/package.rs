@@ -1,0 +1,172 @@
+//! HLS VOD packager: an FLV or MP4 file in, MPEG-TS segments and playlists out.
+//!
+//! ```sh
+//! cargo run --release --example package -- INPUT --out DIR [--segment-duration SECS]
+//! ```
+//!
+//! Writes `DIR/index.m3u8` (multivariant), `DIR/media.m3u8` and `DIR/segmentNNNNN.ts`.
+//! Segments are written as they are cut (memory stays at about one segment); the
+//! playlists are written last, each to a temporary name then renamed, so a failed
+//! run leaves no playlist that looks complete. Exits non-zero with a message on error.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use common::input::{read_file, InputError};
+use strom::package::{VodOutput, VodPackager, VodPackagerOptions};
+use strom::pipeline::Stage;
+use strom::time::Timestamp;
+
+struct Args {
+    input: PathBuf,
+    out: PathBuf,
+    segment_ms: i64,
+}
+
+const USAGE: &str = "usage: package INPUT --out DIR [--segment-duration SECS]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut input = None;
+    let mut out = None;
+    let mut segment_ms = 6000;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" | "-o" => out = Some(PathBuf::from(it.next().ok_or(USAGE)?)),
+            "--segment-duration" => {
+                let v = it.next().ok_or(USAGE)?;
+                segment_ms = parse_millis(&v).ok_or(format!("bad --segment-duration {v:?}"))?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            _ if input.is_none() && !a.starts_with('-') => input = Some(PathBuf::from(a)),
+            _ => return Err(format!("unexpected argument {a:?}\n{USAGE}")),
+        }
+    }
+    Ok(Args {
+        input: input.ok_or(USAGE)?,
+        out: out.ok_or(USAGE)?,
+        segment_ms,
+    })
+}
+
+/// "6", "2.5", "0.040" -> milliseconds, without floating point.
+fn parse_millis(s: &str) -> Option<i64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 3 || (whole.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let f: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse().ok()?
+    };
+    let ms = w.checked_mul(1000)?.checked_add(f)?;
+    (ms > 0).then_some(ms)
+}
+
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let started = Instant::now();
+    fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let mut opts = VodPackagerOptions::default();
+    // Playlists of an earlier run would describe segments we are about to replace.
+    for p in [&opts.multivariant_playlist, &opts.media_playlist] {
+        let _ = fs::remove_file(args.out.join(p));
+    }
+    opts.segmenter.target_duration = Timestamp::from_millis(args.segment_ms);
+    let mut packager = VodPackager::new(opts).map_err(|e| e.to_string())?;
+    let total = fs::metadata(&args.input)
+        .map_err(|e| format!("{}: {e}", args.input.display()))?
+        .len();
+    let mut last_report = Instant::now();
+    let mut io_err: Option<String> = None;
+    let mut store = |out: VodOutput, dir: &Path| -> Result<(), strom::Error> {
+        let r = match &out {
+            VodOutput::Segment { name, data, .. } => fs::write(dir.join(name), data),
+            VodOutput::Playlist { name, text } => write_atomic(dir, name, text.as_bytes()),
+            _ => Ok(()),
+        };
+        r.map_err(|e| {
+            io_err = Some(format!("{}: {e}", dir.join(out.name()).display()));
+            strom::Error::usage("output write failed")
+        })
+    };
+    let res = read_file(&args.input, |item, read| {
+        packager.push(item)?;
+        while let Some(out) = packager.poll() {
+            store(out?, &args.out)?;
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            let s = packager.summary();
+            eprintln!(
+                "progress: {:>3}% of input, {} segments, {:.1} s of media",
+                read * 100 / total.max(1),
+                s.segments,
+                s.duration_ms as f64 / 1000.0
+            );
+        }
+        Ok(())
+    })
+    .and_then(|_| {
+        packager.finish()?;
+        while let Some(out) = packager.poll() {
+            store(out?, &args.out)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        return Err(match (e, io_err) {
+            (_, Some(io)) => io,
+            (InputError::Media(e), None) => format!("{}: {e}", args.input.display()),
+            (e, None) => format!("{}: {e}", args.input.display()),
+        });
+    }
+    let s = packager.summary();
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "packaged {} segments, {:.3} s of media, {:.1} MB in {:.2} s ({:.0}x realtime, {:.0} MB/s) -> {}",
+        s.segments,
+        s.duration_ms as f64 / 1000.0,
+        s.bytes as f64 / 1e6,
+        wall,
+        s.duration_ms as f64 / 1000.0 / wall.max(1e-9),
+        total as f64 / 1e6 / wall.max(1e-9),
+        args.out.join("index.m3u8").display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("package: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
