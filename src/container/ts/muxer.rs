@@ -462,7 +462,9 @@ impl TsMuxer {
     /// frame in order, then the grouped audio, so that the segment decodes alone.
     ///
     /// Track configurations in `seg.tracks` that differ from the current ones are
-    /// adopted first, as by [`update_track`](Self::update_track). If a frame fails,
+    /// adopted first, as by [`update_track`](Self::update_track); a track id the muxer
+    /// does not know is an [`Error::usage`] (PIDs are fixed at construction: a new track
+    /// set needs a new muxer). If a frame fails,
     /// `out` is truncated back to its length before this segment's tables and the
     /// continuity counters and PCR clock are restored, so the next segment continues
     /// the stream as if this one had not been written.
