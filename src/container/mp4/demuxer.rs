@@ -112,8 +112,9 @@ struct Pending {
 /// as signed 32-bit, as FFmpeg does); both then get the edit list shift: leading empty
 /// edits delay the track, and the first media edit's `media_time` is subtracted, so the
 /// first presented sample is at 0 and `dts` may start negative (what FFmpeg reports).
-/// Further edits are not applied. `duration` is the `stts` delta; the keyframe flag comes
-/// from `stss` (every sample is sync without `stss`).
+/// Further edits are not applied. `duration` is the `stts` delta (FFmpeg reports the last
+/// sample's duration cut to the end of the edit instead); the keyframe flag comes from
+/// `stss` (every sample is sync without `stss`).
 ///
 /// After an error (returned by [`Mp4Demuxer::supply`] or [`Mp4Demuxer::poll_item`]) the
 /// demuxer is failed: it requests and yields nothing more.
