@@ -271,3 +271,77 @@ fn every_truncation_is_a_typed_error_at_finish() {
         assert_eq!(body, &all[..body.len()], "prefix {n}");
     }
 }
+
+/// Demux throughput on a synthetic 5 Mbit/s-like stream (20 kB video tags at 30 fps,
+/// 370-byte AAC tags at 43 per second). Run with
+/// `cargo test --release --test flv_roundtrip -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn demux_throughput() {
+    use strom::media::{Frame, FrameFlags};
+    use strom::time::{Timescale, Timestamp};
+
+    // A real avcC and ASC from the FFmpeg file, synthetic payloads.
+    let (items, _) = demux_chunked(&av_file(), || usize::MAX);
+    let tracks: Vec<Item> = items
+        .iter()
+        .filter(|i| matches!(i, Item::Event(Event::TrackAdded(_))))
+        .cloned()
+        .collect();
+    let video = Bytes::from([&20_000u32.to_be_bytes()[..], &[0x41; 20_000]].concat());
+    let audio = Bytes::from(vec![0x21; 370]);
+    let mut mux = FlvMuxer::new();
+    let mut file = BytesMut::new();
+    for t in &tracks {
+        mux.write(t, &mut file).unwrap();
+    }
+    let (mut v, mut a) = (0i64, 0i64);
+    while file.len() < 256 << 20 {
+        let item = if v * 1000 / 30 <= a * 1024 * 1000 / 44_100 {
+            let t = Timestamp::from_millis(v * 1000 / 30);
+            v += 1;
+            Frame::new(VIDEO_TRACK, t, t, video.clone()).with_flags(if v % 60 == 1 {
+                FrameFlags::KEYFRAME
+            } else {
+                FrameFlags::NONE
+            })
+        } else {
+            let t = Timestamp::new(a * 1024 * 1000 / 44_100, Timescale::MILLIS);
+            a += 1;
+            Frame::new(AUDIO_TRACK, t, t, audio.clone()).with_flags(FrameFlags::KEYFRAME)
+        };
+        mux.write(&Item::Frame(item), &mut file).unwrap();
+    }
+    let file = file.freeze();
+    for (label, chunk) in [
+        ("whole buffer", usize::MAX),
+        ("64 KiB chunks", 64 << 10),
+        ("4 KiB chunks", 4 << 10),
+    ] {
+        let mut best = f64::MAX;
+        let mut frames = 0;
+        for _ in 0..3 {
+            // Items are dropped as they come, as in a pipeline.
+            let start = std::time::Instant::now();
+            let mut demux = FlvDemuxer::new();
+            let mut n = 0;
+            for c in file.chunks(chunk) {
+                demux.push(file.slice_ref(c)).unwrap();
+                while let Some(item) = demux.poll() {
+                    item.unwrap();
+                    n += 1;
+                }
+            }
+            demux.finish().unwrap();
+            n += std::iter::from_fn(|| demux.poll()).count();
+            best = best.min(start.elapsed().as_secs_f64());
+            frames = n;
+        }
+        eprintln!(
+            "FlvDemuxer, {label}: {:.2} GB/s ({} MiB, {frames} items, {:.0} ns/item)",
+            file.len() as f64 / best / 1e9,
+            file.len() >> 20,
+            best * 1e9 / frames as f64
+        );
+    }
+}

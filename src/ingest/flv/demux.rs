@@ -23,6 +23,9 @@ use crate::media::{
 use crate::pipeline::Stage;
 use crate::time::{Rollover, Timescale, Timestamp};
 
+/// Most bytes reserved for a partial unit beyond those that have arrived.
+const RESERVE_AHEAD: usize = 256 << 10;
+
 /// Track id of the video track of an FLV stream.
 pub const VIDEO_TRACK: TrackId = 1;
 /// Track id of the audio track of an FLV stream.
@@ -104,8 +107,9 @@ impl TrackState {
 ///
 /// Accepts the input in chunks of any size (one byte at a time works) and parses tags
 /// lazily in [`Stage::poll`]. Payloads are zero-copy slices of the pushed [`Bytes`];
-/// a tag that spans chunks is copied once, when it completes. At most one tag is
-/// buffered, and memory grows only as its bytes arrive.
+/// a tag that spans chunks is copied once into a buffer of its own. At most one tag
+/// is buffered, and that buffer grows as the tag's bytes arrive (reserving at most
+/// 256 KiB ahead of them, whatever `DataSize` claims).
 ///
 /// Output (E.4 of the Adobe FLV v10.1 specification, Enhanced RTMP v2):
 /// * video is track [`VIDEO_TRACK`] (1), audio [`AUDIO_TRACK`] (2), both in
@@ -318,18 +322,27 @@ impl FlvDemuxer {
     fn fill(&mut self, n: usize) -> bool {
         if self.partial.is_empty() {
             if self.cur.len() >= n {
-                return true;
+                return true; // the fast path: the unit lies in one chunk
             }
-            // A short tail: start a partial unit (the only copy of these bytes).
-            self.partial.extend_from_slice(&self.cur);
-            self.cur = Bytes::new();
-            return false;
+            if self.cur.is_empty() {
+                return false;
+            }
         }
         let have = self.partial.len();
         if have < n {
             let take = (n - have).min(self.cur.len());
+            // Reserve for the rest of the unit up to a fixed bound, so that a unit
+            // spanning chunks is copied once, while a hostile size reserves at most
+            // the bound before its bytes arrive.
+            if self.partial.capacity() - have < take {
+                self.partial
+                    .reserve((n - have).min(RESERVE_AHEAD).max(take));
+            }
             self.partial.extend_from_slice(&self.cur[..take]);
             self.cur.advance(take);
+            if self.cur.is_empty() {
+                self.cur = Bytes::new(); // release the chunk
+            }
         }
         self.partial.len() >= n
     }
@@ -735,5 +748,500 @@ impl Stage for FlvDemuxer {
             return self.end_of_input();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::amf0::{self, Value};
+    use crate::ingest::flv::test_util::*;
+    use crate::ErrorKind;
+
+    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00];
+    const P: &[u8] = &[0x41, 0x9a, 0x02];
+
+    fn events(items: &[Item]) -> Vec<&Event> {
+        items.iter().filter_map(Item::as_event).collect()
+    }
+    fn frames(items: &[Item]) -> Vec<&Frame> {
+        items.iter().filter_map(Item::as_frame).collect()
+    }
+
+    #[test]
+    fn avc_frames_timestamps_and_flags() {
+        let f = file(&[
+            (TagType::Video, 0, avc_body(1, 0, 0, &avcc(4))),
+            (TagType::Video, 0, avc_body(1, 1, 80, &prefixed(&[IDR], 4))),
+            (
+                TagType::Video,
+                40,
+                avc_body(2, 1, -40, &prefixed(&[P, P], 4)),
+            ),
+            (TagType::Video, 80, avc_body(3, 1, 0, &prefixed(&[P], 4))),
+            (TagType::Video, 120, avc_body(1, 2, 0, &[])), // end of sequence: ignored
+        ]);
+        let mut d = FlvDemuxer::new();
+        let items = items(&mut d, f.clone());
+        let Item::Event(Event::TrackAdded(info)) = &items[0] else {
+            panic!("{:?}", items[0])
+        };
+        assert_eq!((info.id, info.timescale), (VIDEO_TRACK, Timescale::MILLIS));
+        assert_eq!(info.config.resolution(), Some((1280, 720)));
+        let fr = frames(&items);
+        assert_eq!(fr.len(), 3);
+        assert_eq!(
+            (fr[0].dts.ticks(), fr[0].pts.ticks(), fr[0].is_keyframe()),
+            (0, 80, true)
+        );
+        assert_eq!(
+            (fr[1].dts.ticks(), fr[1].pts.ticks(), fr[1].is_keyframe()),
+            (40, 0, false)
+        );
+        assert!(fr[2].flags.contains(FrameFlags::DISPOSABLE));
+        assert_eq!(&fr[1].data[..], &prefixed(&[P, P], 4)[..]);
+        // Zero copy: the payload points into the pushed buffer.
+        let range = f.as_ptr_range();
+        assert!(range.contains(&fr[1].data.as_ptr()));
+        assert_eq!(items.last(), Some(&Item::Event(Event::EndOfStream)));
+        assert_eq!(d.header().map(|h| h.has_video()), Some(true));
+    }
+
+    #[test]
+    fn short_nal_lengths_become_canonical() {
+        let f = file(&[
+            (TagType::Video, 0, avc_body(1, 0, 0, &avcc(2))),
+            (
+                TagType::Video,
+                0,
+                avc_body(1, 1, 0, &prefixed(&[IDR, P], 2)),
+            ),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), f);
+        assert_eq!(&frames(&items)[0].data[..], &prefixed(&[IDR, P], 4)[..]);
+    }
+
+    #[test]
+    fn frames_before_a_sequence_header_are_skipped() {
+        let f = file(&[
+            (TagType::Video, 0, avc_body(1, 1, 0, &prefixed(&[IDR], 4))),
+            (TagType::Audio, 0, vec![0xaf, 1, 0x21]),
+            (TagType::Audio, 0, vec![0x2f, 0xff, 0xfb]), // MP3: skipped
+            (TagType::Video, 40, avc_body(1, 0, 0, &avcc(4))),
+            (TagType::Video, 40, avc_body(1, 1, 0, &prefixed(&[IDR], 4))),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), f);
+        assert!(matches!(items[0], Item::Event(Event::TrackAdded(_))));
+        assert_eq!(frames(&items).len(), 1);
+        assert_eq!(frames(&items)[0].dts.ticks(), 40);
+    }
+
+    #[test]
+    fn sequence_headers_add_then_change_tracks() {
+        let other_asc = vec![0xaf, 0, 0x11, 0x90]; // 48 kHz stereo
+        let f = file(&[
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]), // repeated: nothing
+            (TagType::Audio, 0, vec![0xaf, 1, 0x21]),
+            (TagType::Audio, 23, other_asc),
+            (TagType::Audio, 23, vec![0xaf, 1, 0x21]),
+        ]);
+        let mut d = FlvDemuxer::new();
+        let items = items(&mut d, f);
+        let ev = events(&items);
+        assert!(matches!(ev[0], Event::TrackAdded(t) if t.id == AUDIO_TRACK));
+        assert!(matches!(ev[1], Event::TrackChanged(t) if t.config == *d.audio_config().unwrap()));
+        assert_eq!(ev.len(), 3); // + EndOfStream
+        let fr = frames(&items);
+        assert!(fr
+            .iter()
+            .all(|f| f.is_keyframe() && f.dts == f.pts && f.track == AUDIO_TRACK));
+        match d.audio_config() {
+            Some(CodecConfig::Aac(c)) => assert_eq!(c.sample_rate, 48_000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn timestamp_jumps_and_wraps() {
+        let aac = |ts: u32| (TagType::Audio, ts, vec![0xaf, 1, 0x21]);
+        let f = file(&[
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+            aac(0),
+            aac(23),
+            aac(20_000), // +20 s: discontinuity
+            aac(19_000), // back exactly 1 s: tolerated
+            aac(17_000), // back 2 s: discontinuity
+            aac(u32::MAX - 9),
+            aac(5),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), f);
+        let mut seen = Vec::new();
+        for i in &items {
+            match i {
+                Item::Frame(f) => seen.push(f.dts.ticks()),
+                Item::Event(Event::Discontinuity { track: None }) => seen.push(-1),
+                _ => {}
+            }
+        }
+        // 17 000 -> 2^32 - 10 unwraps to the nearest candidate, -10: more than 1 s
+        // back, a discontinuity; then 5 continues from -10.
+        assert_eq!(
+            seen,
+            vec![0, 23, -1, 20_000, 19_000, -1, 17_000, -1, -10, 5]
+        );
+    }
+
+    #[test]
+    fn thirty_two_bit_wrap_is_continuous() {
+        let aac = |ts: u32| (TagType::Audio, ts, vec![0xaf, 1, 0x21]);
+        let f = file(&[
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+            aac(u32::MAX - 20),
+            aac(u32::MAX),
+            aac(2),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), f);
+        let dts: Vec<i64> = frames(&items).iter().map(|f| f.dts.ticks()).collect();
+        assert_eq!(dts, vec![(1 << 32) - 21, (1 << 32) - 1, (1 << 32) + 2]);
+        assert!(!items
+            .iter()
+            .any(|i| matches!(i, Item::Event(Event::Discontinuity { .. }))));
+    }
+
+    #[test]
+    fn jump_thresholds_are_options() {
+        let aac = |ts: u32| (TagType::Audio, ts, vec![0xaf, 1, 0x21]);
+        let f = file(&[
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+            aac(0),
+            aac(3000),
+        ]);
+        let opts = FlvDemuxerOptions {
+            max_forward_jump: Timestamp::from_secs(2),
+            ..FlvDemuxerOptions::default()
+        };
+        let jumped = items(&mut FlvDemuxer::with_options(opts), f.clone());
+        assert!(jumped
+            .iter()
+            .any(|i| matches!(i, Item::Event(Event::Discontinuity { .. }))));
+        let default = items(&mut FlvDemuxer::new(), f);
+        assert!(!default
+            .iter()
+            .any(|i| matches!(i, Item::Event(Event::Discontinuity { .. }))));
+    }
+
+    fn script(values: &[Value]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        amf0::encode_all(values, &mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn script_tags_become_data_events() {
+        let meta = script(&[
+            "onMetaData".into(),
+            Value::ecma_array([
+                ("width", Value::Number(1280.0)),
+                ("videodatarate", Value::Number(2500.0)),
+            ]),
+        ]);
+        let cue = script(&["onCuePoint".into(), Value::object([("name", "ad".into())])]);
+        let f = file(&[
+            (TagType::Script, 0, meta.clone()),
+            (TagType::Video, 0, avc_body(1, 0, 0, &avcc(4))),
+            (TagType::Script, 5000, cue.clone()),
+        ]);
+        let mut d = FlvDemuxer::new();
+        let items = items(&mut d, f);
+        assert_eq!(
+            items[0],
+            Item::Event(Event::Data {
+                at: Timestamp::from_millis(0),
+                name: "onMetaData".into(),
+                payload: Bytes::from(meta),
+            })
+        );
+        let Item::Event(Event::TrackAdded(info)) = &items[1] else {
+            panic!()
+        };
+        assert_eq!(info.bitrate, Some(2_500_000));
+        assert!(
+            matches!(&items[2], Item::Event(Event::Data { at, name, payload })
+            if at.ticks() == 5000 && name == "onCuePoint" && payload[..] == cue[..])
+        );
+        assert_eq!(d.metadata().unwrap().width(), Some(1280));
+    }
+
+    #[test]
+    fn tag_errors_carry_the_tag_offset_and_do_not_stop_the_demuxer() {
+        let bad_amf = vec![0x02, 0x00, 0x0a, b'o', b'n'];
+        let bad_nal = avc_body(1, 1, 0, &[0, 0, 0, 9, 1]);
+        let f = file(&[
+            (TagType::Script, 0, bad_amf.clone()),            // offset 13
+            (TagType::Video, 0, avc_body(1, 0, 0, &avcc(4))), // 13 + 15 + 5
+            (TagType::Video, 0, bad_nal),
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+        ]);
+        let out = run(&mut FlvDemuxer::new(), f);
+        let e = out[0].as_ref().unwrap_err();
+        assert_eq!((e.kind(), e.offset()), (ErrorKind::Malformed, Some(13)));
+        assert!(matches!(out[1], Ok(Item::Event(Event::TrackAdded(_)))));
+        let avcc_tag = 15 + 5 + avcc(4).len() as u64;
+        let e = out[2].as_ref().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.offset()),
+            (
+                ErrorKind::Malformed,
+                Some(13 + 15 + bad_amf.len() as u64 + avcc_tag)
+            )
+        );
+        assert!(matches!(out[3], Ok(Item::Event(Event::TrackAdded(_)))));
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn filter_bit_unknown_types_and_strict_sizes() {
+        let mut f = file(&[
+            (TagType::Other(15), 0, vec![1, 2, 3]),
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+        ])
+        .to_vec();
+        let out = run(&mut FlvDemuxer::new(), Bytes::from(f.clone()));
+        assert!(matches!(out[0], Ok(Item::Event(Event::TrackAdded(_)))));
+        // Set the Filter bit on the audio tag.
+        f[13 + 18] |= 0x20;
+        let out = run(&mut FlvDemuxer::new(), Bytes::from(f.clone()));
+        assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Unsupported);
+        assert_eq!(out[0].as_ref().unwrap_err().offset(), Some(31));
+        // A wrong PreviousTagSize: tolerated by default, an error when strict.
+        f[13 + 18] &= !0x20;
+        f[13 + 17] = 0x55;
+        assert!(run(&mut FlvDemuxer::new(), Bytes::from(f.clone()))
+            .iter()
+            .all(|r| r.is_ok()));
+        let strict = FlvDemuxerOptions {
+            previous_tag_size: PreviousTagSizePolicy::Strict,
+            ..FlvDemuxerOptions::default()
+        };
+        let out = run(&mut FlvDemuxer::with_options(strict), Bytes::from(f));
+        assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Malformed);
+        assert!(matches!(out[1], Ok(Item::Event(Event::TrackAdded(_)))));
+    }
+
+    #[test]
+    fn hostile_data_size_does_not_allocate_up_front() {
+        let mut f = file(&[]).to_vec();
+        f.extend_from_slice(&[9, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&[0x17; 10]);
+        let mut d = FlvDemuxer::new();
+        for b in &f {
+            d.push(Bytes::copy_from_slice(&[*b])).unwrap();
+            assert!(d.poll().is_none());
+        }
+        // 21 bytes arrived: the bound, not the 16 MiB the header claims.
+        let cap = d.partial.capacity();
+        assert!(cap <= RESERVE_AHEAD + 64, "reserved {cap}");
+        let e = d.finish().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message(), e.offset()),
+            (ErrorKind::Malformed, "truncated FLV tag", Some(13))
+        );
+        assert_eq!(d.poll().unwrap().unwrap(), Item::Event(Event::EndOfStream));
+        assert!(d.poll().is_none());
+
+        // With a lower cap the size itself is refused, and the demuxer stops.
+        let opts = FlvDemuxerOptions {
+            max_tag_size: 1 << 20,
+            ..FlvDemuxerOptions::default()
+        };
+        let mut d = FlvDemuxer::with_options(opts);
+        d.push(Bytes::from(f)).unwrap();
+        let e = d.poll().unwrap().unwrap_err();
+        assert_eq!((e.kind(), e.offset()), (ErrorKind::Limit, Some(13)));
+        assert!(d.poll().is_none());
+        assert_eq!(
+            d.push(Bytes::from_static(b"x")).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        d.finish().unwrap();
+        assert_eq!(d.poll().unwrap().unwrap(), Item::Event(Event::EndOfStream));
+    }
+
+    #[test]
+    fn bad_headers_are_fatal() {
+        let mut d = FlvDemuxer::new();
+        d.push(Bytes::from_static(b"FLX")).unwrap();
+        assert_eq!(d.poll().unwrap().unwrap_err().kind(), ErrorKind::Malformed);
+        assert!(d.poll().is_none());
+        let mut d = FlvDemuxer::new();
+        d.push(Bytes::from_static(b"FLV\x01\x05\0\0\0\x05\0\0\0\0"))
+            .unwrap();
+        assert_eq!(d.poll().unwrap().unwrap_err().offset(), Some(5));
+        // A larger DataOffset is skipped, even a byte at a time.
+        let mut f = b"FLV\x01\x04\0\0\0\x0c\xaa\xbb\xcc\0\0\0\0".to_vec();
+        let mut tags = BytesMut::new();
+        crate::ingest::flv::write_tag(TagType::Audio, 0, &[0xaf, 0, 0x12, 0x10], &mut tags)
+            .unwrap();
+        f.extend_from_slice(&tags);
+        let mut d = FlvDemuxer::new();
+        let mut out = Vec::new();
+        for b in &f {
+            d.push(Bytes::copy_from_slice(&[*b])).unwrap();
+            while let Some(i) = d.poll() {
+                out.push(i.unwrap());
+            }
+        }
+        d.finish().unwrap();
+        assert!(matches!(out[0], Item::Event(Event::TrackAdded(_))));
+        assert_eq!(d.header().unwrap().data_offset, 12);
+        // Empty input: a clean end.
+        let mut d = FlvDemuxer::new();
+        d.finish().unwrap();
+        assert_eq!(d.poll().unwrap().unwrap(), Item::Event(Event::EndOfStream));
+    }
+
+    #[test]
+    fn finish_without_polling_reports_truncation_after_the_items() {
+        let mut f = file(&[(TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10])]).to_vec();
+        f.extend_from_slice(&[8, 0, 0]);
+        let mut d = FlvDemuxer::new();
+        d.push(Bytes::from(f)).unwrap();
+        d.finish().unwrap();
+        assert!(matches!(
+            d.poll(),
+            Some(Ok(Item::Event(Event::TrackAdded(_))))
+        ));
+        assert_eq!(
+            d.poll().unwrap().unwrap_err().message(),
+            "truncated FLV tag"
+        );
+        assert_eq!(d.poll().unwrap().unwrap(), Item::Event(Event::EndOfStream));
+        assert!(d.poll().is_none());
+        assert_eq!(
+            d.push(Bytes::from_static(b"x")).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+    }
+
+    #[test]
+    fn headerless_tags_and_push_tag() {
+        let mut tags = BytesMut::new();
+        crate::ingest::flv::write_tag(TagType::Audio, 0, &[0xaf, 0, 0x12, 0x10], &mut tags)
+            .unwrap();
+        let items = items(&mut FlvDemuxer::without_header(), tags.freeze());
+        assert!(matches!(items[0], Item::Event(Event::TrackAdded(_))));
+
+        let mut d = FlvDemuxer::without_header();
+        let seq = avc_body(1, 0, 0, &avcc(4));
+        let key = avc_body(1, 1, 66, &prefixed(&[IDR], 4));
+        // Offsets count the tags as if serialised: 15 bytes of framing per tag.
+        let third = (15 + seq.len() + 15 + key.len()) as u64;
+        d.push_tag(TagType::Video, 0, Bytes::from(seq)).unwrap();
+        d.push_tag(TagType::Video, 33, Bytes::from(key)).unwrap();
+        let e = d
+            .push_tag(
+                TagType::Video,
+                66,
+                Bytes::from(avc_body(2, 1, 0, &[0, 0, 0, 5])),
+            )
+            .unwrap_err();
+        assert_eq!((e.kind(), e.offset()), (ErrorKind::Malformed, Some(third)));
+        d.finish().unwrap();
+        let items: Vec<Item> = std::iter::from_fn(|| d.poll())
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(items.len(), 3);
+        let f = items[1].as_frame().unwrap();
+        assert_eq!((f.dts.ticks(), f.pts.ticks()), (33, 99));
+        assert_eq!(
+            d.push_tag(TagType::Video, 0, Bytes::new())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        // push_tag while bytes of a partial tag are buffered is a usage error.
+        let mut d = FlvDemuxer::without_header();
+        d.push(Bytes::from_static(&[8, 0])).unwrap();
+        assert!(d.poll().is_none());
+        assert_eq!(
+            d.push_tag(TagType::Audio, 0, Bytes::new())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+    }
+
+    #[test]
+    fn enhanced_hevc_and_legacy_codec_12() {
+        let hvcc = hvcc();
+        let mut seq = b"\x90hvc1".to_vec();
+        seq.extend_from_slice(&hvcc);
+        let irap = [0x26, 0x01, 0xaf];
+        let mut key = b"\x91hvc1\x00\x00\x28".to_vec(); // CodedFrames, cts 40
+        key.extend_from_slice(&prefixed(&[&irap], 4));
+        let mut inter = b"\xa3hvc1".to_vec(); // CodedFramesX
+        inter.extend_from_slice(&prefixed(&[&[0x02, 0x01, 0xd0]], 4));
+        let f = file(&[
+            (TagType::Video, 0, seq),
+            (TagType::Video, 0, key),
+            (TagType::Video, 40, inter),
+            (
+                TagType::Video,
+                80,
+                b"\xd4hvc1\x02\x00\x09colorInfo\x05".to_vec(),
+            ), // metadata: ignored
+        ]);
+        let hevc = items(&mut FlvDemuxer::new(), f);
+        let Item::Event(Event::TrackAdded(info)) = &hevc[0] else {
+            panic!("{:?}", hevc[0])
+        };
+        assert_eq!(info.config.resolution(), Some((320, 240)));
+        assert!(matches!(info.config, CodecConfig::H265(_)));
+        let fr = frames(&hevc);
+        assert_eq!(fr.len(), 2);
+        assert_eq!(
+            (fr[0].dts.ticks(), fr[0].pts.ticks(), fr[0].is_keyframe()),
+            (0, 40, true)
+        );
+        assert_eq!(
+            (fr[1].dts.ticks(), fr[1].pts.ticks(), fr[1].is_keyframe()),
+            (40, 40, false)
+        );
+
+        // Legacy layout with CodecID 12.
+        let f = file(&[
+            (TagType::Video, 0, [&[0x1c, 0, 0, 0, 0][..], &hvcc].concat()),
+            (
+                TagType::Video,
+                0,
+                [&[0x1c, 1, 0, 0, 0][..], &prefixed(&[&irap], 4)].concat(),
+            ),
+        ]);
+        let legacy = items(&mut FlvDemuxer::new(), f);
+        assert!(
+            matches!(&legacy[0], Item::Event(Event::TrackAdded(t)) if matches!(t.config, CodecConfig::H265(_)))
+        );
+        assert_eq!(frames(&legacy).len(), 1);
+
+        // AV1 is recognised but not supported.
+        let out = run(
+            &mut FlvDemuxer::new(),
+            file(&[(TagType::Video, 0, b"\x90av01\x81".to_vec())]),
+        );
+        assert_eq!(out[0].as_ref().unwrap_err().kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn enhanced_aac() {
+        let f = file(&[
+            (TagType::Audio, 0, b"\x90mp4a\x12\x10".to_vec()),
+            (TagType::Audio, 23, b"\x91mp4a\x21\x10".to_vec()),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), f);
+        assert!(
+            matches!(&items[0], Item::Event(Event::TrackAdded(t)) if matches!(t.config, CodecConfig::Aac(_)))
+        );
+        assert_eq!(&frames(&items)[0].data[..], &[0x21, 0x10]);
     }
 }

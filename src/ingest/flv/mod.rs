@@ -63,3 +63,6 @@ pub(crate) fn relocate(e: Error, base: u64) -> Error {
     let off = base + e.offset().unwrap_or(0);
     Error::new(e.kind(), e.message().to_owned()).at_offset(off)
 }
+
+#[cfg(test)]
+pub(crate) mod test_util;

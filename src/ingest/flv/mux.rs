@@ -128,7 +128,8 @@ impl FlvMuxer {
     /// Errors: usage for a frame of a track never added or an item after end of stream;
     /// unsupported for codecs FLV cannot carry here or a second video/audio track; limit
     /// for a composition offset beyond 24 bits, a NAL unit too long for the track's NAL
-    /// length size or a tag body beyond 16 MiB. On error nothing is written for `item`.
+    /// length size or a tag body beyond 16 MiB. On error no tag is written for `item`
+    /// (the header and held items it releases may have been).
     pub fn write(&mut self, item: &Item, out: &mut BytesMut) -> Result<()> {
         if self.ended {
             return Err(Error::usage("FlvMuxer: item after end of stream"));
@@ -371,4 +372,245 @@ fn write_video(
     }
     out.put_u32((TAG_HEADER_LEN + size) as u32);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::ingest::flv::test_util::*;
+    use crate::ingest::flv::{FlvDemuxer, FlvTag, TagReader};
+    use crate::media::{FrameFlags, H264Config, OpusConfig};
+    use crate::time::Timestamp;
+    use crate::ErrorKind;
+
+    fn mux_all(mux: &mut FlvMuxer, items: &[Item]) -> Bytes {
+        let mut out = BytesMut::new();
+        for i in items {
+            mux.write(i, &mut out).unwrap();
+        }
+        out.freeze()
+    }
+
+    fn tag_list(file: Bytes) -> Vec<(TagType, u32, Bytes)> {
+        TagReader::new(file)
+            .unwrap()
+            .map(|t| t.unwrap())
+            .map(|t: FlvTag| (t.tag_type, t.timestamp, t.body))
+            .collect()
+    }
+
+    fn h264_track() -> TrackInfo {
+        TrackInfo::new(
+            1,
+            Timescale::MILLIS,
+            CodecConfig::H264(H264Config::from_avcc(avcc(4)).unwrap()),
+        )
+    }
+
+    #[test]
+    fn short_nal_lengths_are_restored() {
+        let idr: &[u8] = &[0x65, 0x88, 0x84];
+        let input = file(&[
+            (TagType::Video, 0, avc_body(1, 0, 0, &avcc(2))),
+            (
+                TagType::Video,
+                0,
+                avc_body(1, 1, 40, &prefixed(&[idr, idr], 2)),
+            ),
+            (TagType::Video, 0, avc_body(1, 2, 0, &[])),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), input.clone());
+        assert_eq!(
+            &items[1].as_frame().unwrap().data[..],
+            &prefixed(&[idr, idr], 4)[..]
+        );
+        let out = mux_all(&mut FlvMuxer::new(), &items);
+        assert_eq!(tag_list(out.clone()), tag_list(input));
+        assert!(!TagReader::new(out).unwrap().header().unwrap().has_audio());
+    }
+
+    #[test]
+    fn hevc_round_trip() {
+        let mut seq = b"\x90hvc1".to_vec();
+        seq.extend_from_slice(&hvcc());
+        let mut key = b"\x91hvc1\x00\x00\x28".to_vec();
+        key.extend_from_slice(&prefixed(&[&[0x26, 0x01, 0xaf]], 4));
+        let mut inter = b"\xa3hvc1".to_vec();
+        inter.extend_from_slice(&prefixed(&[&[0x02, 0x01, 0xd0]], 4));
+        let input = file(&[
+            (TagType::Video, 0, seq),
+            (TagType::Audio, 0, vec![0xaf, 0, 0x12, 0x10]),
+            (TagType::Video, 0, key),
+            (TagType::Audio, 10, vec![0xaf, 1, 0x21]),
+            (TagType::Video, 40, inter),
+            (TagType::Video, 40, b"\x92hvc1".to_vec()),
+        ]);
+        let items = items(&mut FlvDemuxer::new(), input.clone());
+        let out = mux_all(&mut FlvMuxer::new(), &items);
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn timescales_are_rescaled_to_milliseconds() {
+        let mut track = h264_track();
+        track.timescale = Timescale::MPEG;
+        let t = |ticks| Timestamp::new(ticks, Timescale::MPEG);
+        let frame = Frame::new(
+            1,
+            t(90_000),
+            t(93_600),
+            Bytes::from(prefixed(&[&[0x65, 1]], 4)),
+        )
+        .with_flags(FrameFlags::KEYFRAME);
+        let data = Event::Data {
+            at: Timestamp::from_millis(7),
+            name: "onCuePoint".into(),
+            payload: Bytes::from_static(b"\x02\x00\x01x"),
+        };
+        let out = mux_all(
+            &mut FlvMuxer::new(),
+            &[
+                Item::Event(data),
+                Item::Event(Event::TrackAdded(track)),
+                Item::Frame(frame),
+                Item::Event(Event::EndOfStream),
+            ],
+        );
+        let tags = tag_list(out);
+        // Held items keep their order after the header; the sequence header takes the
+        // time of the last tag written.
+        assert_eq!(
+            tags[0],
+            (TagType::Script, 7, Bytes::from_static(b"\x02\x00\x01x"))
+        );
+        assert_eq!(
+            (tags[1].0, tags[1].1, tags[1].2[..5].to_vec()),
+            (TagType::Video, 7, vec![0x17, 0, 0, 0, 0])
+        );
+        assert_eq!(
+            (tags[2].1, &tags[2].2[..5]),
+            (1000, &[0x17, 1, 0, 0, 40][..])
+        );
+        assert_eq!(tags.len(), 4); // + end of sequence
+        assert_eq!((tags[3].1, &tags[3].2[..]), (1000, &[0x17, 2, 0, 0, 0][..]));
+    }
+
+    #[test]
+    fn header_and_end_of_sequence_policies() {
+        let opts = FlvMuxerOptions {
+            header: MuxHeader::Omit,
+            end_of_sequence: EndOfSequence::Never,
+        };
+        let mut mux = FlvMuxer::with_options(opts);
+        let out = mux_all(&mut mux, &[Item::Event(Event::TrackAdded(h264_track()))]);
+        let mut end = BytesMut::new();
+        mux.finish(&mut end).unwrap();
+        assert!(end.is_empty());
+        let tags: Vec<_> = TagReader::without_header(out).map(|t| t.unwrap()).collect();
+        assert_eq!(tags.len(), 1);
+
+        let opts = FlvMuxerOptions {
+            header: MuxHeader::Fixed(FlvHeader::new(true, true)),
+            ..FlvMuxerOptions::default()
+        };
+        let out = mux_all(
+            &mut FlvMuxer::with_options(opts),
+            &[Item::Event(Event::TrackAdded(h264_track()))],
+        );
+        assert_eq!(&out[..13], b"FLV\x01\x05\0\0\0\x09\0\0\0\0");
+        assert_eq!(out.len(), 13 + 15 + 5 + avcc(4).len());
+    }
+
+    #[test]
+    fn misuse_and_limits_are_errors() {
+        let mut out = BytesMut::new();
+        let key = |dts: i64, pts: i64| {
+            Item::Frame(
+                Frame::new(
+                    1,
+                    Timestamp::from_millis(dts),
+                    Timestamp::from_millis(pts),
+                    Bytes::from(prefixed(&[&[0x65]], 4)),
+                )
+                .with_flags(FrameFlags::KEYFRAME),
+            )
+        };
+        let mut mux = FlvMuxer::new();
+        assert_eq!(
+            mux.write(&key(0, 0), &mut out).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        mux.write(&Item::Event(Event::TrackAdded(h264_track())), &mut out)
+            .unwrap();
+        let mut other = h264_track();
+        other.id = 7;
+        let e = mux
+            .write(&Item::Event(Event::TrackAdded(other)), &mut out)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let opus = OpusConfig {
+            channels: 2,
+            pre_skip: 312,
+            input_sample_rate: 48_000,
+            dops: Bytes::new(),
+        };
+        let e = mux
+            .write(
+                &Item::Event(Event::TrackAdded(TrackInfo::new(
+                    2,
+                    Timescale::MILLIS,
+                    CodecConfig::Opus(opus),
+                ))),
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            mux.write(&key(0, 1 << 23), &mut out).unwrap_err().kind(),
+            ErrorKind::Limit
+        );
+        mux.write(&key(0, (1 << 23) - 1), &mut out).unwrap();
+        mux.finish(&mut out).unwrap();
+        assert_eq!(
+            mux.write(&key(40, 40), &mut out).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+
+        // A unit too long for a 1-byte NAL length.
+        let mut mux = FlvMuxer::new();
+        let mut t = h264_track();
+        t.config = CodecConfig::H264(H264Config::from_avcc(avcc(1)).unwrap());
+        mux.write(&Item::Event(Event::TrackAdded(t)), &mut out)
+            .unwrap();
+        let frame = |data: Vec<u8>| {
+            Item::Frame(Frame::new(
+                1,
+                Timestamp::from_millis(0),
+                Timestamp::from_millis(0),
+                Bytes::from(data),
+            ))
+        };
+        mux.write(&frame(prefixed(&[&[0x65; 2]], 4)), &mut out)
+            .unwrap();
+        let before = out.len();
+        assert_eq!(
+            mux.write(&frame(prefixed(&[&[0x65; 256]], 4)), &mut out)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Limit
+        );
+        // Broken canonical framing, when it has to be rewritten.
+        assert_eq!(
+            mux.write(&frame(vec![0, 0, 0, 9]), &mut out)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Malformed
+        );
+        assert_eq!(out.len(), before, "nothing written on error");
+        mux.write(&frame(prefixed(&[&[0x65; 255]], 4)), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), before + 15 + 5 + 256);
+    }
 }
