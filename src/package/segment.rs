@@ -10,7 +10,8 @@ use crate::time::Timestamp;
 pub struct Segment {
     /// Sequence number, from 0, increasing by one per segment.
     pub sequence: u64,
-    /// Decode time of the first frame of the reference track.
+    /// Presentation time of the segment's first reference-track keyframe (its earliest
+    /// presentation time for a closed GOP).
     pub start: Timestamp,
     /// Exact duration: next segment's start minus this start (for the last segment,
     /// last frame's end). In the reference track's timescale.
