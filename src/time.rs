@@ -66,7 +66,7 @@ pub enum Rounding {
 /// Comparison between timestamps of different timescales is exact (cross-multiplied
 /// in 128-bit integers). Arithmetic requires equal timescales or rescales the right
 /// operand to the left one's scale, rounding to nearest.
-#[derive(Debug, Clone, Copy, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub struct Timestamp {
     ticks: i64,
     scale: Timescale,
@@ -150,17 +150,52 @@ impl Timestamp {
     pub fn as_secs_f64(self) -> f64 {
         self.ticks as f64 / self.scale.get() as f64
     }
-    /// `self + other` in `self`'s timescale (`other` rescaled to nearest).
+    /// `self + other` in `self`'s timescale (`other` rescaled to nearest); also `+`.
+    #[allow(clippy::should_implement_trait)] // inherent too, so callers need no `use std::ops`
     pub fn add(self, other: Timestamp) -> Timestamp {
-        Timestamp::new(self.ticks.saturating_add(other.ticks_in(self.scale)), self.scale)
+        Timestamp::new(
+            self.ticks.saturating_add(other.ticks_in(self.scale)),
+            self.scale,
+        )
     }
-    /// `self - other` in `self`'s timescale (`other` rescaled to nearest).
+    /// `self - other` in `self`'s timescale (`other` rescaled to nearest); also `-`.
+    #[allow(clippy::should_implement_trait)] // inherent too, so callers need no `use std::ops`
     pub fn sub(self, other: Timestamp) -> Timestamp {
-        Timestamp::new(self.ticks.saturating_sub(other.ticks_in(self.scale)), self.scale)
+        Timestamp::new(
+            self.ticks.saturating_sub(other.ticks_in(self.scale)),
+            self.scale,
+        )
     }
     /// `self + ticks` in `self`'s timescale.
     pub fn add_ticks(self, ticks: i64) -> Timestamp {
         Timestamp::new(self.ticks.saturating_add(ticks), self.scale)
+    }
+}
+
+impl std::ops::Add for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: Timestamp) -> Timestamp {
+        Timestamp::add(self, rhs)
+    }
+}
+
+impl std::ops::Sub for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, rhs: Timestamp) -> Timestamp {
+        Timestamp::sub(self, rhs)
+    }
+}
+
+/// Hashes the reduced fraction ticks/scale, so that equal instants in different
+/// timescales (which compare equal) hash equally.
+impl std::hash::Hash for Timestamp {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (mut a, mut b) = (self.ticks.unsigned_abs(), self.scale.get() as u64);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let g = a.max(1);
+        ((self.ticks / g as i64), (self.scale.get() as u64 / g)).hash(state);
     }
 }
 
@@ -271,8 +306,28 @@ mod tests {
     }
 
     #[test]
+    fn hash_agrees_with_eq() {
+        use std::collections::HashSet;
+        let mut set = HashSet::new();
+        set.insert(Timestamp::from_millis(1000));
+        assert!(set.contains(&Timestamp::new(90_000, Timescale::MPEG)));
+        assert!(!set.contains(&Timestamp::new(90_001, Timescale::MPEG)));
+        assert_eq!(
+            Timestamp::from_millis(5) + Timestamp::from_millis(7),
+            Timestamp::from_millis(12)
+        );
+        assert_eq!(
+            Timestamp::from_millis(5) - Timestamp::new(900, Timescale::MPEG),
+            Timestamp::from_millis(-5)
+        );
+    }
+
+    #[test]
     fn compare_across_scales() {
-        assert_eq!(Timestamp::from_millis(1000), Timestamp::new(90_000, Timescale::MPEG));
+        assert_eq!(
+            Timestamp::from_millis(1000),
+            Timestamp::new(90_000, Timescale::MPEG)
+        );
         assert!(Timestamp::from_millis(1001) > Timestamp::new(90_000, Timescale::MPEG));
     }
 

@@ -28,7 +28,7 @@ impl<'a> Iterator for LengthPrefixed<'a> {
         if self.data.is_empty() || self.failed {
             return None;
         }
-        if !matches!(self.size, 1 | 2 | 3 | 4) || self.data.len() < self.size {
+        if !(1..=4).contains(&self.size) || self.data.len() < self.size {
             self.failed = true;
             return Some(Err(Error::malformed("truncated NAL length prefix")));
         }
@@ -119,9 +119,14 @@ mod tests {
 
     #[test]
     fn annexb() {
-        let a = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0, 0, 3, 1];
+        let a = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0, 0, 3, 1,
+        ];
         let units: Vec<&[u8]> = iter_annexb(&a).collect();
-        assert_eq!(units, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 0, 0, 3, 1][..]]);
+        assert_eq!(
+            units,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 0, 0, 3, 1][..]]
+        );
         let c = annexb_to_canonical(&a);
         assert_eq!(c.len(), 4 * 3 + 3 + 2 + 5);
     }
