@@ -133,9 +133,15 @@ mod tests {
 
     #[test]
     fn display_has_context_and_offset() {
-        let e = Error::limit("tag too large").at_offset(9).at_offset(12).context("flv demuxer");
+        let e = Error::limit("tag too large")
+            .at_offset(9)
+            .at_offset(12)
+            .context("flv demuxer");
         assert_eq!(e.kind(), ErrorKind::Limit);
         assert_eq!(e.offset(), Some(9));
-        assert_eq!(e.to_string(), "flv demuxer: limit exceeded: tag too large (at byte offset 9)");
+        assert_eq!(
+            e.to_string(),
+            "flv demuxer: limit exceeded: tag too large (at byte offset 9)"
+        );
     }
 }

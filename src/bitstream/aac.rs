@@ -68,10 +68,16 @@ pub fn adts_header(cfg: &AacConfig, payload_len: usize) -> Result<[u8; ADTS_HEAD
     let profile = match cfg.object_type {
         1..=4 => cfg.object_type - 1,
         5 | 29 => 1,
-        _ => return Err(Error::unsupported("AAC object type cannot be carried in ADTS")),
+        _ => {
+            return Err(Error::unsupported(
+                "AAC object type cannot be carried in ADTS",
+            ))
+        }
     };
     if cfg.sampling_index > 12 {
-        return Err(Error::unsupported("explicit AAC sample rate cannot be carried in ADTS"));
+        return Err(Error::unsupported(
+            "explicit AAC sample rate cannot be carried in ADTS",
+        ));
     }
     let sf = cfg.sampling_index;
     let ch = cfg.channel_config & 7;
@@ -112,9 +118,12 @@ pub fn parse_adts(data: &[u8]) -> Result<Option<AdtsHeader>> {
         return Err(Error::malformed("ADTS syncword not found"));
     }
     let header_len = if data[1] & 1 == 1 { 7 } else { 9 };
-    let frame_len = (((data[3] & 3) as usize) << 11) | ((data[4] as usize) << 3) | (data[5] as usize >> 5);
+    let frame_len =
+        (((data[3] & 3) as usize) << 11) | ((data[4] as usize) << 3) | (data[5] as usize >> 5);
     if frame_len < header_len {
-        return Err(Error::malformed("ADTS frame length shorter than its header"));
+        return Err(Error::malformed(
+            "ADTS frame length shorter than its header",
+        ));
     }
     Ok(Some(AdtsHeader {
         object_type: (data[2] >> 6) + 1,
@@ -132,11 +141,22 @@ mod tests {
     #[test]
     fn asc_and_adts() {
         let cfg = parse_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
-        assert_eq!((cfg.object_type, cfg.sample_rate, cfg.channel_config), (2, 48000, 2));
+        assert_eq!(
+            (cfg.object_type, cfg.sample_rate, cfg.channel_config),
+            (2, 48000, 2)
+        );
         assert_eq!(build_asc(2, 3, 2), Bytes::from_static(&[0x11, 0x90]));
         let h = adts_header(&cfg, 300).unwrap();
         let p = parse_adts(&h).unwrap().unwrap();
-        assert_eq!((p.object_type, p.sampling_index, p.channel_config, p.frame_len), (2, 3, 2, 307));
+        assert_eq!(
+            (
+                p.object_type,
+                p.sampling_index,
+                p.channel_config,
+                p.frame_len
+            ),
+            (2, 3, 2, 307)
+        );
         assert!(adts_header(&cfg, 9000).is_err());
         assert!(parse_asc(Bytes::from_static(&[0x11])).is_err());
         assert!(parse_asc(Bytes::from_static(&[0x17, 0x90])).is_err()); // index 14 reserved

@@ -106,7 +106,9 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo> {
             r.se()?;
             let n = r.ue()?;
             if n > 255 {
-                return Err(Error::malformed("H.264 SPS num_ref_frames_in_pic_order_cnt_cycle > 255"));
+                return Err(Error::malformed(
+                    "H.264 SPS num_ref_frames_in_pic_order_cnt_cycle > 255",
+                ));
             }
             for _ in 0..n {
                 r.se()?;
@@ -131,7 +133,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo> {
         ct = r.ue()? as u64;
         cb = r.ue()? as u64;
     }
-    let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
     let (sub_w, sub_h) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
@@ -142,7 +148,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo> {
     let crop_y = sub_h * fm * (ct + cb);
     let full_w = w_mbs * 16;
     let full_h = fm * h_map * 16;
-    if crop_x >= full_w || crop_y >= full_h || full_w > MAX_DIMENSION as u64 || full_h > MAX_DIMENSION as u64 {
+    if crop_x >= full_w
+        || crop_y >= full_h
+        || full_w > MAX_DIMENSION as u64
+        || full_h > MAX_DIMENSION as u64
+    {
         return Err(Error::malformed("H.264 SPS picture size out of range"));
     }
     let width = (full_w - crop_x) as u32;
@@ -231,7 +241,9 @@ pub fn parse_avcc(record: Bytes) -> Result<H264Config> {
         }
         let mut v = Vec::with_capacity(count);
         for _ in 0..count {
-            let len_bytes = d.get(*pos..*pos + 2).ok_or(Error::malformed("avcC truncated"))?;
+            let len_bytes = d
+                .get(*pos..*pos + 2)
+                .ok_or(Error::malformed("avcC truncated"))?;
             let len = u16::from_be_bytes([len_bytes[0], len_bytes[1]]) as usize;
             *pos += 2;
             if d.len() < *pos + len {
@@ -245,7 +257,9 @@ pub fn parse_avcc(record: Bytes) -> Result<H264Config> {
     let nsps = (d[5] & 0x1f) as usize;
     pos += 1;
     let sps = read_sets(nsps, &mut pos)?;
-    let npps = *d.get(pos).ok_or(Error::malformed("avcC truncated before PPS count"))? as usize;
+    let npps = *d
+        .get(pos)
+        .ok_or(Error::malformed("avcC truncated before PPS count"))? as usize;
     pos += 1;
     let pps = read_sets(npps, &mut pos)?;
     let first = sps.first().ok_or(Error::malformed("avcC has no SPS"))?;
@@ -299,8 +313,8 @@ mod tests {
 
     // x264 High@3.1 1280x720 25 fps SPS.
     const SPS_720P: &[u8] = &[
-        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02,
-        0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02,
+        0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
     ];
 
     #[test]

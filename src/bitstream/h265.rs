@@ -61,7 +61,9 @@ pub fn parse_hvcc(record: Bytes) -> Result<H265Config> {
     let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
     let mut pos = 23;
     for _ in 0..num_arrays {
-        let hdr = d.get(pos..pos + 3).ok_or(Error::malformed("hvcC truncated array header"))?;
+        let hdr = d
+            .get(pos..pos + 3)
+            .ok_or(Error::malformed("hvcC truncated array header"))?;
         let ty = hdr[0] & 0x3f;
         let n = u16::from_be_bytes([hdr[1], hdr[2]]) as usize;
         if n > MAX_NALUS {
@@ -69,7 +71,9 @@ pub fn parse_hvcc(record: Bytes) -> Result<H265Config> {
         }
         pos += 3;
         for _ in 0..n {
-            let l = d.get(pos..pos + 2).ok_or(Error::malformed("hvcC truncated NAL length"))?;
+            let l = d
+                .get(pos..pos + 2)
+                .ok_or(Error::malformed("hvcC truncated NAL length"))?;
             let len = u16::from_be_bytes([l[0], l[1]]) as usize;
             pos += 2;
             if d.len() < pos + len {
@@ -148,7 +152,12 @@ pub fn parse_sps_size(nal: &[u8]) -> Result<(u32, u32)> {
     let h = r.ue()? as u64;
     let (mut cw, mut ch) = (0u64, 0u64);
     if r.bit()? {
-        let (l, rr, t, b) = (r.ue()? as u64, r.ue()? as u64, r.ue()? as u64, r.ue()? as u64);
+        let (l, rr, t, b) = (
+            r.ue()? as u64,
+            r.ue()? as u64,
+            r.ue()? as u64,
+            r.ue()? as u64,
+        );
         let (sw, sh) = match (chroma, separate) {
             (1, false) => (2, 2),
             (2, false) => (2, 1),
@@ -196,7 +205,10 @@ mod tests {
 
     #[test]
     fn truncated_records_error() {
-        let rec = Bytes::from_static(&[1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93, 0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 1]);
+        let rec = Bytes::from_static(&[
+            1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 93, 0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0,
+            0x0f, 1,
+        ]);
         for n in 0..rec.len() + 1 {
             assert!(parse_hvcc(rec.slice(..n)).is_err());
         }
