@@ -411,7 +411,10 @@ impl Mp4Demuxer {
             data,
             remaining: samples,
         });
-        if self.buffered > self.opts.max_buffered {
+        // Runs whose samples were partly taken from other runs (overlapping chunks in a
+        // hostile file) never reach zero: bound both bytes and count.
+        let max_windows = 16 + 4 * self.tracks.len();
+        if self.buffered > self.opts.max_buffered || self.windows.len() > max_windows {
             // Keep only runs some track reads from right now; the rest is read again later.
             let nexts: Vec<Sample> = self.tracks.iter().filter_map(|t| t.next).collect();
             let mut buffered = 0;

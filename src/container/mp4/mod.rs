@@ -38,8 +38,10 @@
 //! ```
 
 mod demuxer;
+mod esds;
 mod header;
 mod sample_table;
+mod stsd;
 mod track;
 
 #[cfg(test)]

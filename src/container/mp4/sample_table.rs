@@ -337,7 +337,9 @@ impl SampleTable {
             duration: delta,
             sync,
             chunk: c.chunk,
-            left_in_chunk: c.chunk_left - 1,
+            // A chunk may claim more samples than the track has left (stsc ranges past
+            // the last sample are tolerated): count only real ones.
+            left_in_chunk: (c.chunk_left - 1).min(self.count - c.sample - 1),
         };
         c.offset = c
             .offset
@@ -432,6 +434,24 @@ mod tests {
         assert_eq!(t.size_of(5), 0);
         // Exhausted cursors stay exhausted.
         assert_eq!(t.next(&mut c).unwrap(), None);
+    }
+
+    #[test]
+    fn chunk_claiming_more_samples_than_the_track() {
+        let parts = TableParts {
+            stts: vec![run(3, 1)],
+            stsc: vec![chunks(0, u32::MAX)],
+            chunk_offsets: vec![0],
+            sizes: Sizes::Constant(2),
+            sample_count: 3,
+            ..TableParts::default()
+        };
+        let t = SampleTable::new(parts, limits()).unwrap();
+        let mut c = t.cursor();
+        let left: Vec<u32> = std::iter::from_fn(|| t.next(&mut c).unwrap())
+            .map(|s| s.left_in_chunk)
+            .collect();
+        assert_eq!(left, vec![2, 1, 0]);
     }
 
     #[test]

@@ -643,3 +643,41 @@ fn index_stays_compact() {
         "{heap} bytes of index, {per_sample:.1} per sample"
     );
 }
+
+#[test]
+fn overlapping_chunks_read_the_same_bytes() {
+    // Track 2's stco is patched to point at track 1's chunks: both read the same bytes.
+    let a = audio_spec(1, 48000, 40, 1024);
+    let mut b = audio_spec(2, 48000, 40, 1024);
+    b.samples = a.samples.clone();
+    let file = build(&[a.clone(), b], Layout::default());
+    let mut bytes = file.to_vec();
+    let stco: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"stco")
+        .map(|(i, _)| i + 4)
+        .collect();
+    let n = u32::from_be_bytes(bytes[stco[0] + 4..stco[0] + 8].try_into().unwrap()) as usize;
+    let first = bytes[stco[0] + 8..stco[0] + 8 + 4 * n].to_vec();
+    bytes[stco[1] + 8..stco[1] + 8 + 4 * n].copy_from_slice(&first);
+    let file = Bytes::from(bytes);
+    for read_size in [1 << 20, 16] {
+        let opts = Mp4Options {
+            read_size,
+            ..Mp4Options::default()
+        };
+        let (items, _) = drive(&file, opts).unwrap();
+        let fs = frames(&items);
+        assert_eq!(fs.len(), 80);
+        for f in fs {
+            let i = (f.dts.ticks() / 1024) as usize;
+            assert_eq!(
+                &f.data[..],
+                &a.samples[i][..],
+                "track {} sample {i}",
+                f.track
+            );
+        }
+    }
+}

@@ -4,25 +4,20 @@
 
 use bytes::Bytes;
 use mp4_atom::{
-    Co64, Ctts, Decode, Elst, Hdlr, Mdhd, Mp4a, Mvhd, Opus, Stco, Stsc, Stss, Stsz, StszSamples,
-    Stts, Tkhd,
+    Co64, Ctts, Decode, Elst, Hdlr, Mdhd, Mvhd, Stco, Stsc, Stss, Stsz, StszSamples, Stts, Tkhd,
 };
 
 use super::header::{children, Child};
 use super::sample_table::{
     ChunkRun, OffsetRun, SampleTable, Sizes, TableLimits, TableParts, TimeRun,
 };
+use super::stsd::{self, Codec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::media::{AacConfig, CodecConfig, H264Config, H265Config, OpusConfig, TrackInfo};
+use crate::media::TrackInfo;
 use crate::time::{rescale, Rounding, Timescale};
 
 /// Most `trak` boxes one `moov` may hold.
 const MAX_TRAKS: usize = 1024;
-
-/// Bytes of `SampleEntry` + `VisualSampleEntry` fields before child boxes (§8.5.2, §12.1.3).
-const VISUAL_ENTRY_LEN: usize = 78;
-/// Bytes of `SampleEntry` + `AudioSampleEntry` (version 0) fields before child boxes (§12.2.3).
-const AUDIO_ENTRY_LEN: usize = 28;
 
 /// A parsed, supported track.
 #[derive(Debug, Clone)]
@@ -117,22 +112,29 @@ pub(crate) fn parse_moov(body: Bytes, limits: MoovLimits) -> Result<Movie> {
     let mvhd = mvhd.ok_or_else(|| Error::malformed("moov without mvhd"))?;
     let movie_scale = Timescale::new(mvhd.timescale);
     let mut tracks: Vec<Track> = Vec::new();
+    let mut unusable = None;
     for (i, trak) in traks.iter().enumerate() {
-        let t = parse_trak(trak, movie_scale, limits)
+        let parsed = parse_trak(trak, movie_scale, limits)
             .map_err(|e| e.context(format!("trak {}", i + 1)))?;
-        if let Some(t) = t {
-            if tracks.iter().any(|o| o.info.id == t.info.id) {
-                return Err(
-                    Error::malformed("duplicate track_ID").context(format!("track {}", t.info.id))
-                );
+        match parsed {
+            Parsed::Track(t) => {
+                if tracks.iter().any(|o| o.info.id == t.info.id) {
+                    return Err(Error::malformed("duplicate track_ID")
+                        .context(format!("track {}", t.info.id)));
+                }
+                tracks.push(*t);
             }
-            tracks.push(t);
+            Parsed::Unsupported => {}
+            Parsed::Unusable(e) => {
+                unusable.get_or_insert(e);
+            }
         }
     }
     if tracks.is_empty() {
-        return Err(Error::unsupported(
-            "no supported track (H.264, H.265, AAC, Opus) in moov",
-        ));
+        // Report why a handled codec could not be used, if that is what happened.
+        return Err(unusable.unwrap_or_else(|| {
+            Error::unsupported("no supported track (H.264, H.265, AAC, Opus) in moov")
+        }));
     }
     if fragmented && tracks.iter().all(|t| t.table.len() == 0) {
         return Err(Error::unsupported(
@@ -204,12 +206,20 @@ fn text(b: &[u8]) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-/// Parses one `trak`. `Ok(None)`: a track this reader does not handle (logged).
-fn parse_trak(
-    trak: &Child,
-    movie_scale: Option<Timescale>,
-    limits: MoovLimits,
-) -> Result<Option<Track>> {
+/// What became of one `trak`.
+enum Parsed {
+    /// A track to read.
+    Track(Box<Track>),
+    /// A codec or layout this reader does not handle (logged at debug level).
+    Unsupported,
+    /// A handled codec whose sample description is missing or broken: skipped (logged),
+    /// and reported if no track is left.
+    Unusable(Error),
+}
+
+/// Parses one `trak`. Sample table errors of a supported track are errors; codecs the
+/// reader does not handle and unusable sample descriptions skip the track.
+fn parse_trak(trak: &Child, movie_scale: Option<Timescale>, limits: MoovLimits) -> Result<Parsed> {
     let b = collect(trak)?;
     let tkhd: Tkhd = decode(
         b.tkhd
@@ -221,7 +231,7 @@ fn parse_trak(
     if id == 0 {
         return Err(Error::malformed("track_ID 0"));
     }
-    let inner = || -> Result<Option<Track>> {
+    let inner = || -> Result<Parsed> {
         let mdhd: Mdhd = decode(
             b.mdhd
                 .as_ref()
@@ -260,15 +270,28 @@ fn parse_trak(
                     track = id,
                     "compact sample sizes (stz2) not supported; track skipped"
                 );
-                return Ok(None);
+                return Ok(Parsed::Unsupported);
             }
         }
         let [stsd, stts, ctts, stss, stsc, stsz, stco, co64] = boxes;
         let stsd = stsd.ok_or_else(|| Error::malformed("stbl without stsd"))?;
-        let Some(codec) = codec_config(&stsd, id)? else {
-            return Ok(None);
+        let Codec {
+            config,
+            nal_length_size,
+            bitrate,
+        } = match stsd::codec(&stsd) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::debug!(track = id, handler = %handler, "unsupported codec; track skipped");
+                return Ok(Parsed::Unsupported);
+            }
+            Err(e) => {
+                tracing::debug!(track = id, error = %e, "unusable sample description; track skipped");
+                return Ok(Parsed::Unusable(
+                    e.context("stsd").context(format!("track {id}")),
+                ));
+            }
         };
-        let (config, nal_length_size, bitrate) = codec;
         let timescale = Timescale::new(mdhd.timescale)
             .ok_or_else(|| Error::malformed("zero timescale in mdhd"))?;
 
@@ -277,12 +300,14 @@ fn parse_trak(
         let stsc_child = stsc.ok_or_else(|| Error::malformed("stbl without stsc"))?;
         check_count(&stsc_child, 4, 12, max, "stsc")?;
         let stsc: Stsc = decode(&stsc_child, "stsc")?;
-        if stsd_entries(&stsd) > 1 && stsc.entries.iter().any(|e| e.sample_description_index != 1) {
+        if stsd::entry_count(&stsd) > 1
+            && stsc.entries.iter().any(|e| e.sample_description_index != 1)
+        {
             tracing::debug!(
                 track = id,
                 "several sample descriptions in use; track skipped"
             );
-            return Ok(None);
+            return Ok(Parsed::Unsupported);
         }
         let stts_child = stts.ok_or_else(|| Error::malformed("stbl without stts"))?;
         check_count(&stts_child, 4, 8, max, "stts")?;
@@ -394,12 +419,12 @@ fn parse_trak(
         info.name = name;
         info.bitrate = bitrate;
         tracing::debug!(track = id, handler = %handler, codecs = %info.config.codecs_string(), samples = table.len(), shift, "mp4 track");
-        Ok(Some(Track {
+        Ok(Parsed::Track(Box::new(Track {
             info,
             table,
             nal_length_size,
             shift,
-        }))
+        })))
     };
     inner().map_err(|e| e.context(format!("track {id}")))
 }
@@ -423,109 +448,4 @@ fn edit_shift(elst: &Elst, movie_scale: Option<Timescale>, media_scale: Timescal
         }
     }
     0
-}
-
-fn stsd_entries(stsd: &Child) -> u32 {
-    be32(&stsd.body, 4).unwrap_or(0)
-}
-
-type Codec = (CodecConfig, Option<u8>, Option<u32>);
-
-/// The codec configuration of the first sample entry; `Ok(None)` when unsupported.
-fn codec_config(stsd: &Child, id: u32) -> Result<Option<Codec>> {
-    if stsd_entries(stsd) == 0 {
-        tracing::debug!(track = id, "no sample description; track skipped");
-        return Ok(None);
-    }
-    let Some(entry) = children(stsd.body.slice(8.min(stsd.body.len())..))
-        .next()
-        .transpose()?
-    else {
-        return Err(Error::malformed("stsd entry missing"));
-    };
-    let kind = entry.header.kind;
-    let sub = |fixed: usize, want: &[u8; 4]| -> Result<Option<Bytes>> {
-        if entry.body.len() < fixed {
-            return Err(Error::malformed("sample entry too short"));
-        }
-        for c in children(entry.body.slice(fixed..)) {
-            let c = c?;
-            if &c.header.kind == want {
-                return Ok(Some(c.body));
-            }
-        }
-        Ok(None)
-    };
-    let config = match &kind {
-        b"avc1" | b"avc3" => {
-            let Some(rec) = sub(VISUAL_ENTRY_LEN, b"avcC")? else {
-                tracing::debug!(track = id, "avc1 without avcC; track skipped");
-                return Ok(None);
-            };
-            let c = H264Config::from_avcc(rec).map_err(|e| e.context("avcC"))?;
-            let n = c.nal_length_size;
-            (CodecConfig::H264(c), Some(n), None)
-        }
-        b"hvc1" | b"hev1" => {
-            let Some(rec) = sub(VISUAL_ENTRY_LEN, b"hvcC")? else {
-                tracing::debug!(track = id, "hvc1 without hvcC; track skipped");
-                return Ok(None);
-            };
-            let c = H265Config::from_hvcc(rec).map_err(|e| e.context("hvcC"))?;
-            let n = c.nal_length_size;
-            (CodecConfig::H265(c), Some(n), None)
-        }
-        b"mp4a" => {
-            let m = match decode::<Mp4a>(&entry, "mp4a") {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(track = id, error = %e, "unreadable mp4a sample entry; track skipped");
-                    return Ok(None);
-                }
-            };
-            let dc = &m.esds.es_desc.dec_config;
-            // 0x40: MPEG-4 audio; 0x66..=0x68: MPEG-2 AAC profiles (ISO/IEC 14496-1 Table 5).
-            if !matches!(dc.object_type_indication, 0x40 | 0x66..=0x68) {
-                tracing::debug!(
-                    track = id,
-                    oti = dc.object_type_indication,
-                    "mp4a is not AAC; track skipped"
-                );
-                return Ok(None);
-            }
-            let Some(ds) = &dc.dec_specific else {
-                tracing::debug!(track = id, "AAC without AudioSpecificConfig; track skipped");
-                return Ok(None);
-            };
-            let c =
-                AacConfig::from_asc(Bytes::from(ds.raw.clone())).map_err(|e| e.context("esds"))?;
-            let bitrate = (dc.avg_bitrate > 0).then_some(dc.avg_bitrate);
-            (CodecConfig::Aac(c), None, bitrate)
-        }
-        b"Opus" => {
-            let o = match decode::<Opus>(&entry, "Opus") {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::debug!(track = id, error = %e, "unreadable Opus sample entry; track skipped");
-                    return Ok(None);
-                }
-            };
-            let dops = sub(AUDIO_ENTRY_LEN, b"dOps")
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            let c = OpusConfig {
-                channels: o.dops.output_channel_count,
-                pre_skip: o.dops.pre_skip,
-                input_sample_rate: o.dops.input_sample_rate,
-                dops,
-            };
-            (CodecConfig::Opus(c), None, None)
-        }
-        _ => {
-            tracing::debug!(track = id, entry = %entry.header.kind_str(), "unsupported sample entry; track skipped");
-            return Ok(None);
-        }
-    };
-    Ok(Some(config))
 }
