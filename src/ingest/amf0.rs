@@ -5,9 +5,10 @@
 //! ([`encode`], [`encode_all`]).
 //!
 //! Round trips are exact: for every input the decoder accepts, encoding the decoded
-//! values gives the input bytes back, with one documented exception: the
+//! values gives the input bytes back, with two documented exceptions: the
 //! associative-count of an ECMA array (§2.10) is only a hint that real encoders get
-//! wrong, so the decoder ignores it and the encoder writes the real count. In the other
+//! wrong, so the decoder ignores it and the encoder writes the real count; and a
+//! boolean byte other than 0 is true (§2.3) and is written back as 1. In the other
 //! direction `decode(encode(v)) == v` for every value (numbers compare as `f64`, so
 //! compare encoded bytes when NaN may occur), except that a string longer than 65 535
 //! bytes comes back as a [`Value::LongString`].
@@ -636,6 +637,13 @@ mod tests {
             Value::ecma_array([("a", Value::Null), ("b", Value::Undefined)])
         );
         assert_eq!(enc(&v)[1..5], [0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn any_nonzero_boolean_is_true() {
+        let v = decode(&mut &[0x01, 0x78][..]).unwrap();
+        assert_eq!(v, Value::Boolean(true));
+        assert_eq!(enc(&v), vec![0x01, 0x01]);
     }
 
     #[test]
