@@ -572,6 +572,7 @@ fn hostile_inputs_give_typed_errors() {
     assert_eq!(e.kind(), ErrorKind::Malformed);
     assert!(e.to_string().contains("track 1"), "{e}");
     assert!(e.to_string().contains("sample 1"), "{e}");
+    assert_eq!(e.offset(), Some(0xfff0_0000));
 
     // A sample count far beyond the limit: stts claims 2^32 - 1 samples in one run.
     let mut bad = file.clone();
@@ -599,6 +600,8 @@ fn hostile_inputs_give_typed_errors() {
     bad[mvhd..mvhd + 4].copy_from_slice(&3u32.to_be_bytes());
     let e = Mp4Demuxer::read_all(Bytes::from(bad)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Malformed, "{e}");
+    // Offsets in errors are absolute file offsets.
+    assert_eq!(e.offset(), Some(mvhd as u64), "{e}");
 
     // Zero timescale.
     let mut bad = file.clone();

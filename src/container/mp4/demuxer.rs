@@ -361,6 +361,7 @@ impl Mp4Demuxer {
         let body = moov.slice(header_len.min(moov.len())..);
         let movie = parse_moov(
             body,
+            pos + header_len as u64,
             MoovLimits {
                 max_samples: self.opts.max_samples,
                 max_sample_size: self.opts.max_sample_size,

@@ -110,20 +110,38 @@ pub fn scan_box_header(buf: &[u8]) -> Result<Option<BoxHeader>> {
 #[derive(Debug, Clone)]
 pub(crate) struct Child {
     pub header: BoxHeader,
-    /// Offset of the box within the walked buffer.
-    pub offset: usize,
+    /// Absolute file offset of the box.
+    pub offset: u64,
     /// The whole box, header included (what mp4-atom's `Decode` expects).
     pub full: Bytes,
     /// The body, after the header.
     pub body: Bytes,
 }
 
-/// Walks the boxes laid end to end in `data` (a container's body). A box that runs past
-/// the end yields one error and ends the walk. A tail shorter than a box header (QuickTime
-/// writers pad with four zero bytes) ends the walk quietly.
-pub(crate) fn children(data: Bytes) -> Children {
+impl Child {
+    /// The boxes inside this box's body.
+    pub fn children(&self) -> Children {
+        self.children_after(0)
+            .unwrap_or_else(|| children(Bytes::new(), self.offset))
+    }
+
+    /// The boxes inside this box's body after `fields` bytes of fields (sample entries);
+    /// `None` when the body is shorter than that.
+    pub fn children_after(&self, fields: usize) -> Option<Children> {
+        let rest = self.body.get(fields..)?;
+        let base = self.offset + u64::from(self.header.header_len) + fields as u64;
+        Some(children(self.body.slice_ref(rest), base))
+    }
+}
+
+/// Walks the boxes laid end to end in `data` (a container's body), which starts at
+/// absolute file offset `base`. A box that runs past the end yields one error and ends
+/// the walk. A tail shorter than a box header (QuickTime writers pad with four zero
+/// bytes) ends the walk quietly.
+pub(crate) fn children(data: Bytes, base: u64) -> Children {
     Children {
         data,
+        base,
         pos: 0,
         done: false,
     }
@@ -133,6 +151,7 @@ pub(crate) fn children(data: Bytes) -> Children {
 #[derive(Debug, Clone)]
 pub(crate) struct Children {
     data: Bytes,
+    base: u64,
     pos: usize,
     done: bool,
 }
@@ -144,6 +163,7 @@ impl Iterator for Children {
         if self.done {
             return None;
         }
+        let at = self.base + self.pos as u64;
         let rest = self.data.get(self.pos..).unwrap_or_default();
         let header = match scan_box_header(rest) {
             Ok(Some(h)) => h,
@@ -153,12 +173,13 @@ impl Iterator for Children {
             }
             Ok(None) => {
                 self.done = true;
-                return Some(Err(Error::malformed("box header runs past its container")
-                    .at_offset(self.pos as u64)));
+                return Some(Err(
+                    Error::malformed("box header runs past its container").at_offset(at)
+                ));
             }
             Err(e) => {
                 self.done = true;
-                return Some(Err(e.at_offset(self.pos as u64)));
+                return Some(Err(e.at_offset(at)));
             }
         };
         let total = header.total_size(rest.len() as u64);
@@ -166,14 +187,14 @@ impl Iterator for Children {
             self.done = true;
             return Some(Err(Error::malformed("box runs past its container")
                 .context(format!("box '{}'", header.kind_str()))
-                .at_offset(self.pos as u64)));
+                .at_offset(at)));
         }
         let start = self.pos;
         let end = start + total as usize;
         self.pos = end;
         Some(Ok(Child {
             header,
-            offset: start,
+            offset: at,
             full: self.data.slice(start..end),
             body: self.data.slice(start + header.header_len as usize..end),
         }))
@@ -222,17 +243,17 @@ mod tests {
         d.extend_from_slice(b"\0\0\0\x0aabcd\x01\x02");
         d.extend_from_slice(b"\0\0\0\x08efgh");
         d.extend_from_slice(&[0, 0, 0, 0]); // padding
-        let kids: Vec<Child> = children(Bytes::from(d.clone()))
+        let kids: Vec<Child> = children(Bytes::from(d.clone()), 100)
             .collect::<Result<_>>()
             .unwrap();
         assert_eq!(kids.len(), 2);
         assert_eq!(&kids[0].body[..], &[1, 2]);
-        assert_eq!(kids[1].offset, 10);
+        assert_eq!(kids[1].offset, 110);
         assert_eq!(kids[1].full.len(), 8);
         // A child that runs past the container.
         d[3] = 0x40;
-        let r: Vec<Result<Child>> = children(Bytes::from(d)).collect();
+        let r: Vec<Result<Child>> = children(Bytes::from(d), 100).collect();
         assert_eq!(r.len(), 1);
-        assert!(r[0].is_err());
+        assert_eq!(r[0].as_ref().unwrap_err().offset(), Some(100));
     }
 }

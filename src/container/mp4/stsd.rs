@@ -8,7 +8,7 @@
 use mp4_atom::{Decode, Dops};
 
 use super::esds::parse_esds;
-use super::header::{children, Child};
+use super::header::Child;
 use crate::error::{Error, Result};
 use crate::media::{AacConfig, CodecConfig, H264Config, H265Config, OpusConfig};
 
@@ -36,10 +36,10 @@ pub(crate) fn entry_count(stsd: &Child) -> u32 {
 
 /// The first child of `entry` with type `want`, looking past `fixed` bytes of fields.
 fn child(entry: &Child, fixed: usize, want: &[u8; 4]) -> Result<Option<Child>> {
-    if entry.body.len() < fixed {
-        return Err(Error::malformed("sample entry shorter than its fields"));
-    }
-    for c in children(entry.body.slice(fixed..)) {
+    let kids = entry
+        .children_after(fixed)
+        .ok_or_else(|| Error::malformed("sample entry shorter than its fields"))?;
+    for c in kids {
         let c = c?;
         if &c.header.kind == want {
             return Ok(Some(c));
@@ -54,8 +54,9 @@ pub(crate) fn codec(stsd: &Child) -> Result<Option<Codec>> {
     if entry_count(stsd) == 0 {
         return Err(Error::malformed("stsd without sample entries"));
     }
-    let Some(entry) = children(stsd.body.slice(8.min(stsd.body.len())..))
-        .next()
+    let Some(entry) = stsd
+        .children_after(8)
+        .and_then(|mut c| c.next())
         .transpose()?
     else {
         return Err(Error::malformed("stsd without sample entries"));
@@ -89,7 +90,7 @@ pub(crate) fn codec(stsd: &Child) -> Result<Option<Codec>> {
                 None => {
                     let wave = child(&entry, fixed, b"wave")?
                         .ok_or_else(|| Error::malformed("mp4a sample entry without esds"))?;
-                    children(wave.body)
+                    wave.children()
                         .map_while(Result::ok)
                         .find(|c| &c.header.kind == b"esds")
                         .ok_or_else(|| Error::malformed("mp4a sample entry without esds"))?
@@ -152,6 +153,7 @@ fn audio_fields_len(entry: &Child) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::mp4::header::children;
     use bytes::Bytes;
 
     fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -164,7 +166,7 @@ mod tests {
     fn stsd(entry: Vec<u8>) -> Child {
         let mut body = vec![0, 0, 0, 0, 0, 0, 0, 1];
         body.extend_from_slice(&entry);
-        children(Bytes::from(boxed(b"stsd", &body)))
+        children(Bytes::from(boxed(b"stsd", &body)), 0)
             .next()
             .unwrap()
             .unwrap()

@@ -59,7 +59,7 @@ fn atom_err(what: &'static str) -> impl Fn(mp4_atom::Error) -> Error {
 fn decode<T: Decode>(child: &Child, what: &'static str) -> Result<T> {
     T::decode(&mut &child.full[..])
         .map_err(atom_err(what))
-        .map_err(|e| e.at_offset(child.offset as u64))
+        .map_err(|e| e.at_offset(child.offset))
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -77,7 +77,7 @@ fn check_count(
     what: &'static str,
 ) -> Result<u32> {
     let count = be32(&child.body, count_at)
-        .ok_or_else(|| Error::malformed(what).context("box too short"))?;
+        .ok_or_else(|| Error::malformed("table box too short").context(what))?;
     if count > max {
         return Err(Error::limit("table entry count exceeds the per-track limit").context(what));
     }
@@ -85,17 +85,17 @@ fn check_count(
     if need > child.body.len() as u64 {
         return Err(Error::malformed("table entry count exceeds its box")
             .context(what)
-            .at_offset(child.offset as u64));
+            .at_offset(child.offset));
     }
     Ok(count)
 }
 
-/// Parses the body of a `moov` box.
-pub(crate) fn parse_moov(body: Bytes, limits: MoovLimits) -> Result<Movie> {
+/// Parses the body of a `moov` box that starts at absolute file offset `base`.
+pub(crate) fn parse_moov(body: Bytes, base: u64, limits: MoovLimits) -> Result<Movie> {
     let mut mvhd = None;
     let mut traks = Vec::new();
     let mut fragmented = false;
-    for child in children(body) {
+    for child in children(body, base) {
         let child = child?;
         match &child.header.kind {
             b"mvhd" => mvhd = Some(decode::<Mvhd>(&child, "mvhd")?),
@@ -156,12 +156,12 @@ struct TrakBoxes {
 
 fn collect(trak: &Child) -> Result<TrakBoxes> {
     let mut b = TrakBoxes::default();
-    for c in children(trak.body.clone()) {
+    for c in trak.children() {
         let c = c?;
         match &c.header.kind {
             b"tkhd" => b.tkhd = Some(c),
             b"edts" => {
-                for e in children(c.body.clone()) {
+                for e in c.children() {
                     let e = e?;
                     if &e.header.kind == b"elst" {
                         b.elst = Some(e);
@@ -170,20 +170,20 @@ fn collect(trak: &Child) -> Result<TrakBoxes> {
             }
             b"udta" => {
                 // udta is free-form user data: a broken one costs only the name.
-                for u in children(c.body.clone()).map_while(Result::ok) {
+                for u in c.children().map_while(Result::ok) {
                     if &u.header.kind == b"name" {
                         b.udta_name = Some(u.body);
                     }
                 }
             }
             b"mdia" => {
-                for m in children(c.body.clone()) {
+                for m in c.children() {
                     let m = m?;
                     match &m.header.kind {
                         b"mdhd" => b.mdhd = Some(m),
                         b"hdlr" => b.hdlr = Some(m),
                         b"minf" => {
-                            for n in children(m.body.clone()) {
+                            for n in m.children() {
                                 let n = n?;
                                 if &n.header.kind == b"stbl" {
                                     b.stbl = Some(n);
@@ -261,7 +261,7 @@ fn parse_trak(trak: &Child, movie_scale: Option<Timescale>, limits: MoovLimits) 
         const NAMES: [&[u8; 4]; 8] = [
             b"stsd", b"stts", b"ctts", b"stss", b"stsc", b"stsz", b"stco", b"co64",
         ];
-        for c in children(stbl.body.clone()) {
+        for c in stbl.children() {
             let c = c?;
             if let Some(i) = NAMES.iter().position(|n| **n == c.header.kind) {
                 boxes[i] = Some(c);
