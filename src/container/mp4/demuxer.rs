@@ -98,7 +98,9 @@ struct Pending {
 ///    the file, counts within limits). One [`Event::TrackAdded`] per supported track
 ///    follows, in `trak` order: H.264 (`avc1`/`avc3` with `avcC`), H.265 (`hvc1`/`hev1`
 ///    with `hvcC`), AAC (`mp4a` with an `esds` AudioSpecificConfig) and Opus (`Opus` with
-///    `dOps`). Other tracks are skipped (logged at debug level). Track ids are the MP4
+///    `dOps`). Other tracks are skipped (logged at debug level), and so are tracks whose
+///    sample description is missing or broken; when no track is left, the error is the
+///    first such problem, or [`crate::ErrorKind::Unsupported`]. Track ids are the MP4
 ///    `track_ID`s, timescales the `mdhd` timescales, languages the `mdhd` language
 ///    (`und` becomes `None`), names the `udta`/`name` or the `hdlr` name.
 /// 3. Frames follow in decode-time order across tracks (ties: lower file offset first).
