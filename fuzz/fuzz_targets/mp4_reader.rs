@@ -46,9 +46,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(ended && d.is_finished(), "stalled without finishing");
             return;
         };
-        assert!(req.len > 0 && req.end() <= file.len() as u64, "read outside the file");
+        assert!(
+            req.len > 0 && req.end() <= file.len() as u64,
+            "read outside the file"
+        );
         let start = req.offset as usize;
-        if d.supply(req.offset, file.slice(start..start + req.len)).is_err() {
+        if d.supply(req.offset, file.slice(start..start + req.len))
+            .is_err()
+        {
             assert!(d.is_finished());
             return;
         }
