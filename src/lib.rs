@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! FLV bytes -> FlvDemuxer --\
-//! MP4 file  -> Mp4Reader  ---> Segmenter -> TsMuxer -> HLS playlists
+//! MP4 file  -> Mp4Demuxer ---> Segmenter -> TsMuxer -> HLS playlists
 //! ```
 //!
 //! * Every stage follows [`pipeline::Stage`]: push one input, poll until `None`, finish.
