@@ -11,8 +11,13 @@ use strom::pipeline::Stage;
 
 /// Generates an FLV with FFmpeg into a fresh temp dir and returns its bytes.
 fn ffmpeg_flv(name: &str, args: &[&str]) -> Bytes {
-    let dir =
-        std::env::temp_dir().join(format!("strom-flv-roundtrip-{}-{name}", std::process::id()));
+    // Tests run in parallel and several make the same file: one directory per call.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "strom-flv-roundtrip-{}-{n}-{name}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join(format!("{name}.flv"));
     let mut cmd = Command::new("ffmpeg");
