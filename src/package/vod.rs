@@ -17,17 +17,17 @@
 //! let track = TrackInfo::new(2, Timescale::new(48_000).unwrap(), CodecConfig::Aac(asc));
 //! let mut p = VodPackager::new(VodPackagerOptions::default()).unwrap();
 //! p.push(Item::Event(Event::TrackAdded(track))).unwrap();
+//! let mut names = Vec::new();
 //! for i in 0..500 {
 //!     let t = Timestamp::new(i * 1024, Timescale::new(48_000).unwrap());
 //!     let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
 //!         .with_flags(FrameFlags::KEYFRAME)
 //!         .with_duration(Timestamp::new(1024, t.scale()));
 //!     p.push(Item::Frame(f)).unwrap();
-//!     drain(&mut p).unwrap();
+//!     names.extend(drain(&mut p).unwrap().iter().map(|o| o.name().to_string()));
 //! }
 //! p.finish().unwrap();
-//! let out = drain(&mut p).unwrap();
-//! let names: Vec<&str> = out.iter().map(|o| o.name()).collect();
+//! names.extend(drain(&mut p).unwrap().iter().map(|o| o.name().to_string()));
 //! assert_eq!(names, ["segment00000.ts", "segment00001.ts", "media.m3u8", "index.m3u8"]);
 //! ```
 
