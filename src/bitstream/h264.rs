@@ -311,11 +311,7 @@ pub fn config_from_parameter_sets(sps: Bytes, pps: Bytes) -> Result<H264Config> 
 mod tests {
     use super::*;
 
-    // x264 High@3.1 1280x720 25 fps SPS.
-    const SPS_720P: &[u8] = &[
-        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02,
-        0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
-    ];
+    use crate::bitstream::test_vectors::{PPS_720P, SPS_720P};
 
     #[test]
     fn sps_720p() {
@@ -328,7 +324,7 @@ mod tests {
     #[test]
     fn avcc_round_trip() {
         let sps = Bytes::from_static(SPS_720P);
-        let pps = Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]);
+        let pps = Bytes::from_static(PPS_720P);
         let cfg = config_from_parameter_sets(sps.clone(), pps.clone()).unwrap();
         assert_eq!(cfg.codecs_string(), "avc1.64001f");
         assert_eq!(cfg.sps, vec![sps]);

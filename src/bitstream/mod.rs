@@ -13,3 +13,5 @@ pub mod bits;
 pub mod h264;
 pub mod h265;
 pub mod nal;
+#[cfg(test)]
+pub(crate) mod test_vectors;
