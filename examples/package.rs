@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Writes `DIR/index.m3u8` (multivariant), `DIR/media.m3u8` and `DIR/segmentNNNNN.ts`.
-//! Segments are written as they are cut (memory stays at about one segment); the
-//! playlists are written last, each to a temporary name then renamed, so a failed
+//! Segments are written piece by piece as they are muxed (memory stays at about one
+//! segment of input); the playlists are written last, each to a temporary name then renamed, so a failed
 //! run leaves no playlist that looks complete. Exits non-zero with a message on error.
 
 mod common;
@@ -97,13 +97,31 @@ fn run(args: &Args) -> Result<(), String> {
         .len();
     let mut last_report = Instant::now();
     let mut io_err: Option<String> = None;
+    // The segment file being written: pieces are appended as they come.
+    let mut current: Option<fs::File> = None;
     let mut store = |out: VodOutput, dir: &Path| -> Result<(), strom::Error> {
         let r = match &out {
-            VodOutput::Segment { name, data, .. } => fs::write(dir.join(name), data),
+            VodOutput::SegmentData {
+                name,
+                first,
+                last,
+                data,
+                ..
+            } => (|| {
+                if *first {
+                    current = Some(fs::File::create(dir.join(name))?);
+                }
+                let f = current.as_mut().ok_or(std::io::ErrorKind::NotFound)?;
+                f.write_all(data)?;
+                if *last {
+                    current = None;
+                }
+                Ok(())
+            })(),
             VodOutput::Playlist { name, text } => write_atomic(dir, name, text.as_bytes()),
             _ => Ok(()),
         };
-        r.map_err(|e| {
+        r.map_err(|e: std::io::Error| {
             io_err = Some(format!("{}: {e}", dir.join(out.name()).display()));
             strom::Error::usage("output write failed")
         })

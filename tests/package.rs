@@ -21,7 +21,18 @@ fn package(input: &Path, dir: &Path, segment_ms: i64) -> Vec<(String, i64)> {
     let mut opts = VodPackagerOptions::default();
     opts.segmenter.target_duration = Timestamp::from_millis(segment_ms);
     let mut p = VodPackager::new(opts).unwrap();
-    let store = |o: VodOutput| fs::write(dir.join(o.name()), o.data()).unwrap();
+    let store = |o: VodOutput| {
+        use std::io::Write;
+        let first = !matches!(o, VodOutput::SegmentData { first: false, .. });
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!first)
+            .truncate(first)
+            .open(dir.join(o.name()))
+            .unwrap();
+        f.write_all(&o.data()).unwrap();
+    };
     input::read_file(input, |item, _| {
         p.push(item)?;
         while let Some(o) = p.poll() {

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use strom::container::mp4::Mp4Demuxer;
 use strom::ingest::flv::FlvDemuxer;
 use strom::media::Item;
@@ -97,14 +97,12 @@ pub fn read_file(
             let mut demux = FlvDemuxer::new();
             let mut read = 0u64;
             loop {
-                let mut buf = BytesMut::zeroed(FLV_CHUNK);
-                let n = read_up_to(&mut file, &mut buf)?;
-                if n == 0 {
+                let buf = read_exact_uninit(&mut file, FLV_CHUNK, false)?;
+                if buf.is_empty() {
                     break;
                 }
-                buf.truncate(n);
-                read += n as u64;
-                demux.push(buf.freeze())?;
+                read += buf.len() as u64;
+                demux.push(buf)?;
                 while let Some(item) = demux.poll() {
                     sink(item?, read)?;
                 }
@@ -125,14 +123,27 @@ pub fn read_file(
                     break;
                 };
                 file.seek(SeekFrom::Start(req.offset))?;
-                let mut buf = BytesMut::zeroed(req.len);
-                file.read_exact(&mut buf)?;
+                let buf = read_exact_uninit(&mut file, req.len, true)?;
                 read = read.max(req.end());
-                demux.supply(req.offset, buf.freeze())?;
+                demux.supply(req.offset, buf)?;
             }
         }
     }
     Ok(format)
+}
+
+/// Reads up to `len` bytes (exactly `len` when `exact`) into a fresh buffer without
+/// zero-filling it first: frames slice this buffer, so it cannot be reused.
+fn read_exact_uninit(file: &mut File, len: usize, exact: bool) -> io::Result<Bytes> {
+    let mut v = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut v)?;
+    if exact && v.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than its index says",
+        ));
+    }
+    Ok(Bytes::from(v))
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
