@@ -441,8 +441,10 @@ mod tests {
             })
             .collect();
 
-        let mut opts = VodPackagerOptions::default();
-        opts.chunk_size = 188 * 7;
+        let opts = VodPackagerOptions {
+            chunk_size: 188 * 7,
+            ..VodPackagerOptions::default()
+        };
         let mut p = VodPackager::new(opts).unwrap();
         let mut outs = Vec::new();
         for it in items() {
