@@ -15,7 +15,7 @@ use strom::package::{VodOutput, VodPackager, VodPackagerOptions};
 use strom::pipeline::Stage;
 
 /// Read size of the example's file adapter (examples/common/input.rs).
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 fn input() -> Bytes {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");

@@ -79,7 +79,7 @@ impl From<strom::Error> for InputError {
 /// Progress reported to the callback: bytes of the file consumed so far.
 pub type Progress = u64;
 
-const FLV_CHUNK: usize = 256 * 1024;
+const FLV_CHUNK: usize = 1024 * 1024;
 
 /// Reads `path` and calls `sink` with every item, in order, and the bytes read so far.
 pub fn read_file(
