@@ -12,6 +12,12 @@
 //! MP4 file  -> Mp4Demuxer ---> Segmenter -> TsMuxer -> HLS playlists
 //! ```
 //!
+//! [`package::VodPackager`] composes the last three for HLS VOD: it muxes each
+//! segment in pieces as the host polls, so memory stays at about one segment of
+//! input, and the host writes every piece while it is still in cache.
+//! `examples/package.rs` is the file-based host; `examples/common/input.rs` is the
+//! thin file adapter that drives the sans-IO demuxers.
+//!
 //! * Every stage follows [`pipeline::Stage`]: push one input, poll until `None`, finish.
 //! * [`media::Item`]s carry frames and in-order [`media::Event`]s (track added or
 //!   changed, discontinuity, cue, end of stream). Stages forward events they do not use.
