@@ -36,8 +36,6 @@
 //!
 //! A host appends the pieces of a segment in order; [`VodOutput::SegmentData`]'s
 //! `first` says when to start a new file.
-//! ```
-//! ```
 
 use std::collections::VecDeque;
 use std::vec::IntoIter;
