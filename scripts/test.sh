@@ -134,6 +134,7 @@ else
 fi
 step "cargo fmt" cargo fmt --all -- --check "${FMT_COLOR[@]}"
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 step "cargo test --release" cargo test --release
 step "fuzz crate check" fuzz_check
 
