@@ -2,3 +2,4 @@
 
 pub mod amf0;
 pub mod flv;
+pub mod rtmp;
