@@ -43,6 +43,7 @@ pub mod container;
 pub mod error;
 pub mod ingest;
 pub mod media;
+pub mod origin;
 pub mod package;
 pub mod pipeline;
 pub mod time;

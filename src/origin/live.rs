@@ -1,0 +1,527 @@
+//! [`LiveStream`]: one live stream packaged as HLS with MPEG-TS segments, a sliding
+//! playlist window and a publisher lifecycle (connect, disconnect, reconnect, end).
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::container::ts::{TsMuxer, TsMuxerOptions};
+use crate::error::{Error, Result};
+use crate::media::{Event, Item, MediaKind, TrackInfo};
+use crate::package::hls::{
+    BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Variant,
+};
+use crate::package::{Segment, Segmenter, SegmenterOptions};
+use crate::pipeline::Stage;
+use crate::time::{Timescale, Timestamp};
+
+/// Name of the media playlist, relative to the multivariant playlist.
+pub const MEDIA_PLAYLIST: &str = "media.m3u8";
+/// Name of the multivariant playlist.
+pub const MULTIVARIANT_PLAYLIST: &str = "index.m3u8";
+/// Most keyframe arrival times remembered for `EXT-X-PROGRAM-DATE-TIME` (bounds memory
+/// when the segmenter never cuts, e.g. an audio-only reference with a huge target).
+const MAX_ARRIVALS: usize = 4096;
+/// Gap left between the last timestamp of a publisher and the first one of the next,
+/// once its timestamps are moved to continue the stream (90 kHz): 1 s, enough for
+/// B-frame reordering and audio pre-roll of the new publisher.
+const JOIN_GAP_90K: i64 = 90_000;
+
+/// Options of a [`LiveStream`]. Each field's doc states its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LiveStreamOptions {
+    /// Segmenter options. Default: [`SegmenterOptions::default`] with a 2 s target.
+    pub segmenter: SegmenterOptions,
+    /// MPEG-TS muxer options. Default: [`TsMuxerOptions::default`].
+    pub ts: TsMuxerOptions,
+    /// Segments listed in the live media playlist (the sliding window, RFC 8216bis
+    /// §6.2.2 asks for at least three target durations). Default: 6. Values below 1
+    /// are treated as 1.
+    pub window: usize,
+    /// How long a stream may stay without a publisher before it ends (its playlist
+    /// gets `EXT-X-ENDLIST`), in milliseconds. Default: 30 000.
+    pub idle_timeout_ms: i64,
+    /// Sequence number of the first segment. Default: 0. An origin that replaces an
+    /// ended stream by a new one of the same name continues the numbering so that
+    /// segment URLs (cached as immutable) are never reused.
+    pub first_sequence: u64,
+}
+
+impl Default for LiveStreamOptions {
+    fn default() -> Self {
+        LiveStreamOptions {
+            segmenter: SegmenterOptions {
+                target_duration: Timestamp::from_secs(2),
+                ..SegmenterOptions::default()
+            },
+            ts: TsMuxerOptions::default(),
+            window: 6,
+            idle_timeout_ms: 30_000,
+            first_sequence: 0,
+        }
+    }
+}
+
+/// A finished MPEG-TS segment, ready for a [`super::SegmentStore`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LiveSegment {
+    /// Media sequence number (also its URI: `{sequence}.ts`).
+    pub sequence: u64,
+    /// Exact duration.
+    pub duration: Timestamp,
+    /// Wall-clock time (Unix ms) when its first frame was pushed.
+    pub program_date_time: i64,
+    /// TS packets: PAT, PMT, then the frames; decodable alone.
+    pub data: Bytes,
+}
+
+/// Where a [`LiveStream`] is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveState {
+    /// A publisher is connected and frames may be pushed.
+    Publishing,
+    /// The publisher left at this time (Unix ms); a new one may continue the stream.
+    Idle {
+        /// When the publisher disconnected (Unix ms).
+        since: i64,
+    },
+    /// No publisher came back within the idle timeout: the playlist has `EXT-X-ENDLIST`.
+    Ended {
+        /// When the stream ended (Unix ms).
+        at: i64,
+    },
+}
+
+/// A snapshot of a [`LiveStream`] for dashboards (`/streams.json`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StreamStats {
+    /// RFC 6381 codec strings of the current tracks, comma separated.
+    pub codecs: String,
+    /// Video resolution in pixels, if there is video.
+    pub resolution: Option<(u32, u32)>,
+    /// Video frame rate (num, den), if the SPS signals it.
+    pub frame_rate: Option<(u32, u32)>,
+    /// Measured bit rate over the segments of the playlist window, bits/s (0 before
+    /// the first segment).
+    pub bitrate: u64,
+    /// Milliseconds since the first publisher connected.
+    pub uptime_ms: i64,
+    /// TS bytes produced so far.
+    pub bytes: u64,
+    /// Segments produced so far.
+    pub segments: u64,
+    /// Publishers that connected so far (1 + reconnects).
+    pub publishes: u64,
+    /// Lifecycle state.
+    pub state: LiveState,
+}
+
+/// Per-publish state: a fresh segmenter, and the shift applied to its timestamps.
+#[derive(Debug)]
+struct Session {
+    segmenter: Segmenter,
+    /// Added to every timestamp of this publisher (90 kHz), decided at its first frame.
+    offset_90k: Option<i64>,
+    /// The first segment of this session is marked discontinuous (not for the first).
+    join: bool,
+    /// Audio tracks declared by this publisher (every frame of an audio reference
+    /// is a sync point).
+    audio_tracks: Vec<u32>,
+}
+
+/// One live stream: frames of a publisher in, MPEG-TS segments and live HLS
+/// playlists out. Sans-IO: the host passes the wall clock (`now`, Unix milliseconds)
+/// to every call and moves the segments to a store ([`LiveStream::poll_segment`]).
+///
+/// * Frames are cut by a [`Segmenter`] (default target 2 s) and muxed by one
+///   [`TsMuxer`] whose continuity counters and PCR carry on across segments and
+///   across publishers.
+/// * The media playlist (RFC 8216bis §4.4.3, version 3) is a sliding window of
+///   [`LiveStreamOptions::window`] segments: `EXT-X-MEDIA-SEQUENCE` rises by one per
+///   segment removed (§6.2.2), `EXT-X-TARGETDURATION` is floored at the configured
+///   target so it does not change, every segment has `EXT-X-PROGRAM-DATE-TIME` from
+///   the host clock when its first frame was pushed (§4.4.4.6), and there is no
+///   `EXT-X-ENDLIST` until the stream ends.
+/// * A publisher that leaves ([`publisher_disconnected`](Self::publisher_disconnected))
+///   flushes its open segment. A new one ([`publisher_connected`](Self::publisher_connected))
+///   continues the same stream: sequence numbers go on, its first segment carries
+///   `EXT-X-DISCONTINUITY` (§4.4.4.3; `EXT-X-DISCONTINUITY-SEQUENCE` rises when it
+///   leaves the window), and its timestamps are shifted to continue after the
+///   previous publisher's, so PTS, DTS and PCR stay monotonic in the transport stream.
+/// * [`tick`](Self::tick) ends a stream left without a publisher for
+///   [`LiveStreamOptions::idle_timeout_ms`]: `EXT-X-ENDLIST` is written.
+///
+/// ```
+/// use bytes::Bytes;
+/// use strom::bitstream::aac::build_asc;
+/// use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, Item, TrackInfo};
+/// use strom::origin::LiveStream;
+/// use strom::time::{Timescale, Timestamp};
+///
+/// let scale = Timescale::new(48_000).unwrap();
+/// let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
+/// let mut live = LiveStream::new(Default::default()).unwrap();
+/// live.publisher_connected(1_700_000_000_000).unwrap();
+/// live.push(Event::TrackAdded(TrackInfo::new(2, scale, CodecConfig::Aac(aac))).into(), 1_700_000_000_000).unwrap();
+/// for i in 0..300i64 {
+///     let t = Timestamp::new(i * 1024, scale);
+///     let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+///         .with_flags(FrameFlags::KEYFRAME);
+///     live.push(Item::Frame(f), 1_700_000_000_000 + i * 21).unwrap();
+/// }
+/// let seg = live.poll_segment().unwrap();
+/// assert_eq!(seg.sequence, 0);
+/// assert!(live.media_playlist().unwrap().contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z"));
+/// ```
+#[derive(Debug)]
+pub struct LiveStream {
+    opts: LiveStreamOptions,
+    session: Option<Session>,
+    muxer: Option<(Vec<TrackInfo>, TsMuxer)>,
+    playlist: MediaPlaylist,
+    /// (bytes, duration) of the segments in the window, for the measured bit rate.
+    window_rates: VecDeque<(u64, Timestamp)>,
+    meter: BandwidthMeter,
+    /// Tracks of the newest segment.
+    tracks: Vec<TrackInfo>,
+    next_sequence: u64,
+    ready: VecDeque<LiveSegment>,
+    /// (presentation time, Unix ms) of reference keyframes pushed and not yet segmented.
+    arrivals: VecDeque<(Timestamp, i64)>,
+    /// Largest PTS or DTS written so far, 90 kHz after shifting.
+    high_water_90k: Option<i64>,
+    state: LiveState,
+    started_at: Option<i64>,
+    publishes: u64,
+    bytes: u64,
+    segments: u64,
+    buf: BytesMut,
+}
+
+impl LiveStream {
+    /// A stream with `opts`, waiting for its first publisher.
+    ///
+    /// Errors: [`Error::usage`] for invalid segmenter options.
+    pub fn new(opts: LiveStreamOptions) -> Result<Self> {
+        // Validates the options once, so later sessions cannot fail to start.
+        Segmenter::new(opts.segmenter.clone())?;
+        let mut playlist = MediaPlaylist::new(PlaylistType::Live);
+        let target_ms = opts.segmenter.target_duration.as_millis().max(1);
+        playlist.target_duration = Some(((target_ms + 999) / 1000) as u64);
+        playlist.media_sequence = opts.first_sequence;
+        Ok(LiveStream {
+            next_sequence: opts.first_sequence,
+            opts,
+            session: None,
+            muxer: None,
+            playlist,
+            window_rates: VecDeque::new(),
+            meter: BandwidthMeter::new(),
+            tracks: Vec::new(),
+            ready: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            high_water_90k: None,
+            state: LiveState::Idle { since: 0 },
+            started_at: None,
+            publishes: 0,
+            bytes: 0,
+            segments: 0,
+            buf: BytesMut::new(),
+        })
+    }
+
+    /// The options of this stream.
+    pub fn options(&self) -> &LiveStreamOptions {
+        &self.opts
+    }
+
+    /// Lifecycle state.
+    pub fn state(&self) -> LiveState {
+        self.state
+    }
+
+    /// Whether the stream ended (its playlist has `EXT-X-ENDLIST`).
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state, LiveState::Ended { .. })
+    }
+
+    /// The sequence number the next segment will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Whether the media playlist lists at least one segment.
+    pub fn has_segments(&self) -> bool {
+        !self.playlist.segments.is_empty()
+    }
+
+    /// The live media playlist model (window, sequence numbers, dates).
+    pub fn playlist(&self) -> &MediaPlaylist {
+        &self.playlist
+    }
+
+    /// A publisher starts (or resumes) the stream at `now` (Unix ms).
+    ///
+    /// Errors: [`Error::usage`] when a publisher is already connected or the stream
+    /// has ended (a playlist with `EXT-X-ENDLIST` must not change, RFC 8216bis
+    /// §6.2.1: start a new `LiveStream` with
+    /// [`LiveStreamOptions::first_sequence`] set to [`next_sequence`](Self::next_sequence)).
+    pub fn publisher_connected(&mut self, now: i64) -> Result<()> {
+        match self.state {
+            LiveState::Publishing => {
+                return Err(Error::usage(
+                    "live stream: a publisher is already connected",
+                ))
+            }
+            LiveState::Ended { .. } => return Err(Error::usage("live stream: stream has ended")),
+            LiveState::Idle { .. } => {}
+        }
+        let segmenter = Segmenter::new(self.opts.segmenter.clone())?;
+        self.session = Some(Session {
+            segmenter,
+            offset_90k: None,
+            join: self.publishes > 0,
+            audio_tracks: Vec::new(),
+        });
+        self.arrivals.clear();
+        self.publishes += 1;
+        self.started_at.get_or_insert(now);
+        self.state = LiveState::Publishing;
+        Ok(())
+    }
+
+    /// The publisher left at `now` (Unix ms): its open segment is flushed into the
+    /// playlist. Does nothing when no publisher is connected.
+    ///
+    /// Errors: a muxing error of the flushed segment (the segment is dropped; the
+    /// stream stays usable).
+    pub fn publisher_disconnected(&mut self, now: i64) -> Result<()> {
+        if self.state != LiveState::Publishing {
+            return Ok(());
+        }
+        self.state = LiveState::Idle { since: now };
+        let Some(mut session) = self.session.take() else {
+            return Ok(());
+        };
+        session.segmenter.finish()?;
+        self.collect(&mut session, now)
+    }
+
+    /// Advances the clock to `now` (Unix ms): a stream without a publisher for
+    /// [`LiveStreamOptions::idle_timeout_ms`] ends. Returns `true` when this call
+    /// ended it.
+    pub fn tick(&mut self, now: i64) -> bool {
+        match self.state {
+            LiveState::Idle { since }
+                if self.publishes > 0 && now.saturating_sub(since) >= self.opts.idle_timeout_ms =>
+            {
+                self.state = LiveState::Ended { at: now };
+                self.playlist.ended = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Pushes one item of the publisher (from an FLV demuxer or an RTMP session) at
+    /// wall-clock `now` (Unix ms). Finished segments become ready for
+    /// [`poll_segment`](Self::poll_segment).
+    ///
+    /// Errors: [`Error::usage`] without a connected publisher; segmenter and muxer
+    /// errors (limits, malformed payloads) for this item, after which the stream
+    /// stays usable.
+    pub fn push(&mut self, item: Item, now: i64) -> Result<()> {
+        if self.state != LiveState::Publishing {
+            return Err(Error::usage("live stream: push without a publisher"));
+        }
+        let Some(mut session) = self.session.take() else {
+            return Err(Error::usage("live stream: push without a publisher"));
+        };
+        let r = self.push_in(&mut session, item, now);
+        let c = self.collect(&mut session, now);
+        self.session = Some(session);
+        r.and(c)
+    }
+
+    fn push_in(&mut self, session: &mut Session, item: Item, now: i64) -> Result<()> {
+        let item = match item {
+            Item::Frame(mut f) => {
+                let offset = *session.offset_90k.get_or_insert_with(|| {
+                    match self.high_water_90k {
+                        // Continue after the previous publisher.
+                        Some(high) => high
+                            .saturating_add(JOIN_GAP_90K)
+                            .saturating_sub(f.dts.ticks_in(Timescale::MPEG)),
+                        None => 0,
+                    }
+                });
+                if offset != 0 {
+                    let shift = Timestamp::new(offset, Timescale::MPEG);
+                    f.dts = f.dts.add(shift);
+                    f.pts = f.pts.add(shift);
+                }
+                let high = f.pts.max(f.dts).ticks_in(Timescale::MPEG);
+                self.high_water_90k = Some(self.high_water_90k.map_or(high, |h| h.max(high)));
+                let reference = session.segmenter.reference_track();
+                let is_ref = reference == Some(f.track);
+                if is_ref && (f.is_keyframe() || session.audio_tracks.contains(&f.track)) {
+                    if self.arrivals.len() >= MAX_ARRIVALS {
+                        self.arrivals.pop_front();
+                    }
+                    self.arrivals.push_back((f.pts, now));
+                }
+                Item::Frame(f)
+            }
+            Item::Event(Event::EndOfStream) => return Ok(()),
+            Item::Event(ev) => {
+                if let Event::TrackAdded(t) | Event::TrackChanged(t) = &ev {
+                    session.audio_tracks.retain(|&id| id != t.id);
+                    if t.kind == MediaKind::Audio && session.audio_tracks.len() < 64 {
+                        session.audio_tracks.push(t.id);
+                    }
+                }
+                Item::Event(ev)
+            }
+        };
+        session.segmenter.push(item)
+    }
+
+    fn collect(&mut self, session: &mut Session, now: i64) -> Result<()> {
+        let mut first_err = None;
+        while let Some(seg) = session.segmenter.poll() {
+            let r = seg.and_then(|mut seg| {
+                if std::mem::take(&mut session.join) {
+                    seg.discontinuity = true;
+                }
+                self.publish_segment(seg, now)
+            });
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.context("live stream")),
+            None => Ok(()),
+        }
+    }
+
+    /// The wall-clock time the segment starting at `start` began arriving.
+    fn arrival_of(&mut self, start: Timestamp, now: i64) -> i64 {
+        while let Some(&(pts, at)) = self.arrivals.front() {
+            if pts < start {
+                self.arrivals.pop_front();
+            } else if pts == start {
+                self.arrivals.pop_front();
+                return at;
+            } else {
+                break;
+            }
+        }
+        now
+    }
+
+    fn publish_segment(&mut self, seg: Segment, now: i64) -> Result<()> {
+        let pdt = self.arrival_of(seg.start, now);
+        let same = matches!(&self.muxer, Some((t, _)) if t.iter().map(|x| x.id).eq(seg.tracks.iter().map(|x| x.id)));
+        if !same {
+            // A new track set needs new PIDs: a new muxer. Its continuity counters
+            // restart, which players accept because the segment is discontinuous.
+            let m = TsMuxer::new(&seg.tracks, self.opts.ts.clone())?;
+            self.muxer = Some((seg.tracks.clone(), m));
+        }
+        let (tracks, muxer) = self.muxer.as_mut().ok_or(Error::usage("no muxer"))?;
+        self.buf.clear();
+        muxer.write_segment(&seg, &mut self.buf)?;
+        tracks.clone_from(&seg.tracks);
+        let data = self.buf.split().freeze();
+        self.tracks.clone_from(&seg.tracks);
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let len = data.len() as u64;
+        self.bytes += len;
+        self.segments += 1;
+        self.meter.record(len, seg.duration);
+        self.window_rates.push_back((len, seg.duration));
+        self.playlist.push_segment(
+            MediaSegment::new(format!("{sequence}.ts"), seg.duration)
+                .with_discontinuity(seg.discontinuity)
+                .with_program_date_time(pdt),
+        );
+        while self.playlist.segments.len() > self.opts.window.max(1) {
+            self.playlist.pop_front();
+            self.window_rates.pop_front();
+        }
+        self.ready.push_back(LiveSegment {
+            sequence,
+            duration: seg.duration,
+            program_date_time: pdt,
+            data,
+        });
+        Ok(())
+    }
+
+    /// The next finished segment, to be stored under its sequence number before the
+    /// playlist that lists it is served.
+    pub fn poll_segment(&mut self) -> Option<LiveSegment> {
+        self.ready.pop_front()
+    }
+
+    /// The live media playlist text (RFC 8216bis §4.4.3); segment URIs are
+    /// `{sequence}.ts`, relative to the playlist.
+    ///
+    /// Errors: [`Error::usage`] before the first segment (nothing to play yet).
+    pub fn media_playlist(&self) -> Result<String> {
+        if self.playlist.segments.is_empty() {
+            return Err(Error::usage("live stream: no segment yet"));
+        }
+        self.playlist.write()
+    }
+
+    /// The multivariant playlist text (RFC 8216bis §4.4.6): one variant,
+    /// [`MEDIA_PLAYLIST`], with the measured peak and average `BANDWIDTH`, `CODECS`,
+    /// `RESOLUTION` and `FRAME-RATE` of the current tracks.
+    ///
+    /// Errors: [`Error::usage`] before the first segment.
+    pub fn multivariant_playlist(&self) -> Result<String> {
+        if self.playlist.segments.is_empty() {
+            return Err(Error::usage("live stream: no segment yet"));
+        }
+        let stats = self.stats(0);
+        let mut v = Variant::new(MEDIA_PLAYLIST, self.meter.peak().max(1), stats.codecs);
+        v.average_bandwidth = Some(self.meter.average().max(1));
+        v.resolution = stats.resolution;
+        v.frame_rate = stats.frame_rate;
+        let mut mv = MultivariantPlaylist::new();
+        mv.variants.push(v);
+        mv.write()
+    }
+
+    /// Statistics at `now` (Unix ms).
+    pub fn stats(&self, now: i64) -> StreamStats {
+        let codecs: Vec<String> = self
+            .tracks
+            .iter()
+            .map(|t| t.config.codecs_string())
+            .collect();
+        let video = self.tracks.iter().find(|t| t.kind == MediaKind::Video);
+        let mut window = BandwidthMeter::new();
+        for (bytes, d) in &self.window_rates {
+            window.record(*bytes, *d);
+        }
+        StreamStats {
+            codecs: codecs.join(","),
+            resolution: video.and_then(|v| v.config.resolution()),
+            frame_rate: video.and_then(|v| v.config.frame_rate()),
+            bitrate: window.average(),
+            uptime_ms: self.started_at.map_or(0, |s| now.saturating_sub(s).max(0)),
+            bytes: self.bytes,
+            segments: self.segments,
+            publishes: self.publishes,
+            state: self.state,
+        }
+    }
+}

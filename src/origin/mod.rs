@@ -1,0 +1,45 @@
+//! The live origin: per-stream live packaging into a bounded segment store, and HTTP
+//! answers for HLS players, without a server, a runtime or a file system.
+//!
+//! * [`SegmentStore`] (host-implementable) and [`MemoryStore`]: segment bytes by
+//!   (stream, sequence), a bounded window per stream.
+//! * [`LiveStream`]: frames of one publisher in, MPEG-TS segments and live HLS
+//!   playlists out (sliding window, `EXT-X-PROGRAM-DATE-TIME`, discontinuities
+//!   across publisher reconnects, `EXT-X-ENDLIST` after an idle timeout).
+//! * [`Origin`]: streams plus a store behind [`Origin::handle`]`(&Request, now)`.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use strom::ingest::flv::FlvDemuxer;
+//! use strom::origin::{MemoryStore, Origin, Request};
+//! use strom::pipeline::Stage;
+//!
+//! let mut origin = Origin::new(MemoryStore::default(), Default::default());
+//! let now = 1_700_000_000_000; // the host's clock, Unix ms
+//! origin.publish("cam", now).unwrap();
+//! let mut demux = FlvDemuxer::new();
+//! demux.push(Bytes::from_static(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")).unwrap();
+//! while let Some(item) = demux.poll() {
+//!     origin.push("cam", item.unwrap(), now).unwrap();
+//! }
+//! origin.unpublish("cam", now + 10).unwrap();
+//! let r = origin.handle(&Request::get("/live/cam/media.m3u8"), now + 20);
+//! assert_eq!(r.status, 404); // no frames, no segment
+//! assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+//! ```
+
+mod http;
+mod live;
+mod router;
+mod store;
+
+pub use http::{Method, Request, Response};
+pub use live::{
+    LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats, MEDIA_PLAYLIST,
+    MULTIVARIANT_PLAYLIST,
+};
+pub use router::{
+    valid_stream_name, Origin, OriginOptions, MAX_NAME_LEN, PLAYLIST_CACHE, PLAYLIST_TYPE,
+    SEGMENT_CACHE, SEGMENT_TYPE,
+};
+pub use store::{MemoryStore, MemoryStoreOptions, SegmentStore};

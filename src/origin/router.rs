@@ -1,0 +1,499 @@
+//! [`Origin`]: live streams and their segment store behind one `handle(request, now)`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::http::{Method, Request, Response};
+use super::live::{
+    LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
+};
+use super::store::SegmentStore;
+use crate::error::{Error, Result};
+use crate::media::Item;
+
+/// `Content-Type` of HLS playlists (RFC 8216bis §4).
+pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// `Content-Type` of MPEG-TS segments.
+pub const SEGMENT_TYPE: &str = "video/mp2t";
+/// `Cache-Control` of live playlists: about half a 2 s segment.
+pub const PLAYLIST_CACHE: &str = "max-age=1";
+/// `Cache-Control` of segments: a URL never names other bytes.
+pub const SEGMENT_CACHE: &str = "max-age=31536000, immutable";
+/// Longest stream name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Options of an [`Origin`]. Each field's doc states its default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OriginOptions {
+    /// Options of each new [`LiveStream`] (its `first_sequence` is set by the origin).
+    /// Default: [`LiveStreamOptions::default`].
+    pub live: LiveStreamOptions,
+    /// Most streams held at once (publishing, idle or ended and lingering); one more
+    /// publish is an [`Error::limit`]. Default: 1000.
+    pub max_streams: usize,
+    /// How long an ended stream keeps serving its final playlist (with
+    /// `EXT-X-ENDLIST`) and segments before it is removed, in milliseconds.
+    /// Default: 60 000.
+    pub linger_ms: i64,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        OriginOptions {
+            live: LiveStreamOptions::default(),
+            max_streams: 1000,
+            linger_ms: 60_000,
+        }
+    }
+}
+
+/// Whether `name` is a valid stream name: `[A-Za-z0-9_-]{1,64}`.
+pub fn valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What a request path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Streams,
+    Multivariant(&'a str),
+    Media(&'a str),
+    Segment(&'a str, u64),
+}
+
+/// A live HLS origin without a server or a runtime: publishers' frames in
+/// ([`publish`](Self::publish), [`push`](Self::push),
+/// [`unpublish`](Self::unpublish)), HTTP answers out ([`handle`](Self::handle)).
+/// The host owns sockets, clocks and locking; every call takes `now` in Unix
+/// milliseconds.
+///
+/// Routes (`GET` and `HEAD`; `OPTIONS` is a CORS preflight; other methods get 405):
+/// * `/live/{stream}/index.m3u8`: multivariant playlist (RFC 8216bis §4.4.6);
+/// * `/live/{stream}/media.m3u8`: live media playlist (§4.4.3);
+/// * `/live/{stream}/{sequence}.ts`: an MPEG-TS segment from the [`SegmentStore`];
+/// * `/streams.json`: streams not ended, with codecs, resolution, frame rate,
+///   measured bit rate, uptime and bytes. Viewers are not counted (a request
+///   carries no client identity here).
+///
+/// Every response has `Access-Control-Allow-Origin: *`. Playlists are
+/// `Cache-Control: max-age=1`, segments `max-age=31536000, immutable` (segment URLs
+/// are never reused: a stream that ends and starts again continues the numbering
+/// while the origin remembers it). Unknown streams, segments and paths are 404,
+/// a stream with no segment yet is 404 too. Stream names are `[A-Za-z0-9_-]{1,64}`;
+/// a path with `..`, `.` segments, backslashes, percent-encoding, an empty segment or
+/// a name outside that set is 400. No file system is ever touched.
+///
+/// ```
+/// use strom::origin::{MemoryStore, Origin, Request};
+/// let mut origin = Origin::new(MemoryStore::default(), Default::default());
+/// origin.publish("cam1", 0).unwrap();
+/// // Nothing pushed yet: no playlist.
+/// assert_eq!(origin.handle(&Request::get("/live/cam1/index.m3u8"), 0).status, 404);
+/// assert_eq!(origin.handle(&Request::get("/live/../etc/passwd"), 0).status, 400);
+/// let r = origin.handle(&Request::get("/streams.json"), 0);
+/// assert_eq!(r.header("content-type"), Some("application/json"));
+/// assert!(std::str::from_utf8(&r.body).unwrap().contains("\"name\":\"cam1\""));
+/// ```
+#[derive(Debug)]
+pub struct Origin<S: SegmentStore> {
+    opts: OriginOptions,
+    store: S,
+    streams: HashMap<String, LiveStream>,
+    /// Next sequence number of streams that were removed, so a later stream of the
+    /// same name does not reuse segment URLs. Bounded by `max_streams`.
+    retired: HashMap<String, u64>,
+}
+
+impl<S: SegmentStore> Origin<S> {
+    /// An origin serving segments from `store`.
+    pub fn new(store: S, opts: OriginOptions) -> Self {
+        Origin {
+            opts,
+            store,
+            streams: HashMap::new(),
+            retired: HashMap::new(),
+        }
+    }
+
+    /// The segment store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stream named `name`, if held.
+    pub fn stream(&self, name: &str) -> Option<&LiveStream> {
+        self.streams.get(name)
+    }
+
+    /// Names of the streams held, sorted.
+    pub fn stream_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.streams.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A publisher starts `name` at `now`. A stream that is idle (its publisher
+    /// left less than the idle timeout ago) continues with a discontinuity; an ended
+    /// one is replaced by a new stream whose numbering continues.
+    ///
+    /// Errors: [`Error::usage`] for an invalid name or a stream that already has a
+    /// publisher (the host refuses the second publisher); [`Error::limit`] when
+    /// [`OriginOptions::max_streams`] streams are held.
+    pub fn publish(&mut self, name: &str, now: i64) -> Result<()> {
+        if !valid_stream_name(name) {
+            return Err(Error::usage("origin: invalid stream name"));
+        }
+        if let Some(s) = self.streams.get_mut(name) {
+            if !s.is_ended() {
+                return s.publisher_connected(now);
+            }
+            let next = s.next_sequence();
+            let mut opts = self.opts.live.clone();
+            opts.first_sequence = next;
+            let mut fresh = LiveStream::new(opts)?;
+            fresh.publisher_connected(now)?;
+            self.store.remove_stream(name);
+            self.streams.insert(name.to_string(), fresh);
+            return Ok(());
+        }
+        if self.streams.len() >= self.opts.max_streams {
+            return Err(Error::limit("origin: too many streams"));
+        }
+        let mut opts = self.opts.live.clone();
+        opts.first_sequence = self.retired.remove(name).unwrap_or(0);
+        let mut s = LiveStream::new(opts)?;
+        s.publisher_connected(now)?;
+        self.streams.insert(name.to_string(), s);
+        Ok(())
+    }
+
+    /// Pushes one item of the publisher of `name` at `now`; finished segments go to
+    /// the store before the playlist lists them.
+    ///
+    /// Errors: [`Error::usage`] for an unknown stream or one without a publisher;
+    /// the stream's packaging errors (and the store's) otherwise.
+    pub fn push(&mut self, name: &str, item: Item, now: i64) -> Result<()> {
+        let s = self
+            .streams
+            .get_mut(name)
+            .ok_or(Error::usage("origin: unknown stream"))?;
+        let r = s.push(item, now);
+        let stored = Self::store_ready(&mut self.store, name, s);
+        r.and(stored)
+    }
+
+    /// The publisher of `name` left at `now`: its last segment is flushed.
+    ///
+    /// Errors: [`Error::usage`] for an unknown stream; a muxing or store error.
+    pub fn unpublish(&mut self, name: &str, now: i64) -> Result<()> {
+        let s = self
+            .streams
+            .get_mut(name)
+            .ok_or(Error::usage("origin: unknown stream"))?;
+        let r = s.publisher_disconnected(now);
+        let stored = Self::store_ready(&mut self.store, name, s);
+        r.and(stored)
+    }
+
+    /// Advances the clock: ends streams idle for longer than their timeout and
+    /// removes streams ended more than [`OriginOptions::linger_ms`] ago (with their
+    /// segments). Call it every second or so.
+    pub fn tick(&mut self, now: i64) {
+        let mut gone = Vec::new();
+        for (name, s) in &mut self.streams {
+            s.tick(now);
+            if let LiveState::Ended { at } = s.state() {
+                if now.saturating_sub(at) >= self.opts.linger_ms {
+                    gone.push(name.clone());
+                }
+            }
+        }
+        for name in gone {
+            if let Some(s) = self.streams.remove(&name) {
+                if self.retired.len() >= self.opts.max_streams {
+                    // Bounded memory: forget one old name.
+                    if let Some(k) = self.retired.keys().next().cloned() {
+                        self.retired.remove(&k);
+                    }
+                }
+                self.retired.insert(name.clone(), s.next_sequence());
+            }
+            self.store.remove_stream(&name);
+        }
+    }
+
+    fn store_ready(store: &mut S, name: &str, s: &mut LiveStream) -> Result<()> {
+        let mut first_err = None;
+        while let Some(seg) = s.poll_segment() {
+            if let Err(e) = store.put(name, seg.sequence, seg.data) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Answers one HTTP request at `now`. Never fails: errors are status codes.
+    pub fn handle(&self, req: &Request, now: i64) -> Response {
+        let head = match &req.method {
+            Method::Get => false,
+            Method::Head => true,
+            Method::Options => {
+                return cors(Response::new(204))
+                    .with_header("access-control-allow-methods", "GET, HEAD, OPTIONS")
+                    .with_header("access-control-allow-headers", "Range, Content-Type")
+                    .with_header("access-control-max-age", "86400")
+                    .with_header("content-length", "0");
+            }
+            Method::Other(_) => {
+                return text(405, "method not allowed\n", false)
+                    .with_header("allow", "GET, HEAD, OPTIONS");
+            }
+        };
+        let route = match route(&req.path) {
+            Ok(Some(r)) => r,
+            Ok(None) => return text(404, "not found\n", head),
+            Err(()) => return text(400, "bad request\n", head),
+        };
+        let (status, ctype, cache, body) = match route {
+            Route::Streams => (200, "application/json", "no-cache", self.streams_json(now)),
+            Route::Multivariant(name) | Route::Media(name) => {
+                let Some(s) = self.streams.get(name) else {
+                    return text(404, "unknown stream\n", head);
+                };
+                let pl = if matches!(route, Route::Media(_)) {
+                    s.media_playlist()
+                } else {
+                    s.multivariant_playlist()
+                };
+                match pl {
+                    Ok(t) => (200, PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t)),
+                    Err(_) => return text(404, "no segment yet\n", head),
+                }
+            }
+            Route::Segment(name, seq) => {
+                let found = self
+                    .streams
+                    .get(name)
+                    .and_then(|_| self.store.get(name, seq));
+                match found {
+                    Some(b) => (200, SEGMENT_TYPE, SEGMENT_CACHE, b),
+                    None => return text(404, "unknown segment\n", head),
+                }
+            }
+        };
+        let r = cors(Response::new(status))
+            .with_header("content-type", ctype)
+            .with_header("content-length", body.len().to_string())
+            .with_header("cache-control", cache);
+        Response {
+            body: if head { Bytes::new() } else { body },
+            ..r
+        }
+    }
+
+    /// `/streams.json`: `{"streams":[...]}`, streams not ended, sorted by name.
+    fn streams_json(&self, now: i64) -> Bytes {
+        let mut out = String::from("{\"streams\":[");
+        let mut first = true;
+        for name in self.stream_names() {
+            let Some(s) = self.streams.get(name) else {
+                continue;
+            };
+            if s.is_ended() {
+                continue;
+            }
+            let st = s.stats(now);
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str("{\"name\":");
+            json_string(&mut out, name);
+            out.push_str(",\"codecs\":");
+            json_string(&mut out, &st.codecs);
+            match st.resolution {
+                Some((w, h)) => {
+                    let _ = write!(out, ",\"width\":{w},\"height\":{h}");
+                }
+                None => out.push_str(",\"width\":null,\"height\":null"),
+            }
+            match st.frame_rate {
+                Some((n, d)) if d > 0 => {
+                    let _ = write!(out, ",\"frame_rate\":{:.3}", n as f64 / d as f64);
+                }
+                _ => out.push_str(",\"frame_rate\":null"),
+            }
+            let _ = write!(
+                out,
+                ",\"bitrate\":{},\"uptime_s\":{},\"bytes\":{},\"segments\":{},\"publishing\":{}}}",
+                st.bitrate,
+                st.uptime_ms / 1000,
+                st.bytes,
+                st.segments,
+                st.state == LiveState::Publishing
+            );
+        }
+        out.push_str("]}");
+        Bytes::from(out)
+    }
+}
+
+fn cors(r: Response) -> Response {
+    r.with_header("access-control-allow-origin", "*")
+}
+
+fn text(status: u16, body: &'static str, head: bool) -> Response {
+    let r = cors(Response::new(status))
+        .with_header("content-type", "text/plain; charset=utf-8")
+        .with_header("content-length", body.len().to_string())
+        .with_header("cache-control", "no-cache");
+    Response {
+        body: if head {
+            Bytes::new()
+        } else {
+            Bytes::from_static(body.as_bytes())
+        },
+        ..r
+    }
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7): quotes, backslashes and control
+/// characters escaped.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Maps a request target to a route: `Err` for a malformed or dangerous path (400),
+/// `Ok(None)` for a well-formed path that names nothing (404).
+fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let path = path.split_once('#').map_or(path, |(p, _)| p);
+    // Origin-form only: one leading slash; no percent-encoding (names never need
+    // it), no backslashes, no control characters.
+    let rest = path.strip_prefix('/').ok_or(())?;
+    if path
+        .bytes()
+        .any(|b| b == b'%' || b == b'\\' || b < 0x20 || b == 0x7f)
+    {
+        return Err(());
+    }
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() > 8 {
+        return Err(());
+    }
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return Err(());
+    }
+    match parts.as_slice() {
+        ["streams.json"] => Ok(Some(Route::Streams)),
+        ["live", name, file] => {
+            if !valid_stream_name(name) {
+                return Err(());
+            }
+            if *file == MULTIVARIANT_PLAYLIST {
+                return Ok(Some(Route::Multivariant(name)));
+            }
+            if *file == MEDIA_PLAYLIST {
+                return Ok(Some(Route::Media(name)));
+            }
+            let Some(digits) = file.strip_suffix(".ts") else {
+                return Ok(None);
+            };
+            if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Ok(None);
+            }
+            Ok(digits.parse().ok().map(|seq| Route::Segment(name, seq)))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/streams.json"), Ok(Some(Route::Streams)));
+        assert_eq!(route("/streams.json?x=1"), Ok(Some(Route::Streams)));
+        assert_eq!(
+            route("/live/a-b_9/index.m3u8?token=t"),
+            Ok(Some(Route::Multivariant("a-b_9")))
+        );
+        assert_eq!(route("/live/cam/media.m3u8"), Ok(Some(Route::Media("cam"))));
+        assert_eq!(
+            route("/live/cam/42.ts"),
+            Ok(Some(Route::Segment("cam", 42)))
+        );
+        assert_eq!(route("/live/cam/x.ts"), Ok(None));
+        assert_eq!(route("/live/cam/.ts"), Ok(None));
+        assert_eq!(route("/live/cam/99999999999999999999999.ts"), Ok(None));
+        assert_eq!(route("/live/cam/other.m3u8"), Ok(None));
+        assert_eq!(route("/"), Ok(None));
+        assert_eq!(route("/index.html"), Ok(None));
+        for bad in [
+            "/live/../x/index.m3u8",
+            "/live/cam/../../etc/passwd",
+            "/live/%2e%2e/cam/index.m3u8",
+            "/live/%2E%2E/cam/index.m3u8",
+            "/live/cam/..%2f1.ts",
+            "/live\\cam\\1.ts",
+            "/live/cam\\..\\1.ts",
+            "//etc/passwd",
+            "etc/passwd",
+            "/live/./cam/1.ts",
+            "/live/cam//1.ts",
+            "/live/ca.m/1.ts",
+            "/live/ca m/1.ts",
+        ] {
+            assert_eq!(route(bad), Err(()), "{bad}");
+        }
+        let long = format!("/live/{}/index.m3u8", "a".repeat(65));
+        assert_eq!(route(&long), Err(()));
+        let ok = format!("/live/{}/index.m3u8", "a".repeat(64));
+        assert!(matches!(route(&ok), Ok(Some(Route::Multivariant(_)))));
+    }
+
+    #[test]
+    fn json_escapes() {
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\n\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_stream_name("Cam_1-x"));
+        assert!(!valid_stream_name(""));
+        assert!(!valid_stream_name("a/b"));
+        assert!(!valid_stream_name("é"));
+    }
+}
