@@ -525,3 +525,191 @@ impl LiveStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitstream::aac::build_asc;
+    use crate::bitstream::test_vectors::{PPS_720P, SPS_720P};
+    use crate::media::{AacConfig, CodecConfig, Frame, FrameFlags, H264Config};
+    use crate::ErrorKind;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn tracks() -> Vec<Item> {
+        let h264 = H264Config::from_parameter_sets(
+            Bytes::from_static(SPS_720P),
+            Bytes::from_static(PPS_720P),
+        )
+        .unwrap();
+        let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
+        vec![
+            Event::TrackAdded(TrackInfo::new(
+                1,
+                Timescale::MILLIS,
+                CodecConfig::H264(h264),
+            ))
+            .into(),
+            Event::TrackAdded(TrackInfo::new(2, Timescale::MILLIS, CodecConfig::Aac(aac))).into(),
+        ]
+    }
+
+    /// `secs` seconds of 25 fps video (keyframe every second) and ~47 fps audio in
+    /// FLV-style millisecond timestamps from 0, pushed in real time from `clock`.
+    fn feed(live: &mut LiveStream, secs: i64, clock: i64) {
+        for item in tracks() {
+            live.push(item, clock).unwrap();
+        }
+        feed_range(live, 0, secs, clock);
+    }
+
+    /// Like [`feed`] for media seconds `from..to`, without track declarations.
+    fn feed_range(live: &mut LiveStream, from: i64, to: i64, clock: i64) {
+        let mut audio_ms = from * 1000;
+        for i in from * 25..to * 25 {
+            let ms = i * 40;
+            while audio_ms <= ms {
+                let t = Timestamp::from_millis(audio_ms);
+                let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+                    .with_flags(FrameFlags::KEYFRAME);
+                live.push(f.into(), clock + audio_ms).unwrap();
+                audio_ms += 21;
+            }
+            let t = Timestamp::from_millis(ms);
+            let nal: &'static [u8] = if i % 25 == 0 {
+                b"\0\0\0\x02\x65\x88"
+            } else {
+                b"\0\0\0\x02\x41\x9a"
+            };
+            let mut f = Frame::new(1, t, t, Bytes::from_static(nal));
+            if i % 25 == 0 {
+                f = f.with_flags(FrameFlags::KEYFRAME);
+            }
+            live.push(f.into(), clock + ms).unwrap();
+        }
+    }
+
+    fn drain(live: &mut LiveStream) -> Vec<LiveSegment> {
+        std::iter::from_fn(|| live.poll_segment()).collect()
+    }
+
+    #[test]
+    fn window_slides_with_dates() {
+        let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        assert!(live.media_playlist().is_err());
+        live.publisher_connected(T0).unwrap();
+        feed(&mut live, 21, T0);
+        let segs = drain(&mut live);
+        // 2 s segments; the one starting at 20 s is still open.
+        assert_eq!(segs.len(), 10);
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s.sequence, i as u64);
+            assert_eq!(s.duration, Timestamp::from_secs(2));
+            assert_eq!(s.program_date_time, T0 + 2000 * i as i64);
+            assert_eq!(s.data.len() % 188, 0);
+            assert_eq!(&s.data[..1], &[0x47]);
+        }
+        let pl = live.playlist();
+        assert_eq!(pl.segments.len(), 6);
+        assert_eq!(pl.media_sequence, 4);
+        assert_eq!(pl.segments[0].uri, "4.ts");
+        assert_eq!(pl.segments[0].program_date_time, Some(T0 + 8000));
+        let text = live.media_playlist().unwrap();
+        assert!(text.contains("#EXT-X-VERSION:3\n"), "{text}");
+        assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{text}");
+        assert!(
+            text.contains(
+                "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:28.000Z\n#EXTINF:2.000,\n4.ts\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("ENDLIST"));
+        assert!(!text.contains("DISCONTINUITY"));
+        let mv = live.multivariant_playlist().unwrap();
+        assert!(mv.contains("RESOLUTION=1280x720"), "{mv}");
+        assert!(mv.contains("CODECS=\"avc1."), "{mv}");
+        assert!(mv.contains(",mp4a.40.2\""), "{mv}");
+        assert!(mv.contains("\nmedia.m3u8\n"), "{mv}");
+        let st = live.stats(T0 + 21_000);
+        assert_eq!(st.uptime_ms, 21_000);
+        assert_eq!(st.segments, 10);
+        assert_eq!(
+            st.bytes,
+            segs.iter().map(|s| s.data.len() as u64).sum::<u64>()
+        );
+        let window: u64 = segs[4..].iter().map(|s| s.data.len() as u64).sum();
+        assert_eq!(st.bitrate, (window * 8).div_ceil(12));
+        assert_eq!(st.state, LiveState::Publishing);
+    }
+
+    #[test]
+    fn reconnect_continues_with_discontinuity() {
+        let opts = LiveStreamOptions {
+            window: 3,
+            ..LiveStreamOptions::default()
+        };
+        let mut live = LiveStream::new(opts).unwrap();
+        live.publisher_connected(T0).unwrap();
+        assert_eq!(
+            live.publisher_connected(T0).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        feed(&mut live, 7, T0);
+        live.publisher_disconnected(T0 + 7000).unwrap();
+        // The open segment (6 s..7 s) was flushed.
+        let first = drain(&mut live);
+        assert_eq!(first.len(), 4);
+        assert_eq!(first[3].duration, Timestamp::from_secs(1));
+        assert_eq!(
+            live.push(tracks().remove(0), T0).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        assert!(!live.tick(T0 + 9000));
+        // The same timestamps again, from a new publisher.
+        live.publisher_connected(T0 + 10_000).unwrap();
+        feed(&mut live, 5, T0 + 10_000);
+        let second = drain(&mut live);
+        assert_eq!(second.len(), 2);
+        assert_eq!(second[0].sequence, 4);
+        assert_eq!(second[0].program_date_time, T0 + 10_000);
+        let pl = live.playlist();
+        let flags: Vec<bool> = pl.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(flags, [false, true, false]);
+        assert_eq!(pl.media_sequence, 3);
+        assert_eq!(pl.discontinuity_sequence, 0);
+        let text = live.media_playlist().unwrap();
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        // Timestamps of the second publisher continue after the first one's.
+        assert!(live.high_water_90k.unwrap() > 7 * 90_000 + 4 * 90_000);
+        // Two more segments push the discontinuous one out of the window.
+        feed_range(&mut live, 5, 9, T0 + 10_000);
+        drain(&mut live);
+        let pl = live.playlist();
+        assert!(pl.segments.iter().all(|s| !s.discontinuity));
+        assert_eq!(pl.discontinuity_sequence, 1);
+        assert_eq!(live.stats(T0 + 20_000).publishes, 2);
+    }
+
+    #[test]
+    fn idle_timeout_ends_the_playlist() {
+        let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        assert!(!live.tick(T0 + 100_000)); // never published: nothing to end
+        live.publisher_connected(T0).unwrap();
+        feed(&mut live, 5, T0);
+        assert!(!live.tick(T0 + 100_000)); // publishing: never idle
+        live.publisher_disconnected(T0 + 5000).unwrap();
+        assert!(!live.tick(T0 + 34_999));
+        assert_eq!(live.state(), LiveState::Idle { since: T0 + 5000 });
+        assert!(live.tick(T0 + 35_000));
+        assert!(!live.tick(T0 + 36_000));
+        assert!(live.is_ended());
+        let text = live.media_playlist().unwrap();
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+        assert_eq!(
+            live.publisher_connected(T0 + 40_000).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        assert_eq!(live.next_sequence(), 3);
+    }
+}
