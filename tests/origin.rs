@@ -1,0 +1,430 @@
+//! Live origin, whole pipeline on a fake clock: an ffmpeg-made FLV -> FlvDemuxer ->
+//! Origin (LiveStream + MemoryStore) -> HTTP answers, judged by m3u8-rs (playlists)
+//! and ffmpeg (every segment decodes).
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use common::*;
+use m3u8_rs::Playlist;
+use strom::ingest::flv::FlvDemuxer;
+use strom::media::Item;
+use strom::origin::{
+    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request, Response,
+};
+use strom::pipeline::Stage;
+
+/// The host clock at the start of every test (Unix ms).
+const T0: i64 = 1_763_900_000_000;
+
+/// 12 s of 320x240 25 fps H.264 (keyframe every second) + AAC-LC, as FLV.
+fn flv() -> PathBuf {
+    media(
+        "live_320x240_12s.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=12",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=12",
+            "-c:v",
+            "libx264",
+            "-threads",
+            "1",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-f",
+            "flv",
+        ],
+    )
+}
+
+/// The demuxed items of the FLV.
+fn items() -> Vec<Item> {
+    let data = Bytes::from(fs::read(flv()).unwrap());
+    let mut demux = FlvDemuxer::new();
+    let mut out = Vec::new();
+    for chunk in data.chunks(64 * 1024) {
+        demux.push(data.slice_ref(chunk)).unwrap();
+        while let Some(item) = demux.poll() {
+            out.push(item.unwrap());
+        }
+    }
+    demux.finish().unwrap();
+    while let Some(item) = demux.poll() {
+        out.push(item.unwrap());
+    }
+    out
+}
+
+fn get(origin: &Origin<MemoryStore>, path: &str, now: i64) -> Response {
+    origin.handle(&Request::get(path), now)
+}
+
+fn media_playlist(origin: &Origin<MemoryStore>, name: &str, now: i64) -> m3u8_rs::MediaPlaylist {
+    let r = get(origin, &format!("/live/{name}/media.m3u8"), now);
+    assert_eq!(r.status, 200);
+    match m3u8_rs::parse_playlist_res(&r.body) {
+        Ok(Playlist::MediaPlaylist(p)) => p,
+        other => panic!(
+            "not a media playlist: {other:?}\n{}",
+            String::from_utf8_lossy(&r.body)
+        ),
+    }
+}
+
+/// Publishes the FLV in "real time" on the fake clock starting at `start`: each
+/// frame is pushed at `start + its decode time`. After each new segment, polls the
+/// media playlist and calls `on_playlist`. Returns the clock at the end.
+fn publish_flv(
+    origin: &mut Origin<MemoryStore>,
+    name: &str,
+    start: i64,
+    mut on_playlist: impl FnMut(&Origin<MemoryStore>, i64),
+) -> i64 {
+    origin.publish(name, start).unwrap();
+    let mut now = start;
+    let mut seen = origin.stream(name).unwrap().next_sequence();
+    for item in items() {
+        if let Item::Frame(f) = &item {
+            now = now.max(start + f.dts.as_millis());
+        }
+        origin.tick(now);
+        origin.push(name, item, now).unwrap();
+        let next = origin.stream(name).unwrap().next_sequence();
+        if next != seen {
+            seen = next;
+            on_playlist(origin, now);
+        }
+    }
+    now
+}
+
+/// Writes `data` to a temp file and returns what ffmpeg complains about decoding it.
+fn decode(dir: &TempDir, name: &str, data: &[u8]) -> String {
+    let path = dir.join(name);
+    fs::write(&path, data).unwrap();
+    decode_errors(&path)
+}
+
+#[test]
+fn live_window_slides_and_every_segment_decodes() {
+    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let mut polls = Vec::new();
+    let end = publish_flv(&mut origin, "cam", T0, |o, now| {
+        polls.push((now, media_playlist(o, "cam", now)))
+    });
+    // 12 s in 2 s segments: 5 complete while publishing, the 6th when it leaves.
+    assert_eq!(polls.len(), 5);
+    for (i, (now, pl)) in polls.iter().enumerate() {
+        let n = i + 1; // segments made so far
+        assert_eq!(pl.version, Some(3));
+        assert_eq!(pl.target_duration, 2);
+        assert!(!pl.end_list);
+        assert_eq!(pl.media_sequence, 0);
+        assert_eq!(pl.segments.len(), n);
+        let last = pl.segments.last().unwrap();
+        assert_eq!(last.uri, format!("{}.ts", n - 1));
+        assert!((last.duration - 2.0).abs() < 0.001, "{}", last.duration);
+        // PDT: the host clock when the segment's first frame arrived, 2 s apart.
+        let pdt: Vec<i64> = pl
+            .segments
+            .iter()
+            .map(|s| s.program_date_time.unwrap().timestamp_millis())
+            .collect();
+        for (k, p) in pdt.iter().enumerate() {
+            assert!((p - (T0 + 2000 * k as i64)).abs() <= 40, "{pdt:?}");
+        }
+        assert!(*pdt.last().unwrap() <= *now);
+    }
+    origin.unpublish("cam", end).unwrap();
+    let pl = media_playlist(&origin, "cam", end);
+    assert_eq!(pl.segments.len(), 6);
+    assert!(!pl.end_list);
+
+    // Every segment, fetched over the origin, decodes alone.
+    let dir = TempDir::new("origin-live");
+    for s in &pl.segments {
+        let r = get(&origin, &format!("/live/cam/{}", s.uri), end);
+        assert_eq!(r.status, 200, "{}", s.uri);
+        assert_eq!(r.header("content-type"), Some("video/mp2t"));
+        assert_eq!(r.body.len() % 188, 0);
+        let errors = decode(&dir, &s.uri, &r.body);
+        assert!(errors.is_empty(), "{}: {errors}", s.uri);
+    }
+
+    // The multivariant playlist describes the variant.
+    let r = get(&origin, "/live/cam/index.m3u8", end);
+    let mv = match m3u8_rs::parse_playlist_res(&r.body) {
+        Ok(Playlist::MasterPlaylist(p)) => p,
+        other => panic!("not a multivariant playlist: {other:?}"),
+    };
+    assert_eq!(mv.variants.len(), 1);
+    let v = &mv.variants[0];
+    assert_eq!(v.uri, "media.m3u8");
+    let res = v.resolution.unwrap();
+    assert_eq!((res.width, res.height), (320, 240));
+    assert_eq!(v.frame_rate, Some(25.0));
+    let codecs = v.codecs.as_deref().unwrap();
+    assert!(
+        codecs.starts_with("avc1.") && codecs.ends_with(",mp4a.40.2"),
+        "{codecs}"
+    );
+    // BANDWIDTH is the measured peak: at least the bits of any one segment per second.
+    let biggest = pl
+        .segments
+        .iter()
+        .map(|s| {
+            get(&origin, &format!("/live/cam/{}", s.uri), end)
+                .body
+                .len() as u64
+        })
+        .max()
+        .unwrap();
+    assert!(
+        v.bandwidth >= biggest * 8 / 2,
+        "{} vs {biggest}",
+        v.bandwidth
+    );
+    assert!(v.bandwidth < 5_000_000);
+}
+
+#[test]
+fn reconnect_marks_discontinuity_and_idle_ends() {
+    let mut opts = MemoryStoreOptions::default();
+    opts.max_segments_per_stream = 9; // the default: a window of 6 plus 3
+    let store = MemoryStore::new(opts);
+    let mut origin = Origin::new(store, OriginOptions::default());
+    let end1 = publish_flv(&mut origin, "cam", T0, |_, _| {});
+    origin.unpublish("cam", end1).unwrap();
+    // A second publisher on a live stream is refused; after the first left, the
+    // same name continues.
+    let start2 = end1 + 3000;
+    let mut sequences = Vec::new();
+    let end2 = publish_flv(&mut origin, "cam", start2, |o, now| {
+        sequences.push(media_playlist(o, "cam", now).media_sequence)
+    });
+    assert!(origin.publish("cam", end2).is_err());
+    origin.unpublish("cam", end2).unwrap();
+
+    // 12 segments in all (6 per publisher, window 6): MEDIA-SEQUENCE never went back
+    // and rose by one per segment.
+    assert_eq!(sequences, [1, 2, 3, 4, 5]);
+    let pl = media_playlist(&origin, "cam", end2);
+    assert_eq!(pl.media_sequence, 6);
+    assert_eq!(pl.discontinuity_sequence, 0);
+    let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(uris, ["6.ts", "7.ts", "8.ts", "9.ts", "10.ts", "11.ts"]);
+    // The join is at segment 6, the first one of the second publisher.
+    assert!(pl.segments[0].discontinuity);
+    assert!(pl.segments[1..].iter().all(|s| !s.discontinuity));
+    let pdt6 = pl.segments[0].program_date_time.unwrap().timestamp_millis();
+    assert!((pdt6 - start2).abs() <= 40, "{pdt6} vs {start2}");
+
+    // Segments on both sides of the join decode, alone and played back to back
+    // (timestamps and continuity counters carry on across the join).
+    let dir = TempDir::new("origin-join");
+    let s5 = get(&origin, "/live/cam/5.ts", end2);
+    let s6 = get(&origin, "/live/cam/6.ts", end2);
+    assert_eq!((s5.status, s6.status), (200, 200));
+    assert_eq!(decode(&dir, "5.ts", &s5.body), "");
+    assert_eq!(decode(&dir, "6.ts", &s6.body), "");
+    let joined = [s5.body.as_ref(), s6.body.as_ref()].concat();
+    assert_eq!(decode(&dir, "5-6.ts", &joined), "");
+    let times = ffprobe_flat(
+        &dir.join("5-6.ts"),
+        &["-show_entries", "format=start_time,duration"],
+    );
+    // About 4 s of media (2 + 2, plus the 1 s gap left at the join), not a jump back.
+    let d = times.f64("format.duration");
+    assert!((3.5..=5.5).contains(&d), "duration {d}");
+
+    // The store keeps a grace of 3 behind the window of 6.
+    assert_eq!(get(&origin, "/live/cam/3.ts", end2).status, 200);
+    assert_eq!(get(&origin, "/live/cam/2.ts", end2).status, 404);
+
+    // Idle for 30 s: the playlist ends; the stream leaves /streams.json.
+    let streams = |o: &Origin<MemoryStore>, now| {
+        let r = get(o, "/streams.json", now);
+        Json::parse(std::str::from_utf8(&r.body).unwrap()).unwrap()
+    };
+    origin.tick(end2 + 29_999);
+    assert!(!media_playlist(&origin, "cam", end2 + 29_999).end_list);
+    assert_eq!(
+        streams(&origin, end2 + 29_999)
+            .get("streams")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    origin.tick(end2 + 30_000);
+    let pl = media_playlist(&origin, "cam", end2 + 30_000);
+    assert!(pl.end_list);
+    assert_eq!(pl.segments.len(), 6);
+    let s = streams(&origin, end2 + 30_000);
+    assert_eq!(s.get("streams").unwrap().as_array().unwrap().len(), 0);
+
+    // A new publisher after the end starts a new playlist whose numbering continues
+    // (segment URLs are cached as immutable and must never name other bytes).
+    origin.publish("cam", end2 + 31_000).unwrap();
+    assert_eq!(origin.stream("cam").unwrap().next_sequence(), 12);
+    assert_eq!(
+        get(&origin, "/live/cam/media.m3u8", end2 + 31_000).status,
+        404
+    );
+    assert_eq!(get(&origin, "/live/cam/11.ts", end2 + 31_000).status, 404);
+}
+
+#[test]
+fn http_semantics() {
+    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let end = publish_flv(&mut origin, "cam-1", T0, |_, _| {});
+    let now = end + 10;
+
+    // Playlists.
+    for (path, ctype) in [
+        ("/live/cam-1/index.m3u8", "application/vnd.apple.mpegurl"),
+        (
+            "/live/cam-1/media.m3u8?token=abc",
+            "application/vnd.apple.mpegurl",
+        ),
+    ] {
+        let r = get(&origin, path, now);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(ctype));
+        assert_eq!(r.header("cache-control"), Some("max-age=1"));
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+        assert!(r.body.starts_with(b"#EXTM3U\n"));
+        // HEAD: same status and headers, no body.
+        let h = origin.handle(&Request::head(path), now);
+        assert_eq!(h.status, 200);
+        assert_eq!(h.headers, r.headers);
+        assert!(h.body.is_empty());
+    }
+
+    // Segments.
+    let r = get(&origin, "/live/cam-1/0.ts", now);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("video/mp2t"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.body[0], 0x47);
+    let h = origin.handle(&Request::head("/live/cam-1/0.ts"), now);
+    assert_eq!((h.status, h.headers.clone()), (200, r.headers.clone()));
+    assert!(h.body.is_empty());
+
+    // Not found.
+    for path in [
+        "/live/nope/index.m3u8",
+        "/live/nope/0.ts",
+        "/live/cam-1/99.ts",
+        "/live/cam-1/x.ts",
+        "/live/cam-1/other.m3u8",
+        "/live/cam-1",
+        "/",
+        "/index.html",
+    ] {
+        let r = get(&origin, path, now);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    }
+    let h = origin.handle(&Request::head("/live/nope/0.ts"), now);
+    assert_eq!(h.status, 404);
+    assert!(h.body.is_empty());
+
+    // Traversal and bad names: 400, whatever the spelling.
+    for path in [
+        "/live/../../etc/passwd",
+        "/live/cam-1/../../../etc/passwd",
+        "/live/%2e%2e/%2e%2e/etc/passwd",
+        "/live/cam-1/%2E%2E%2Fsecret",
+        "/live/cam-1/..\\..\\boot.ini",
+        "/live\\cam-1\\0.ts",
+        "//etc/passwd",
+        "/live/./cam-1/0.ts",
+        "/live/cam.1/0.ts",
+        "/live/cam%201/0.ts",
+    ] {
+        assert_eq!(get(&origin, path, now).status, 400, "{path}");
+    }
+    assert_eq!(
+        origin
+            .handle(&Request::new(Method::Get, "C:\\windows"), now)
+            .status,
+        400
+    );
+
+    // Methods.
+    for m in ["POST", "PUT", "DELETE", "PATCH", "get"] {
+        let r = origin.handle(
+            &Request::new(Method::parse(m), "/live/cam-1/index.m3u8"),
+            now,
+        );
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    }
+    let r = origin.handle(
+        &Request::new(Method::Options, "/live/cam-1/index.m3u8"),
+        now,
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    assert!(r.body.is_empty());
+
+    // /streams.json: the live stream with its measured numbers.
+    let r = get(&origin, "/streams.json", now);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let j = Json::parse(std::str::from_utf8(&r.body).unwrap()).unwrap();
+    let streams = j.get("streams").unwrap().as_array().unwrap();
+    assert_eq!(streams.len(), 1);
+    let s = &streams[0];
+    assert_eq!(s.get("name").unwrap().as_str(), Some("cam-1"));
+    let codecs = s.get("codecs").unwrap().as_str().unwrap();
+    assert!(codecs.starts_with("avc1.") && codecs.ends_with("mp4a.40.2"));
+    assert_eq!(s.get("width").unwrap().as_f64(), Some(320.0));
+    assert_eq!(s.get("height").unwrap().as_f64(), Some(240.0));
+    assert_eq!(s.get("frame_rate").unwrap().as_f64(), Some(25.0));
+    let bitrate = s.get("bitrate").unwrap().as_f64().unwrap();
+    assert!(bitrate > 20_000.0 && bitrate < 5_000_000.0, "{bitrate}");
+    let uptime = s.get("uptime_s").unwrap().as_f64().unwrap();
+    assert!((11.0..=12.0).contains(&uptime), "{uptime}");
+    assert_eq!(s.get("publishing").unwrap().as_bool(), Some(true));
+
+    // Invalid names cannot be published.
+    assert!(origin.publish("../x", now).is_err());
+    assert!(origin.publish(&"a".repeat(65), now).is_err());
+}
