@@ -500,6 +500,18 @@ impl RtmpSession {
     }
 
     fn handle_message(&mut self, m: Message) -> Result<()> {
+        let media = matches!(
+            m.type_id,
+            type_id::AUDIO
+                | type_id::VIDEO
+                | type_id::DATA_AMF0
+                | type_id::DATA_AMF3
+                | type_id::AGGREGATE
+        );
+        if media && !self.publishing(m.stream_id) {
+            // Media before the host accepted the publish (or on another stream).
+            return Ok(());
+        }
         match m.type_id {
             type_id::SET_CHUNK_SIZE => {
                 let v = parse_u32(&m.payload)?;
@@ -516,36 +528,28 @@ impl RtmpSession {
                 }
             }
             type_id::AUDIO | type_id::VIDEO => {
-                if self.publishing(m.stream_id) {
-                    let kind = if m.type_id == type_id::AUDIO {
-                        TagType::Audio
-                    } else {
-                        TagType::Video
-                    };
-                    self.media(m.stream_id, kind, m.timestamp, m.payload);
-                }
+                let kind = if m.type_id == type_id::AUDIO {
+                    TagType::Audio
+                } else {
+                    TagType::Video
+                };
+                self.media(m.stream_id, kind, m.timestamp, m.payload);
             }
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
-                if self.publishing(m.stream_id) {
-                    let mut body = m.payload;
-                    if m.type_id == type_id::DATA_AMF3 && body.first() == Some(&0) {
-                        body.advance(1);
-                    }
-                    let mut rest: &[u8] = &body;
-                    if let Ok(Value::String(s)) = amf0::decode(&mut rest) {
-                        if s == "@setDataFrame" {
-                            let skip = body.len() - rest.len();
-                            body.advance(skip);
-                        }
-                    }
-                    self.media(m.stream_id, TagType::Script, m.timestamp, body);
+                let mut body = m.payload;
+                if m.type_id == type_id::DATA_AMF3 && body.first() == Some(&0) {
+                    body.advance(1);
                 }
-            }
-            type_id::AGGREGATE => {
-                if self.publishing(m.stream_id) {
-                    self.aggregate(&m)?;
+                let mut rest: &[u8] = &body;
+                if let Ok(Value::String(s)) = amf0::decode(&mut rest) {
+                    if s == "@setDataFrame" {
+                        let skip = body.len() - rest.len();
+                        body.advance(skip);
+                    }
                 }
+                self.media(m.stream_id, TagType::Script, m.timestamp, body);
             }
+            type_id::AGGREGATE => self.aggregate(&m)?,
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
                 let mut p = m.payload.clone();
                 if m.type_id == type_id::COMMAND_AMF3 && p.first() == Some(&0) {
