@@ -151,7 +151,10 @@ struct Session {
 ///   continues the same stream: sequence numbers go on, its first segment carries
 ///   `EXT-X-DISCONTINUITY` (§4.4.4.3; `EXT-X-DISCONTINUITY-SEQUENCE` rises when it
 ///   leaves the window), and its timestamps are shifted to continue after the
-///   previous publisher's, so PTS, DTS and PCR stay monotonic in the transport stream.
+///   previous publisher's (1 s after its last timestamp), so PTS, DTS and PCR stay
+///   monotonic in the transport stream. Timed events ([`Event::Cue`],
+///   [`Event::Data`]) are shifted with them; a publisher's events that come before
+///   its first frame are not shifted.
 /// * [`tick`](Self::tick) ends a stream left without a publisher for
 ///   [`LiveStreamOptions::idle_timeout_ms`]: `EXT-X-ENDLIST` is written.
 ///
@@ -377,11 +380,20 @@ impl LiveStream {
                 Item::Frame(f)
             }
             Item::Event(Event::EndOfStream) => return Ok(()),
-            Item::Event(ev) => {
+            Item::Event(mut ev) => {
                 if let Event::TrackAdded(t) | Event::TrackChanged(t) = &ev {
                     session.audio_tracks.retain(|&id| id != t.id);
                     if t.kind == MediaKind::Audio && session.audio_tracks.len() < 64 {
                         session.audio_tracks.push(t.id);
+                    }
+                }
+                // Timed events move with the frames of their publisher.
+                let shift = Timestamp::new(session.offset_90k.unwrap_or(0), Timescale::MPEG);
+                if shift.ticks() != 0 {
+                    match &mut ev {
+                        Event::Cue(c) => c.at = c.at.add(shift),
+                        Event::Data { at, .. } => *at = at.add(shift),
+                        _ => {}
                     }
                 }
                 Item::Event(ev)
@@ -465,7 +477,10 @@ impl LiveStream {
     }
 
     /// The next finished segment, to be stored under its sequence number before the
-    /// playlist that lists it is served.
+    /// playlist that lists it is served. Poll until `None` after every call that
+    /// may finish a segment ([`push`](Self::push),
+    /// [`publisher_disconnected`](Self::publisher_disconnected)); [`super::Origin`]
+    /// does this.
     pub fn poll_segment(&mut self) -> Option<LiveSegment> {
         self.ready.pop_front()
     }

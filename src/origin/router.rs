@@ -439,6 +439,8 @@ fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::origin::MemoryStore;
+    use crate::ErrorKind;
 
     #[test]
     fn routes() {
@@ -480,6 +482,85 @@ mod tests {
         assert_eq!(route(&long), Err(()));
         let ok = format!("/live/{}/index.m3u8", "a".repeat(64));
         assert!(matches!(route(&ok), Ok(Some(Route::Multivariant(_)))));
+    }
+
+    /// `secs` seconds of AAC frames (every one a sync point) from media time 0.
+    fn audio(origin: &mut Origin<MemoryStore>, name: &str, secs: i64, clock: i64) {
+        use crate::bitstream::aac::build_asc;
+        use crate::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, TrackInfo};
+        use crate::time::{Timescale, Timestamp};
+        let scale = Timescale::new(48_000).unwrap();
+        let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
+        let track = TrackInfo::new(2, scale, CodecConfig::Aac(aac));
+        origin
+            .push(name, Event::TrackAdded(track).into(), clock)
+            .unwrap();
+        for i in 0..secs * 48_000 / 1024 {
+            let t = Timestamp::new(i * 1024, scale);
+            let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+                .with_flags(FrameFlags::KEYFRAME);
+            origin.push(name, f.into(), clock + t.as_millis()).unwrap();
+        }
+    }
+
+    #[test]
+    fn ended_streams_linger_then_go_and_numbering_continues() {
+        let mut o = Origin::new(MemoryStore::default(), OriginOptions::default());
+        assert_eq!(
+            o.publish("bad/name", 0).unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+        assert_eq!(
+            o.push("cam", Item::Event(crate::media::Event::EndOfStream), 0)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        o.publish("cam", 0).unwrap();
+        assert_eq!(o.publish("cam", 0).unwrap_err().kind(), ErrorKind::Usage);
+        audio(&mut o, "cam", 9, 0);
+        o.unpublish("cam", 9_000).unwrap();
+        let next = o.stream("cam").unwrap().next_sequence();
+        assert_eq!(next, 5); // 4 x 2 s + the flushed rest
+        assert_eq!(o.store().list("cam"), [0, 1, 2, 3, 4]);
+        o.tick(38_999);
+        assert!(!o.stream("cam").unwrap().is_ended());
+        o.tick(39_000);
+        assert!(o.stream("cam").unwrap().is_ended());
+        // Lingering: the final playlist and segments are still served.
+        let pl = o.handle(&Request::get("/live/cam/media.m3u8"), 40_000);
+        assert!(pl.body.ends_with(b"#EXT-X-ENDLIST\n"));
+        assert_eq!(
+            o.handle(&Request::get("/live/cam/4.ts"), 40_000).status,
+            200
+        );
+        o.tick(99_000);
+        assert!(o.stream("cam").is_none());
+        assert!(o.store().list("cam").is_empty());
+        assert_eq!(
+            o.handle(&Request::get("/live/cam/4.ts"), 99_000).status,
+            404
+        );
+        // The name comes back: numbering continues, so cached URLs stay valid.
+        o.publish("cam", 100_000).unwrap();
+        assert_eq!(o.stream("cam").unwrap().next_sequence(), next);
+        audio(&mut o, "cam", 3, 100_000);
+        assert_eq!(o.store().list("cam"), [5]);
+        let pl = o.handle(&Request::get("/live/cam/media.m3u8"), 103_000);
+        let text = std::str::from_utf8(&pl.body).unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
+        assert!(!text.contains("DISCONTINUITY"), "{text}");
+    }
+
+    #[test]
+    fn stream_limit() {
+        let opts = OriginOptions {
+            max_streams: 1,
+            ..OriginOptions::default()
+        };
+        let mut o = Origin::new(MemoryStore::default(), opts);
+        o.publish("a", 0).unwrap();
+        assert_eq!(o.publish("b", 0).unwrap_err().kind(), ErrorKind::Limit);
     }
 
     #[test]
