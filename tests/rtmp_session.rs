@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use strom::ingest::flv::{FlvDemuxer, TagType};
 use strom::ingest::rtmp::{RejectReason, RtmpEvent, RtmpSession};
 use strom::media::{CodecConfig, Event, Item};
@@ -27,6 +27,8 @@ struct Outcome {
     video_dts_ms: Vec<i64>,
     audio_frames: usize,
     unpublished: bool,
+    played: bool,
+    digest_handshake: bool,
     error: Option<String>,
 }
 
@@ -50,7 +52,11 @@ fn accept_one(listener: &TcpListener, deadline: Instant) -> Option<TcpStream> {
     None
 }
 
-fn serve(listener: TcpListener, decision: Decision) -> Outcome {
+fn serve(
+    listener: TcpListener,
+    decision: Decision,
+    play_tags: Vec<(TagType, u32, Bytes)>,
+) -> Outcome {
     let mut o = Outcome::default();
     let deadline = Instant::now() + Duration::from_secs(30);
     let Some(mut sock) = accept_one(&listener, deadline) else {
@@ -121,6 +127,14 @@ fn serve(listener: TcpListener, decision: Decision) -> Outcome {
                         }
                     }
                 }
+                RtmpEvent::PlayRequested { id, stream_key, .. } => {
+                    o.key = stream_key;
+                    session.accept(id).unwrap();
+                    for (kind, ts, body) in &play_tags {
+                        session.send_media(*kind, *ts, body).unwrap();
+                    }
+                    o.played = true;
+                }
                 RtmpEvent::Unpublished { .. } => o.unpublished = true,
                 _ => {}
             }
@@ -136,6 +150,10 @@ fn serve(listener: TcpListener, decision: Decision) -> Outcome {
             break;
         }
     }
+    o.digest_handshake = matches!(
+        session.handshake_kind(),
+        Some(strom::ingest::rtmp::HandshakeKind::Digest { .. })
+    );
     o
 }
 
@@ -185,7 +203,7 @@ fn wait_bounded(mut child: Child, limit: Duration) -> (Option<i32>, String) {
 fn ffmpeg_publishes_and_media_reaches_the_flv_demuxer() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || serve(listener, Decision::Accept));
+    let server = thread::spawn(move || serve(listener, Decision::Accept, Vec::new()));
     let child = spawn_ffmpeg_publish(port);
     let (code, stderr) = wait_bounded(child, Duration::from_secs(30));
     let o = server.join().unwrap();
@@ -207,7 +225,7 @@ fn ffmpeg_publishes_and_media_reaches_the_flv_demuxer() {
 fn rejected_publish_makes_ffmpeg_fail() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || serve(listener, Decision::Reject));
+    let server = thread::spawn(move || serve(listener, Decision::Reject, Vec::new()));
     let child = spawn_ffmpeg_publish(port);
     let (code, stderr) = wait_bounded(child, Duration::from_secs(30));
     let o = server.join().unwrap();
@@ -223,10 +241,79 @@ fn rejected_publish_makes_ffmpeg_fail() {
 fn garbage_instead_of_handshake_is_a_typed_error() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || serve(listener, Decision::Accept));
+    let server = thread::spawn(move || serve(listener, Decision::Accept, Vec::new()));
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let o = server.join().unwrap();
     let e = o.error.expect("error");
     assert!(e.contains("C0"), "{e}");
+}
+
+/// Tags of an FLV file (FLV 10.1 §E.4: 9-byte header, then tags with back pointers).
+fn flv_tags(data: &[u8]) -> Vec<(TagType, u32, Bytes)> {
+    let data = Bytes::copy_from_slice(data);
+    let mut pos = 9 + 4;
+    let mut tags = Vec::new();
+    while pos + 11 <= data.len() {
+        let h = &data[pos..pos + 11];
+        let size = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
+        let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        let body = data.slice(pos + 11..pos + 11 + size);
+        tags.push((TagType::from_code(h[0]), ts, body));
+        pos += 11 + size + 4;
+    }
+    tags
+}
+
+#[test]
+fn ffmpeg_plays_what_send_media_sends() {
+    let dir = std::env::temp_dir().join(format!("strom-rtmp-play-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flv = dir.join("in.flv");
+    let st = Command::new(FFMPEG)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=3",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=duration=3"])
+        .args([
+            "-c:v", "libx264", "-threads", "1", "-g", "25", "-c:a", "aac", "-f", "flv",
+        ])
+        .arg(&flv)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tags = flv_tags(&std::fs::read(&flv).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(tags.len() > 100);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || serve(listener, Decision::Accept, tags));
+    let child = Command::new(FFMPEG)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        // Socket timeout: ffmpeg ends even if the server stops answering.
+        .args(["-rw_timeout", "20000000"])
+        .arg("-i")
+        .arg(format!("rtmp://127.0.0.1:{port}/live/x"))
+        .args(["-t", "2", "-map", "0:v", "-f", "framecrc", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let o = server.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg: {stderr}; server {o:?}");
+    assert!(o.played && o.key == "x");
+    assert!(o.digest_handshake, "ffmpeg's client sends a digest C1");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("0,"))
+        .count();
+    assert!((45..=51).contains(&frames), "{frames} frames decoded");
 }
