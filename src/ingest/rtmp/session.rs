@@ -804,3 +804,443 @@ fn media_route(kind: TagType) -> (u32, u8) {
         TagType::Other(t) => (CSID_STREAM, t),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::rtmp::handshake::PACKET_SIZE;
+    use crate::ErrorKind;
+
+    struct Client {
+        w: ChunkWriter,
+        r: ChunkReader,
+        rx: BytesMut,
+    }
+
+    impl Client {
+        fn connect(s: &mut RtmpSession) -> Client {
+            let mut c0c1 = vec![3u8];
+            c0c1.extend_from_slice(&[0u8; PACKET_SIZE]);
+            s.handle_input(&c0c1).unwrap();
+            s.handle_input(&[0u8; PACKET_SIZE]).unwrap();
+            let mut out = BytesMut::new();
+            s.poll_transmit(&mut out);
+            assert_eq!(out.len(), 1 + 2 * PACKET_SIZE);
+            Client {
+                w: ChunkWriter::new(),
+                r: ChunkReader::default(),
+                rx: BytesMut::new(),
+            }
+        }
+        fn send(&mut self, s: &mut RtmpSession, csid: u32, sid: u32, t: u8, ts: u32, p: &[u8]) {
+            let mut out = BytesMut::new();
+            self.w
+                .write_message(MessageHeader::new(csid, sid, t, ts), p, &mut out)
+                .unwrap();
+            s.handle_input(&out).unwrap();
+        }
+        fn cmd(&mut self, s: &mut RtmpSession, sid: u32, c: Command) {
+            let mut p = BytesMut::new();
+            c.write(&mut p);
+            self.send(s, 3, sid, type_id::COMMAND_AMF0, 0, &p);
+        }
+        /// Messages the server sent since the last call; applies Set Chunk Size.
+        fn recv(&mut self, s: &mut RtmpSession) -> Vec<Message> {
+            s.poll_transmit(&mut self.rx);
+            let mut v = Vec::new();
+            while let Some(m) = self.r.read_message(&mut self.rx).unwrap() {
+                if m.type_id == type_id::SET_CHUNK_SIZE {
+                    self.r
+                        .set_chunk_size(parse_u32(&m.payload).unwrap())
+                        .unwrap();
+                }
+                v.push(m);
+            }
+            v
+        }
+    }
+
+    fn cmd_of(m: &Message) -> Command {
+        assert_eq!(m.type_id, type_id::COMMAND_AMF0);
+        Command::parse(&m.payload).unwrap()
+    }
+
+    fn code_of(m: &Message) -> String {
+        let c = cmd_of(m);
+        assert_eq!(c.name, "onStatus");
+        c.args[0]
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn connect_cmd() -> Command {
+        Command::new(
+            "connect",
+            1.0,
+            Value::object([
+                ("app", Value::from("live")),
+                ("tcUrl", Value::from("rtmp://h/live?b=2")),
+                (
+                    "fourCcList",
+                    Value::StrictArray(vec![Value::from("av01"), Value::from("hvc1")]),
+                ),
+            ]),
+            vec![],
+        )
+    }
+
+    /// Handshake, connect, createStream; returns the client and the stream id.
+    fn ready(s: &mut RtmpSession) -> (Client, u32) {
+        let mut c = Client::connect(s);
+        c.cmd(s, 0, connect_cmd());
+        let replies = c.recv(s);
+        let types: Vec<u8> = replies.iter().map(|m| m.type_id).collect();
+        assert_eq!(types, vec![5, 6, 1, 20]);
+        assert_eq!(parse_u32(&replies[2].payload).unwrap(), 4096);
+        let r = cmd_of(&replies[3]);
+        assert_eq!((r.name.as_str(), r.transaction_id), ("_result", 1.0));
+        assert_eq!(
+            r.args[0].get("code").and_then(Value::as_str),
+            Some("NetConnection.Connect.Success")
+        );
+        assert!(r.object.get("fmsVer").is_some());
+        match s.poll_event() {
+            Some(RtmpEvent::Connected {
+                app,
+                tc_url,
+                four_cc_list,
+            }) => {
+                assert_eq!(app, "live");
+                assert_eq!(tc_url.as_deref(), Some("rtmp://h/live?b=2"));
+                assert_eq!(four_cc_list, vec!["av01", "hvc1"]);
+            }
+            e => panic!("{e:?}"),
+        }
+        c.cmd(s, 0, Command::new("createStream", 4.0, Value::Null, vec![]));
+        let r = c.recv(s);
+        let r = cmd_of(&r[0]);
+        assert_eq!((r.name.as_str(), r.transaction_id), ("_result", 4.0));
+        let sid = r.args[0].as_f64().unwrap() as u32;
+        (c, sid)
+    }
+
+    fn publish(s: &mut RtmpSession, c: &mut Client, sid: u32) -> RequestId {
+        let args = vec![Value::from("key?a=1"), Value::from("live")];
+        c.cmd(s, sid, Command::new("publish", 5.0, Value::Null, args));
+        match s.poll_event() {
+            Some(RtmpEvent::PublishRequested {
+                id,
+                app,
+                stream_key,
+                query,
+                stream_id,
+            }) => {
+                assert_eq!((app.as_str(), stream_key.as_str()), ("live", "key"));
+                assert_eq!(query, "a=1&b=2");
+                assert_eq!(stream_id, sid);
+                id
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_accept_media_unpublish() {
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, sid) = ready(&mut s);
+        c.cmd(
+            &mut s,
+            0,
+            Command::new("FCPublish", 3.0, Value::Null, vec!["key".into()]),
+        );
+        let r = c.recv(&mut s);
+        assert_eq!(cmd_of(&r[0]).name, "_result");
+        assert_eq!(cmd_of(&r[1]).name, "onFCPublish");
+        let id = publish(&mut s, &mut c, sid);
+        // Media before the decision is dropped.
+        c.send(&mut s, 6, sid, type_id::VIDEO, 0, &[0x17, 0, 0, 0, 0]);
+        assert_eq!(s.poll_event(), None);
+        s.accept(id).unwrap();
+        let r = c.recv(&mut s);
+        assert_eq!(r[0].type_id, type_id::USER_CONTROL);
+        assert_eq!(
+            UserControl::parse(&r[0].payload).unwrap(),
+            UserControl::StreamBegin(sid)
+        );
+        assert_eq!(code_of(&r[1]), "NetStream.Publish.Start");
+        assert_eq!(r[1].stream_id, sid);
+        assert_eq!(s.accept(id).unwrap_err().kind(), ErrorKind::Usage);
+        // Media and metadata.
+        c.send(&mut s, 6, sid, type_id::VIDEO, 40, &[0x17, 1, 0, 0, 0, 9]);
+        let mut meta = BytesMut::new();
+        amf0::encode_all(
+            &[
+                Value::from("@setDataFrame"),
+                Value::from("onMetaData"),
+                Value::ecma_array([("width", Value::Number(320.0))]),
+            ],
+            &mut meta,
+        );
+        c.send(&mut s, 5, sid, type_id::DATA_AMF0, 0, &meta);
+        match s.poll_event() {
+            Some(RtmpEvent::Media {
+                kind,
+                timestamp_ms,
+                body,
+                stream_id,
+            }) => {
+                assert_eq!((kind, timestamp_ms, stream_id), (TagType::Video, 40, sid));
+                assert_eq!(&body[..], &[0x17, 1, 0, 0, 0, 9]);
+            }
+            e => panic!("{e:?}"),
+        }
+        match s.poll_event() {
+            Some(RtmpEvent::Media { kind, body, .. }) => {
+                assert_eq!(kind, TagType::Script);
+                let v = amf0::decode_all(&body).unwrap();
+                assert_eq!(v[0], Value::from("onMetaData"));
+            }
+            e => panic!("{e:?}"),
+        }
+        c.cmd(
+            &mut s,
+            0,
+            Command::new("FCUnpublish", 6.0, Value::Null, vec!["key".into()]),
+        );
+        assert_eq!(
+            s.poll_event(),
+            Some(RtmpEvent::Unpublished {
+                stream_id: sid,
+                stream_key: "key".into()
+            })
+        );
+        // Media after unpublish is dropped.
+        c.send(&mut s, 6, sid, type_id::VIDEO, 80, &[0x27, 1]);
+        assert_eq!(s.poll_event(), None);
+        assert!(!s.is_closed());
+    }
+
+    #[test]
+    fn reject_sends_error_status_and_closes() {
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, sid) = ready(&mut s);
+        let id = publish(&mut s, &mut c, sid);
+        s.reject(id, RejectReason::Unauthorized, "bad token")
+            .unwrap();
+        let r = c.recv(&mut s);
+        assert_eq!(code_of(&r[0]), "NetStream.Publish.Unauthorized");
+        let info = &cmd_of(&r[0]).args[0];
+        assert_eq!(info.get("level").and_then(Value::as_str), Some("error"));
+        assert_eq!(
+            info.get("description").and_then(Value::as_str),
+            Some("bad token")
+        );
+        assert!(s.is_closed());
+        assert_eq!(s.handle_input(&[0]).unwrap_err().kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn play_accept_and_send_media_plain_and_shared() {
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, sid) = ready(&mut s);
+        c.cmd(
+            &mut s,
+            sid,
+            Command::new("play", 0.0, Value::Null, vec!["x".into()]),
+        );
+        let id = match s.poll_event() {
+            Some(RtmpEvent::PlayRequested { id, stream_key, .. }) => {
+                assert_eq!(stream_key, "x");
+                id
+            }
+            e => panic!("{e:?}"),
+        };
+        assert!(s.send_media(TagType::Video, 0, &[1]).is_err());
+        s.accept(id).unwrap();
+        let r = c.recv(&mut s);
+        assert_eq!(code_of(&r[1]), "NetStream.Play.Reset");
+        assert_eq!(code_of(&r[2]), "NetStream.Play.Start");
+        let d = amf0::decode_all(&r[3].payload).unwrap();
+        assert_eq!(d[0], Value::from("|RtmpSampleAccess"));
+        s.send_media(TagType::Video, 40, &[0x17; 5000]).unwrap();
+        let shared =
+            RtmpSession::shared_media(TagType::Audio, sid, 60, &[0xAF, 1, 2], s.out_chunk_size())
+                .unwrap();
+        s.send_shared(&shared).unwrap();
+        s.send_media(TagType::Audio, 83, &[0xAF, 1, 3]).unwrap();
+        let r = c.recv(&mut s);
+        let got: Vec<_> = r
+            .iter()
+            .map(|m| (m.type_id, m.stream_id, m.timestamp, m.payload.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(9, sid, 40, 5000), (8, sid, 60, 3), (8, sid, 83, 3)]
+        );
+        c.cmd(
+            &mut s,
+            0,
+            Command::new(
+                "deleteStream",
+                7.0,
+                Value::Null,
+                vec![Value::Number(f64::from(sid))],
+            ),
+        );
+        assert!(matches!(
+            s.poll_event(),
+            Some(RtmpEvent::PlayStopped { .. })
+        ));
+        assert_eq!(s.playing_stream_id(), None);
+    }
+
+    #[test]
+    fn acknowledgement_when_window_is_crossed_and_ping() {
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, _) = ready(&mut s);
+        let mut p = BytesMut::new();
+        p.put_u32(2000);
+        c.send(&mut s, 2, 0, type_id::WINDOW_ACK_SIZE, 0, &p);
+        // The handshake alone crossed the window: acknowledged at once.
+        let r = c.recv(&mut s);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].type_id, type_id::ACKNOWLEDGEMENT);
+        assert_eq!(u64::from(parse_u32(&r[0].payload).unwrap()), s.received);
+        assert!(s.received > 3073);
+        // Unknown message types are ignored but counted: 1500 more, no ack yet.
+        c.send(&mut s, 7, 0, 30, 0, &[0u8; 1500]);
+        assert!(c.recv(&mut s).is_empty());
+        let before = s.received;
+        c.send(&mut s, 7, 0, 30, 0, &[0u8; 600]);
+        let r = c.recv(&mut s);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].type_id, type_id::ACKNOWLEDGEMENT);
+        assert_eq!(u64::from(parse_u32(&r[0].payload).unwrap()), s.received);
+        assert!(s.received > before);
+        let mut p = BytesMut::new();
+        UserControl::PingRequest(1234).write(&mut p);
+        c.send(&mut s, 2, 0, type_id::USER_CONTROL, 0, &p);
+        let r = c.recv(&mut s);
+        assert_eq!(
+            UserControl::parse(&r[0].payload).unwrap(),
+            UserControl::PingResponse(1234)
+        );
+    }
+
+    #[test]
+    fn aggregate_messages_are_split_and_rebased() {
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, sid) = ready(&mut s);
+        let id = publish(&mut s, &mut c, sid);
+        s.accept(id).unwrap();
+        let mut agg = BytesMut::new();
+        for (t, ts, body) in [
+            (9u8, 5000u32, &[0x17u8, 1][..]),
+            (8, 5020, &[0xAF, 1, 7][..]),
+        ] {
+            agg.put_u8(t);
+            agg.put_slice(&(body.len() as u32).to_be_bytes()[1..]);
+            agg.put_slice(&ts.to_be_bytes()[1..]);
+            agg.put_u8((ts >> 24) as u8);
+            agg.put_slice(&[0, 0, 0]);
+            agg.put_slice(body);
+            agg.put_u32(11 + body.len() as u32);
+        }
+        c.send(&mut s, 6, sid, type_id::AGGREGATE, 100, &agg);
+        let ev: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .map(|e| match e {
+                RtmpEvent::Media {
+                    kind,
+                    timestamp_ms,
+                    body,
+                    ..
+                } => (kind, timestamp_ms, body.len()),
+                e => panic!("{e:?}"),
+            })
+            .collect();
+        assert_eq!(ev, vec![(TagType::Video, 100, 2), (TagType::Audio, 120, 3)]);
+        // Truncated aggregate: typed error.
+        let mut bad = BytesMut::new();
+        bad.put_slice(&agg[..20]);
+        let mut out = BytesMut::new();
+        c.w.write_message(MessageHeader::new(6, sid, 22, 200), &bad, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.handle_input(&out).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn protocol_errors_are_typed() {
+        // Command before connect.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let mut c = Client::connect(&mut s);
+        let mut p = BytesMut::new();
+        Command::new("createStream", 2.0, Value::Null, vec![]).write(&mut p);
+        let mut out = BytesMut::new();
+        c.w.write_message(MessageHeader::new(3, 0, 20, 0), &p, &mut out)
+            .unwrap();
+        let e = s.handle_input(&out).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Malformed);
+        assert!(e.to_string().starts_with("rtmp session: "));
+        // Set Chunk Size 0.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let mut c = Client::connect(&mut s);
+        let mut out = BytesMut::new();
+        c.w.write_message(MessageHeader::new(2, 0, 1, 0), &[0, 0, 0, 0], &mut out)
+            .unwrap();
+        assert_eq!(
+            s.handle_input(&out).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+        // Set Chunk Size 2^31 - 1 is legal.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let (mut c, _) = ready(&mut s);
+        c.send(&mut s, 2, 0, 1, 0, &[0x7F, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(s.reader.chunk_size(), 0x7FFF_FFFF);
+        // AMF0 nested a thousand deep.
+        let mut deep = BytesMut::new();
+        amf0::encode(&Value::from("connect"), &mut deep);
+        amf0::encode(&Value::Number(1.0), &mut deep);
+        for _ in 0..1000 {
+            deep.put_slice(&[0x0A, 0, 0, 0, 1]);
+        }
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let mut c = Client::connect(&mut s);
+        let mut out = BytesMut::new();
+        c.w.write_message(MessageHeader::new(3, 0, 20, 0), &deep, &mut out)
+            .unwrap();
+        assert_eq!(s.handle_input(&out).unwrap_err().kind(), ErrorKind::Limit);
+    }
+
+    #[test]
+    fn hostile_bytes_after_handshake_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..500 {
+            let mut s = RtmpSession::new(RtmpConfig::default());
+            let (mut c, _) = if round % 2 == 0 {
+                ready(&mut s)
+            } else {
+                (Client::connect(&mut s), 0)
+            };
+            let mut junk = Vec::new();
+            for _ in 0..256 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                junk.push((seed >> 32) as u8);
+            }
+            for piece in junk.chunks(17) {
+                if s.handle_input(piece).is_err() {
+                    break;
+                }
+                while s.poll_event().is_some() {}
+                let _ = c.recv(&mut s);
+            }
+        }
+    }
+}
