@@ -428,3 +428,109 @@ fn http_semantics() {
     assert!(origin.publish("../x", now).is_err());
     assert!(origin.publish(&"a".repeat(65), now).is_err());
 }
+
+/// Writes `data` to `path` atomically (a temporary name renamed into place), so the
+/// static server of `play.mjs` never serves a partial file.
+fn put_file(path: &std::path::Path, data: &[u8]) {
+    let tmp = path.with_extension("part");
+    fs::write(&tmp, data).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+/// hls.js in headless Chromium plays the live stream while it is being published in
+/// real time, across a publisher reconnect (EXT-X-DISCONTINUITY). `play.mjs` serves
+/// a directory, so the publisher thread mirrors what `Origin::handle` answers for
+/// each new segment, then for both playlists, into that directory as they change.
+#[test]
+fn hls_js_plays_live_across_a_reconnect() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    let dir = TempDir::new("origin-hlsjs");
+    let out = dir.join("live/cam");
+    fs::create_dir_all(&out).unwrap();
+    let items = items();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (out, stop) = (out.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let clock = || {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64
+            };
+            let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+            let mut mirrored = 0u64;
+            for _publisher in 0..2 {
+                origin.publish("cam", clock()).unwrap();
+                let start = Instant::now();
+                for item in items.iter().cloned() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Item::Frame(f) = &item {
+                        // Real time: a frame is pushed when its decode time comes.
+                        let due = Duration::from_millis(f.dts.as_millis().max(0) as u64);
+                        if let Some(wait) = due.checked_sub(start.elapsed()) {
+                            std::thread::sleep(wait.min(Duration::from_millis(500)));
+                        }
+                    }
+                    origin.push("cam", item, clock()).unwrap();
+                    let next = origin.stream("cam").unwrap().next_sequence();
+                    if next != mirrored {
+                        for seq in mirrored..next {
+                            let r = origin
+                                .handle(&Request::get(format!("/live/cam/{seq}.ts")), clock());
+                            assert_eq!(r.status, 200);
+                            put_file(&out.join(format!("{seq}.ts")), &r.body);
+                        }
+                        mirrored = next;
+                        for name in ["media.m3u8", "index.m3u8"] {
+                            let r =
+                                origin.handle(&Request::get(format!("/live/cam/{name}")), clock());
+                            assert_eq!(r.status, 200);
+                            put_file(&out.join(name), &r.body);
+                        }
+                    }
+                }
+                origin.unpublish("cam", clock()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    // Start the player once two segments are listed (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = fs::read_to_string(out.join("media.m3u8"))
+            .map(|t| t.matches("#EXTINF").count())
+            .unwrap_or(0);
+        if listed >= 2 && out.join("index.m3u8").is_file() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live playlist after 30 s");
+        assert!(
+            !producer.is_finished(),
+            "the publisher thread stopped early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let result = play_in_browser(dir.path(), "live/cam/index.m3u8", 14);
+    stop.store(true, Ordering::Relaxed);
+    producer.join().expect("publisher thread panicked");
+    let Some(r) = result else {
+        return;
+    };
+    println!("hls.js: {}", r.raw);
+    let playlist = fs::read_to_string(out.join("media.m3u8")).unwrap();
+    assert!(r.ok, "hls.js did not play: {}\n{playlist}", r.raw);
+    assert!(r.fatal_errors.is_empty(), "{}", r.raw);
+    // More than the 12 s the first publisher made: the playhead crossed the join.
+    assert!(r.advanced_s >= 12.2, "{}", r.raw);
+    assert_eq!((r.video_width, r.video_height), (320, 240), "{}", r.raw);
+    assert!(
+        playlist.contains("#EXT-X-DISCONTINUITY") || playlist.contains("DISCONTINUITY-SEQUENCE"),
+        "{playlist}"
+    );
+}
