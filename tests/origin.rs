@@ -251,6 +251,15 @@ fn reconnect_marks_discontinuity_and_idle_ends() {
     assert_eq!(decode(&dir, "6.ts", &s6.body), "");
     let joined = [s5.body.as_ref(), s6.body.as_ref()].concat();
     assert_eq!(decode(&dir, "5-6.ts", &joined), "");
+    // No continuity counter breaks at the join (ffmpeg reports them at debug level).
+    let log = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "debug", "-i"])
+        .arg(dir.join("5-6.ts"))
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stderr);
+    assert!(!log.contains("Continuity check failed"), "{log}");
     let times = ffprobe_flat(
         &dir.join("5-6.ts"),
         &["-show_entries", "format=start_time,duration"],
