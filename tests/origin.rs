@@ -543,3 +543,98 @@ fn hls_js_plays_live_across_a_reconnect() {
         "{playlist}"
     );
 }
+
+/// A minimal, bounded HTTP/1.1 server for tests: serves `origin` on 127.0.0.1 (one
+/// connection at a time, `Connection: close`) until `stop` is set or 60 s pass.
+fn serve(
+    origin: std::sync::Arc<std::sync::Mutex<Origin<MemoryStore>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u16, std::thread::JoinHandle<u32>) {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut served = 0u32;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && served < 1000 {
+            let (mut conn, _) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(e) => panic!("accept: {e}"),
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head);
+            let mut words = text.split_whitespace();
+            let (Some(method), Some(target)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            let req = Request::new(Method::parse(method), target);
+            let r = origin.lock().unwrap().handle(&req, now);
+            let mut out = format!("HTTP/1.1 {} X\r\n", r.status);
+            for (k, v) in &r.headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("connection: close\r\n\r\n");
+            let _ = conn.write_all(out.as_bytes());
+            let _ = conn.write_all(&r.body);
+            served += 1;
+        }
+        served
+    });
+    (port, handle)
+}
+
+/// ffmpeg, an independent HLS client, plays the ended live stream over real HTTP
+/// from `Origin::handle` behind a std::net server: multivariant playlist, media
+/// playlist with EXT-X-ENDLIST, every segment, no decode error.
+#[test]
+fn ffmpeg_plays_the_stream_over_http() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let end = publish_flv(&mut origin, "cam", T0, |_, _| {});
+    origin.unpublish("cam", end).unwrap();
+    origin.tick(end + 30_000);
+    assert!(origin.stream("cam").unwrap().is_ended());
+    let origin = Arc::new(Mutex::new(origin));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, server) = serve(origin.clone(), stop.clone());
+    let out = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-rw_timeout", "10000000", "-i"])
+        .arg(format!("http://127.0.0.1:{port}/live/cam/index.m3u8"))
+        .args(["-map", "0", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let served = server.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Every video frame of the 12 s at 25 fps came through (stream 0 is video).
+    let video_frames = stdout.lines().filter(|l| l.starts_with("0,")).count();
+    assert_eq!(video_frames, 300, "{stdout}");
+    // Two playlists and six segments at least.
+    assert!(served >= 8, "{served} requests");
+}
