@@ -56,6 +56,12 @@ pub struct RtmpConfig {
     pub peer_bandwidth: u32,
     /// Seed of the handshake filler bytes. Default 0.
     pub handshake_seed: u64,
+    /// Milliseconds the client has to complete the handshake, counted from the first
+    /// [`RtmpSession::handle_timeout`]. Default 10 000.
+    pub handshake_timeout_ms: i64,
+    /// Milliseconds without input after which the session ends, except while a
+    /// `play` is accepted (players may stay silent). Default 30 000.
+    pub idle_timeout_ms: i64,
 }
 
 impl Default for RtmpConfig {
@@ -66,6 +72,8 @@ impl Default for RtmpConfig {
             window_ack_size: 2_500_000,
             peer_bandwidth: 2_500_000,
             handshake_seed: 0,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
         }
     }
 }
@@ -195,6 +203,12 @@ pub struct RtmpSession {
     last_ack: u64,
     window: u32,
     closed: bool,
+    /// Host time of the first `handle_timeout`.
+    started_ms: Option<i64>,
+    /// Host time input was last seen at (input counts at the next `handle_timeout`).
+    last_activity_ms: Option<i64>,
+    /// Input arrived since the last `handle_timeout`.
+    activity: bool,
 }
 
 fn split_query(s: &str) -> (&str, &str) {
@@ -232,6 +246,9 @@ impl RtmpSession {
             last_ack: 0,
             window: 0,
             closed: false,
+            started_ms: None,
+            last_activity_ms: None,
+            activity: false,
         }
     }
 
@@ -279,7 +296,58 @@ impl RtmpSession {
         r.map_err(|e| e.context("rtmp session"))
     }
 
+    /// Checks the handshake and idle timeouts at host time `now_ms` (milliseconds on
+    /// any monotonic clock the host keeps). Call it when
+    /// [`poll_timeout`](Self::poll_timeout) expires, or periodically; input received
+    /// since the previous call counts as activity at `now_ms`.
+    ///
+    /// Errors: `Limit` when the handshake took too long or the connection was idle
+    /// too long; the session is then closed.
+    pub fn handle_timeout(&mut self, now_ms: i64) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let started = *self.started_ms.get_or_insert(now_ms);
+        if self.activity || self.last_activity_ms.is_none() {
+            self.last_activity_ms = Some(now_ms);
+            self.activity = false;
+        }
+        let last = self.last_activity_ms.unwrap_or(now_ms);
+        if !self.handshake.is_done()
+            && now_ms.saturating_sub(started) >= self.cfg.handshake_timeout_ms
+        {
+            self.closed = true;
+            return Err(Error::limit("RTMP handshake timed out").context("rtmp session"));
+        }
+        if self.playing_stream_id().is_none()
+            && now_ms.saturating_sub(last) >= self.cfg.idle_timeout_ms
+        {
+            self.closed = true;
+            return Err(Error::limit("RTMP connection idle").context("rtmp session"));
+        }
+        Ok(())
+    }
+
+    /// The host time at which [`handle_timeout`](Self::handle_timeout) should next be
+    /// called; `None` before its first call or once closed.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        if self.closed {
+            return None;
+        }
+        let mut t = self
+            .last_activity_ms?
+            .saturating_add(self.cfg.idle_timeout_ms);
+        if !self.handshake.is_done() {
+            let hs = self
+                .started_ms?
+                .saturating_add(self.cfg.handshake_timeout_ms);
+            t = t.min(hs);
+        }
+        Some(t)
+    }
+
     fn process(&mut self, data: &[u8]) -> Result<()> {
+        self.activity = true;
         self.received += data.len() as u64;
         self.input.extend_from_slice(data);
         if !self.handshake.is_done() {
@@ -1215,6 +1283,48 @@ mod tests {
         c.w.write_message(MessageHeader::new(3, 0, 20, 0), &deep, &mut out)
             .unwrap();
         assert_eq!(s.handle_input(&out).unwrap_err().kind(), ErrorKind::Limit);
+    }
+
+    #[test]
+    fn handshake_and_idle_timeouts() {
+        // A client that connects and sends nothing.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(1_000).unwrap();
+        assert_eq!(s.poll_timeout(), Some(11_000));
+        s.handle_timeout(10_999).unwrap();
+        let e = s.handle_timeout(11_000).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(s.is_closed());
+        assert_eq!(s.poll_timeout(), None);
+        // A publisher that stops sending: idle after 30 s without input.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        s.handle_timeout(0).unwrap();
+        let (mut c, sid) = ready(&mut s);
+        let id = publish(&mut s, &mut c, sid);
+        s.accept(id).unwrap();
+        s.handle_timeout(5_000).unwrap();
+        assert_eq!(s.poll_timeout(), Some(35_000));
+        c.send(&mut s, 6, sid, type_id::VIDEO, 0, &[0x17, 1]);
+        s.handle_timeout(20_000).unwrap();
+        s.handle_timeout(49_999).unwrap();
+        assert!(s.handle_timeout(50_000).is_err());
+        // A player may stay silent.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        s.handle_timeout(0).unwrap();
+        let (mut c, sid) = ready(&mut s);
+        c.cmd(
+            &mut s,
+            sid,
+            Command::new("play", 0.0, Value::Null, vec!["x".into()]),
+        );
+        let Some(RtmpEvent::PlayRequested { id, .. }) = s.poll_event() else {
+            panic!("play");
+        };
+        s.accept(id).unwrap();
+        s.handle_timeout(1).unwrap();
+        s.handle_timeout(100_000).unwrap();
+        assert!(!s.is_closed());
     }
 
     #[test]
