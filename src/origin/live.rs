@@ -26,6 +26,19 @@ const MAX_ARRIVALS: usize = 4096;
 /// once its timestamps are moved to continue the stream (90 kHz): 1 s, enough for
 /// B-frame reordering and audio pre-roll of the new publisher.
 const JOIN_GAP_90K: i64 = 90_000;
+/// Latest wall-clock time accepted (Unix ms): 9999-12-31T23:59:59.999Z, the last
+/// instant `EXT-X-PROGRAM-DATE-TIME` can express.
+const MAX_UNIX_MS: i64 = 253_402_300_799_999;
+
+fn check_clock(now: i64) -> Result<()> {
+    if (0..=MAX_UNIX_MS).contains(&now) {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            "live stream: `now` must be Unix milliseconds in years 1970..=9999",
+        ))
+    }
+}
 
 /// Options of a [`LiveStream`]. Each field's doc states its default.
 #[derive(Debug, Clone)]
@@ -203,6 +216,9 @@ pub struct LiveStream {
     bytes: u64,
     segments: u64,
     buf: BytesMut,
+    /// Playlist texts, rebuilt when the window changes, shared by every request.
+    media_text: Option<Bytes>,
+    multi_text: Option<Bytes>,
 }
 
 impl LiveStream {
@@ -234,6 +250,8 @@ impl LiveStream {
             bytes: 0,
             segments: 0,
             buf: BytesMut::new(),
+            media_text: None,
+            multi_text: None,
         })
     }
 
@@ -274,6 +292,7 @@ impl LiveStream {
     /// §6.2.1: start a new `LiveStream` with
     /// [`LiveStreamOptions::first_sequence`] set to [`next_sequence`](Self::next_sequence)).
     pub fn publisher_connected(&mut self, now: i64) -> Result<()> {
+        check_clock(now)?;
         match self.state {
             LiveState::Publishing => {
                 return Err(Error::usage(
@@ -306,6 +325,7 @@ impl LiveStream {
         if self.state != LiveState::Publishing {
             return Ok(());
         }
+        let now = now.clamp(0, MAX_UNIX_MS);
         self.state = LiveState::Idle { since: now };
         let Some(mut session) = self.session.take() else {
             return Ok(());
@@ -324,6 +344,8 @@ impl LiveStream {
             {
                 self.state = LiveState::Ended { at: now };
                 self.playlist.ended = true;
+                // Cannot fail: the window was written before, ENDLIST adds no input.
+                let _ = self.refresh();
                 true
             }
             _ => false,
@@ -334,10 +356,12 @@ impl LiveStream {
     /// wall-clock `now` (Unix ms). Finished segments become ready for
     /// [`poll_segment`](Self::poll_segment).
     ///
-    /// Errors: [`Error::usage`] without a connected publisher; segmenter and muxer
+    /// Errors: [`Error::usage`] without a connected publisher or for a `now` outside
+    /// years 1970..=9999 (nothing is pushed then); segmenter and muxer
     /// errors (limits, malformed payloads) for this item, after which the stream
     /// stays usable.
     pub fn push(&mut self, item: Item, now: i64) -> Result<()> {
+        check_clock(now)?;
         if self.state != LiveState::Publishing {
             return Err(Error::usage("live stream: push without a publisher"));
         }
@@ -467,6 +491,7 @@ impl LiveStream {
             self.playlist.pop_front();
             self.window_rates.pop_front();
         }
+        self.refresh()?;
         self.ready.push_back(LiveSegment {
             sequence,
             duration: seg.duration,
@@ -513,6 +538,38 @@ impl LiveStream {
         let mut mv = MultivariantPlaylist::new();
         mv.variants.push(v);
         mv.write()
+    }
+
+    /// Rebuilds the cached playlist texts; on error none is served.
+    fn refresh(&mut self) -> Result<()> {
+        let texts = self
+            .media_playlist()
+            .and_then(|m| Ok((m, self.multivariant_playlist()?)));
+        match texts {
+            Ok((m, mv)) => {
+                self.media_text = Some(Bytes::from(m));
+                self.multi_text = Some(Bytes::from(mv));
+                Ok(())
+            }
+            Err(e) => {
+                self.media_text = None;
+                self.multi_text = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The text of [`media_playlist`](Self::media_playlist) as of the last change
+    /// (a new segment, the end), shared: serving it costs a reference count.
+    /// `None` before the first segment.
+    pub fn media_playlist_bytes(&self) -> Option<Bytes> {
+        self.media_text.clone()
+    }
+
+    /// The text of [`multivariant_playlist`](Self::multivariant_playlist) as of the
+    /// last new segment, shared. `None` before the first segment.
+    pub fn multivariant_playlist_bytes(&self) -> Option<Bytes> {
+        self.multi_text.clone()
     }
 
     /// Statistics at `now` (Unix ms).
@@ -612,6 +669,8 @@ mod tests {
     fn window_slides_with_dates() {
         let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
         assert!(live.media_playlist().is_err());
+        assert!(live.media_playlist_bytes().is_none());
+        assert!(live.multivariant_playlist_bytes().is_none());
         live.publisher_connected(T0).unwrap();
         feed(&mut live, 21, T0);
         let segs = drain(&mut live);
@@ -641,6 +700,15 @@ mod tests {
         );
         assert!(!text.contains("ENDLIST"));
         assert!(!text.contains("DISCONTINUITY"));
+        assert_eq!(live.media_playlist_bytes().unwrap(), text.as_bytes());
+        // A clock that is not Unix milliseconds is refused, nothing changes.
+        for bad in [-1, i64::MAX] {
+            assert_eq!(
+                live.push(tracks().remove(0), bad).unwrap_err().kind(),
+                ErrorKind::Usage
+            );
+        }
+        assert_eq!(live.media_playlist_bytes().unwrap(), text.as_bytes());
         let mv = live.multivariant_playlist().unwrap();
         assert!(mv.contains("RESOLUTION=1280x720"), "{mv}");
         assert!(mv.contains("CODECS=\"avc1."), "{mv}");
@@ -721,6 +789,7 @@ mod tests {
         assert!(live.is_ended());
         let text = live.media_playlist().unwrap();
         assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+        assert_eq!(live.media_playlist_bytes().unwrap(), text.as_bytes());
         assert_eq!(
             live.publisher_connected(T0 + 40_000).unwrap_err().kind(),
             ErrorKind::Usage

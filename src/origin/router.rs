@@ -268,13 +268,13 @@ impl<S: SegmentStore> Origin<S> {
                     return text(404, "unknown stream\n", head);
                 };
                 let pl = if matches!(route, Route::Media(_)) {
-                    s.media_playlist()
+                    s.media_playlist_bytes()
                 } else {
-                    s.multivariant_playlist()
+                    s.multivariant_playlist_bytes()
                 };
                 match pl {
-                    Ok(t) => (200, PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t)),
-                    Err(_) => return text(404, "no segment yet\n", head),
+                    Some(t) => (200, PLAYLIST_TYPE, PLAYLIST_CACHE, t),
+                    None => return text(404, "no segment yet\n", head),
                 }
             }
             Route::Segment(name, seq) => {
