@@ -83,6 +83,8 @@ pub struct ChunkReader {
     limits: ChunkLimits,
     streams: HashMap<u32, StreamState>,
     buffered: usize,
+    /// Chunk streams holding a partial message.
+    partials: usize,
     /// Bytes consumed so far (for error offsets).
     position: u64,
 }
@@ -109,6 +111,7 @@ impl ChunkReader {
             limits,
             streams: HashMap::new(),
             buffered: 0,
+            partials: 0,
             position: 0,
         }
     }
@@ -140,6 +143,7 @@ impl ChunkReader {
         if let Some(s) = self.streams.get_mut(&csid) {
             if let Some(p) = s.partial.take() {
                 self.buffered -= p.len();
+                self.partials -= 1;
             }
         }
     }
@@ -256,18 +260,14 @@ impl ChunkReader {
                     payload: piece.freeze(),
                 }));
             }
-            let partial_count = self
-                .streams
-                .values()
-                .filter(|s| s.partial.is_some())
-                .count();
             let st = self.streams.entry(csid).or_default();
             match st.partial.as_mut() {
                 Some(p) => p.extend_from_slice(&piece),
                 None => {
-                    if partial_count >= self.limits.max_partial_streams {
+                    if self.partials >= self.limits.max_partial_streams {
                         return Err(Error::limit("too many partial RTMP messages").at_offset(at));
                     }
+                    self.partials += 1;
                     st.partial = Some(piece);
                 }
             }
@@ -279,6 +279,7 @@ impl ChunkReader {
             if p_len >= len as usize {
                 let payload = st.partial.take().unwrap_or_default().freeze();
                 self.buffered -= payload.len();
+                self.partials -= 1;
                 return Ok(Some(Message {
                     csid,
                     timestamp: st.timestamp,
@@ -701,9 +702,9 @@ mod tests {
         // message on the same chunk stream starts fresh.
         let mut buf = BytesMut::from(&out[..12 + 4096]);
         assert!(r.read_message(&mut buf).unwrap().is_none());
-        assert_eq!(r.buffered, 4096);
+        assert_eq!((r.buffered, r.partials), (4096, 1));
         r.abort(6);
-        assert_eq!(r.buffered, 0);
+        assert_eq!((r.buffered, r.partials), (0, 0));
         let mut out2 = BytesMut::new();
         write_message(6, 1, 9, 40, &[1, 2], 4096, &mut out2).unwrap();
         let m = read_all(&mut r, &out2);
@@ -730,6 +731,38 @@ mod tests {
         }
         let e = r.read_message(&mut buf).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(e.message().contains("partial"));
+        // Total bytes held in partial messages.
+        let limits = ChunkLimits {
+            max_buffered: 200,
+            ..ChunkLimits::default()
+        };
+        let mut r = ChunkReader::new(limits);
+        let mut buf = BytesMut::new();
+        for csid in 3..5u8 {
+            buf.extend_from_slice(&[csid, 0, 0, 0, 0, 1, 0, 9, 1, 0, 0, 0]);
+            buf.extend_from_slice(&[0u8; 128]);
+        }
+        let e = r.read_message(&mut buf).unwrap_err();
+        assert!(e.message().contains("buffer limit"));
+        // Chunk streams with state: complete ones are forgotten, partial ones count.
+        let limits = ChunkLimits {
+            max_chunk_streams: 2,
+            ..ChunkLimits::default()
+        };
+        let mut r = ChunkReader::new(limits);
+        let mut buf = BytesMut::new();
+        for csid in 3..8u8 {
+            buf.extend_from_slice(&[csid, 0, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 7]);
+        }
+        assert_eq!(read_all(&mut r, &buf).len(), 5);
+        let mut buf = BytesMut::new();
+        for csid in 10..13u8 {
+            buf.extend_from_slice(&[csid, 0, 0, 0, 0, 1, 0, 9, 1, 0, 0, 0]);
+            buf.extend_from_slice(&[0u8; 128]);
+        }
+        let e = r.read_message(&mut buf).unwrap_err();
+        assert!(e.message().contains("chunk streams"), "{e}");
         // Type 1 on an unknown chunk stream.
         let mut r = ChunkReader::default();
         let mut buf = BytesMut::from(&[0x45, 0, 0, 0, 0, 0, 1, 9, 0][..]);
