@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod auth;
 pub mod bitstream;
 pub mod container;
 pub mod error;
