@@ -26,6 +26,11 @@ const MAX_ARRIVALS: usize = 4096;
 /// once its timestamps are moved to continue the stream (90 kHz): 1 s, enough for
 /// B-frame reordering and audio pre-roll of the new publisher.
 const JOIN_GAP_90K: i64 = 90_000;
+/// After a publisher's timestamp discontinuity, a frame more than this (90 kHz, 2 s)
+/// before the last timestamp written is moved to continue it...
+const MAX_REBASE_SLACK_90K: i64 = 2 * 90_000;
+/// ... and so is one more than this (10 s) after it.
+const MAX_REBASE_GAP_90K: i64 = 10 * 90_000;
 /// Latest wall-clock time accepted (Unix ms): 9999-12-31T23:59:59.999Z, the last
 /// instant `EXT-X-PROGRAM-DATE-TIME` can express.
 const MAX_UNIX_MS: i64 = 253_402_300_799_999;
@@ -141,6 +146,8 @@ struct Session {
     offset_90k: Option<i64>,
     /// The first segment of this session is marked discontinuous (not for the first).
     join: bool,
+    /// A timestamp discontinuity was announced: check the next frame.
+    rebase_pending: bool,
     /// Audio tracks declared by this publisher (every frame of an audio reference
     /// is a sync point).
     audio_tracks: Vec<u32>,
@@ -165,7 +172,9 @@ struct Session {
 ///   `EXT-X-DISCONTINUITY` (§4.4.4.3; `EXT-X-DISCONTINUITY-SEQUENCE` rises when it
 ///   leaves the window), and its timestamps are shifted to continue after the
 ///   previous publisher's (1 s after its last timestamp), so PTS, DTS and PCR stay
-///   monotonic in the transport stream. Timed events ([`Event::Cue`],
+///   monotonic in the transport stream. The same happens within a publisher after
+///   an [`Event::Discontinuity`] for all tracks (its clock was reset, or jumped more
+///   than 10 s forward). Timed events ([`Event::Cue`],
 ///   [`Event::Data`]) are shifted with them; a publisher's events that come before
 ///   its first frame are not shifted.
 /// * [`tick`](Self::tick) ends a stream left without a publisher for
@@ -306,6 +315,7 @@ impl LiveStream {
         self.session = Some(Session {
             segmenter,
             offset_90k: None,
+            rebase_pending: false,
             join: self.publishes > 0,
             audio_tracks: Vec::new(),
         });
@@ -377,14 +387,24 @@ impl LiveStream {
     fn push_in(&mut self, session: &mut Session, item: Item, now: i64) -> Result<()> {
         let item = match item {
             Item::Frame(mut f) => {
-                let offset = *session.offset_90k.get_or_insert_with(|| {
-                    match self.high_water_90k {
-                        // Continue after the previous publisher.
-                        Some(high) => high
-                            .saturating_add(JOIN_GAP_90K)
-                            .saturating_sub(f.dts.ticks_in(Timescale::MPEG)),
-                        None => 0,
+                let dts = f.dts.ticks_in(Timescale::MPEG);
+                let rebase = |high: i64| high.saturating_add(JOIN_GAP_90K).saturating_sub(dts);
+                if std::mem::take(&mut session.rebase_pending) {
+                    // After a timestamp discontinuity of the publisher: keep the
+                    // shift if this frame still fits the timeline (the other track's
+                    // jump already rebased it), else continue after the last frame.
+                    if let (Some(off), Some(high)) = (session.offset_90k, self.high_water_90k) {
+                        let at = dts.saturating_add(off);
+                        if at.saturating_add(MAX_REBASE_SLACK_90K) < high
+                            || at > high.saturating_add(MAX_REBASE_GAP_90K)
+                        {
+                            session.offset_90k = Some(rebase(high));
+                        }
                     }
+                }
+                let offset = *session.offset_90k.get_or_insert_with(|| {
+                    // Continue after the previous publisher.
+                    self.high_water_90k.map_or(0, rebase)
                 });
                 if offset != 0 {
                     let shift = Timestamp::new(offset, Timescale::MPEG);
@@ -405,6 +425,9 @@ impl LiveStream {
             }
             Item::Event(Event::EndOfStream) => return Ok(()),
             Item::Event(mut ev) => {
+                if let Event::Discontinuity { track: None } = ev {
+                    session.rebase_pending = true;
+                }
                 if let Event::TrackAdded(t) | Event::TrackChanged(t) = &ev {
                     session.audio_tracks.retain(|&id| id != t.id);
                     if t.kind == MediaKind::Audio && session.audio_tracks.len() < 64 {
@@ -772,6 +795,62 @@ mod tests {
         assert!(pl.segments.iter().all(|s| !s.discontinuity));
         assert_eq!(pl.discontinuity_sequence, 1);
         assert_eq!(live.stats(T0 + 20_000).publishes, 2);
+    }
+
+    /// Decode times (90 kHz, DTS or else PTS) of the PES packets on `pid`.
+    fn pes_times(ts: &[u8], pid: u16) -> Vec<u64> {
+        let mut out = Vec::new();
+        for p in ts.chunks(188) {
+            let Some(&[0x47, b1, b2, b3]) =
+                p.get(..4).map(|h| <[u8; 4]>::try_from(h).unwrap()).as_ref()
+            else {
+                panic!("not a TS packet");
+            };
+            if b1 & 0x40 == 0 || (u16::from(b1 & 0x1f) << 8 | u16::from(b2)) != pid {
+                continue;
+            }
+            let start = if b3 & 0x20 != 0 { 5 + p[4] as usize } else { 4 };
+            let pes = &p[start..];
+            assert_eq!(&pes[..3], &[0, 0, 1]);
+            let ts_at = |o: usize| {
+                (u64::from(pes[o] & 0x0e) << 29)
+                    | (u64::from(pes[o + 1]) << 22)
+                    | (u64::from(pes[o + 2] & 0xfe) << 14)
+                    | (u64::from(pes[o + 3]) << 7)
+                    | (u64::from(pes[o + 4]) >> 1)
+            };
+            out.push(if pes[7] & 0x40 != 0 {
+                ts_at(14)
+            } else {
+                ts_at(9)
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn clock_reset_within_a_publisher_keeps_time_monotonic() {
+        let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        live.publisher_connected(T0).unwrap();
+        feed(&mut live, 5, T0);
+        // The publisher's clock restarts at 0 (the FLV demuxer announces it).
+        live.push(Event::Discontinuity { track: None }.into(), T0 + 5000)
+            .unwrap();
+        feed_range(&mut live, 0, 5, T0 + 5000);
+        live.publisher_disconnected(T0 + 10_000).unwrap();
+        let segs = drain(&mut live);
+        assert_eq!(segs.len(), 6); // 2 + 2 + 1 s (cut), then 2 + 2 + 1 s (flushed)
+        let flags: Vec<bool> = live
+            .playlist()
+            .segments
+            .iter()
+            .map(|s| s.discontinuity)
+            .collect();
+        assert_eq!(flags, [false, false, false, true, false, false]);
+        let all: Vec<u8> = segs.iter().flat_map(|s| s.data.iter().copied()).collect();
+        let times = pes_times(&all, 0x100);
+        assert_eq!(times.len(), 250);
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
     }
 
     #[test]
