@@ -121,9 +121,16 @@ impl ChunkReader {
         self.chunk_size
     }
 
-    /// Bytes consumed from the input so far.
+    /// Bytes consumed from the input so far, plus the start set by
+    /// [`set_position`](Self::set_position); error offsets use it.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Sets the absolute stream offset of the next byte (e.g. the handshake length),
+    /// so error offsets count from the start of the connection.
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
     }
 
     /// Applies a Set Chunk Size (§5.4.1): `1..=0x7FFFFFFF`; 0 or the top bit set is

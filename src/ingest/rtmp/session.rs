@@ -358,6 +358,8 @@ impl RtmpSession {
             if !self.handshake.is_done() {
                 return Ok(());
             }
+            self.reader
+                .set_position(self.received - self.input.len() as u64);
         }
         while !self.closed {
             let Some(msg) = self.reader.read_message(&mut self.input)? else {
@@ -1255,6 +1257,19 @@ mod tests {
         let e = s.handle_input(&out).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Malformed);
         assert!(e.to_string().starts_with("rtmp session: "));
+        // Type 1 chunk on a new chunk stream: offset counts from the connection start.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let _ = Client::connect(&mut s);
+        let e = s.handle_input(&[0x43, 0, 0, 0, 0, 0, 1, 20]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Malformed);
+        assert_eq!(e.offset(), Some(1 + 2 * PACKET_SIZE as u64));
+        // AMF3 command message (type 17): a format byte, then AMF0.
+        let mut s = RtmpSession::new(RtmpConfig::default());
+        let mut c = Client::connect(&mut s);
+        let mut p = BytesMut::from(&[0u8][..]);
+        connect_cmd().write(&mut p);
+        c.send(&mut s, 3, 0, type_id::COMMAND_AMF3, 0, &p);
+        assert!(matches!(s.poll_event(), Some(RtmpEvent::Connected { .. })));
         // Set Chunk Size 0.
         let mut s = RtmpSession::new(RtmpConfig::default());
         let mut c = Client::connect(&mut s);
