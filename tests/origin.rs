@@ -13,7 +13,7 @@ use m3u8_rs::Playlist;
 use strom::ingest::flv::FlvDemuxer;
 use strom::media::Item;
 use strom::origin::{
-    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request, Response,
+    FirstSegment, MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request, Response,
 };
 use strom::pipeline::Stage;
 
@@ -57,6 +57,14 @@ fn flv() -> PathBuf {
             "flv",
         ],
     )
+}
+
+/// Origin options where every segment lasts at least the target (2 s), first ones
+/// included: the window arithmetic of the tests below.
+fn full() -> OriginOptions {
+    let mut opts = OriginOptions::default();
+    opts.live.first_segment = FirstSegment::Full;
+    opts
 }
 
 /// The demuxed items of the FLV.
@@ -129,7 +137,7 @@ fn decode(dir: &TempDir, name: &str, data: &[u8]) -> String {
 
 #[test]
 fn live_window_slides_and_every_segment_decodes() {
-    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let mut origin = Origin::new(MemoryStore::default(), full());
     let mut polls = Vec::new();
     let end = publish_flv(&mut origin, "cam", T0, |o, now| {
         polls.push((now, media_playlist(o, "cam", now)))
@@ -214,7 +222,7 @@ fn reconnect_marks_discontinuity_and_idle_ends() {
     let mut opts = MemoryStoreOptions::default();
     opts.max_segments_per_stream = 9; // the default: a window of 6 plus 3
     let store = MemoryStore::new(opts);
-    let mut origin = Origin::new(store, OriginOptions::default());
+    let mut origin = Origin::new(store, full());
     let end1 = publish_flv(&mut origin, "cam", T0, |_, _| {});
     origin.unpublish("cam", end1).unwrap();
     // A second publisher on a live stream is refused; after the first left, the
@@ -304,6 +312,35 @@ fn reconnect_marks_discontinuity_and_idle_ends() {
         404
     );
     assert_eq!(get(&origin, "/live/cam/11.ts", end2 + 31_000).status, 404);
+}
+
+/// With the defaults, the first playlist is served one GOP (1 s here) after the
+/// publisher's first keyframe, and its short first segment decodes.
+#[test]
+fn first_playlist_one_gop_after_publish() {
+    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let mut first = None;
+    let end = publish_flv(&mut origin, "cam", T0, |o, now| {
+        if first.is_none() {
+            first = Some((now, media_playlist(o, "cam", now)));
+        }
+    });
+    let (at, pl) = first.unwrap();
+    assert!(
+        at - T0 <= 1000 + 50,
+        "first playlist {} ms after publish",
+        at - T0
+    );
+    assert_eq!(pl.segments.len(), 1);
+    assert!((pl.segments[0].duration - 1.0).abs() < 0.001);
+    assert_eq!(pl.target_duration, 2);
+    let r = get(&origin, "/live/cam/0.ts", end);
+    let dir = TempDir::new("origin-first");
+    assert_eq!(decode(&dir, "0.ts", &r.body), "");
+    // Then 2 s segments: 1 + 5 x 2 s while publishing.
+    let pl = media_playlist(&origin, "cam", end);
+    let durations: Vec<f32> = pl.segments.iter().map(|s| s.duration).collect();
+    assert_eq!(durations, [1.0, 2.0, 2.0, 2.0, 2.0, 2.0]);
 }
 
 #[test]
@@ -613,7 +650,7 @@ fn ffmpeg_plays_the_stream_over_http() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let mut origin = Origin::new(MemoryStore::default(), OriginOptions::default());
+    let mut origin = Origin::new(MemoryStore::default(), full());
     let end = publish_flv(&mut origin, "cam", T0, |_, _| {});
     origin.unpublish("cam", end).unwrap();
     origin.tick(end + 30_000);

@@ -45,6 +45,23 @@ fn check_clock(now: i64) -> Result<()> {
     }
 }
 
+/// Most a first segment is shortened to by [`FirstSegment::Short`]: 500 ms.
+pub const SHORT_FIRST_SEGMENT: Timestamp = Timestamp::new(500, Timescale::MILLIS);
+
+/// How long the first segment of each publisher is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FirstSegment {
+    /// Cut at the first reference keyframe at least [`SHORT_FIRST_SEGMENT`] (or the
+    /// target, if smaller) after the start: with video, the next keyframe, so the
+    /// first playlist is ready one GOP after the publisher's first keyframe instead
+    /// of after a whole target duration.
+    #[default]
+    Short,
+    /// Like every other segment: at least the target duration.
+    Full,
+}
+
 /// Options of a [`LiveStream`]. Each field's doc states its default.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -60,6 +77,8 @@ pub struct LiveStreamOptions {
     /// How long a stream may stay without a publisher before it ends (its playlist
     /// gets `EXT-X-ENDLIST`), in milliseconds. Default: 30 000.
     pub idle_timeout_ms: i64,
+    /// Length of each publisher's first segment. Default: [`FirstSegment::Short`].
+    pub first_segment: FirstSegment,
     /// Sequence number of the first segment. Default: 0. An origin that replaces an
     /// ended stream by a new one of the same name continues the numbering so that
     /// segment URLs (cached as immutable) are never reused.
@@ -76,6 +95,7 @@ impl Default for LiveStreamOptions {
             ts: TsMuxerOptions::default(),
             window: 6,
             idle_timeout_ms: 30_000,
+            first_segment: FirstSegment::Short,
             first_sequence: 0,
         }
     }
@@ -146,6 +166,8 @@ struct Session {
     offset_90k: Option<i64>,
     /// The first segment of this session is marked discontinuous (not for the first).
     join: bool,
+    /// The segmenter runs with a short first target, to restore after one segment.
+    restore_target: bool,
     /// A timestamp discontinuity was announced: check the next frame.
     rebase_pending: bool,
     /// Audio tracks declared by this publisher (every frame of an audio reference
@@ -311,8 +333,14 @@ impl LiveStream {
             LiveState::Ended { .. } => return Err(Error::usage("live stream: stream has ended")),
             LiveState::Idle { .. } => {}
         }
-        let segmenter = Segmenter::new(self.opts.segmenter.clone())?;
+        let mut segmenter = Segmenter::new(self.opts.segmenter.clone())?;
+        let short = self.opts.first_segment == FirstSegment::Short;
+        if short {
+            let target = self.opts.segmenter.target_duration;
+            segmenter.set_target_duration(target.min(SHORT_FIRST_SEGMENT))?;
+        }
         self.session = Some(Session {
+            restore_target: short,
             segmenter,
             offset_90k: None,
             rebase_pending: false,
@@ -452,6 +480,12 @@ impl LiveStream {
     fn collect(&mut self, session: &mut Session, now: i64) -> Result<()> {
         let mut first_err = None;
         while let Some(seg) = session.segmenter.poll() {
+            if std::mem::take(&mut session.restore_target) {
+                let target = self.opts.segmenter.target_duration;
+                if let Err(e) = session.segmenter.set_target_duration(target) {
+                    first_err.get_or_insert(e);
+                }
+            }
             let r = seg.and_then(|mut seg| {
                 if std::mem::take(&mut session.join) {
                     seg.discontinuity = true;
@@ -631,6 +665,14 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000;
 
+    /// Every segment at least the target: the window arithmetic of these tests.
+    fn full() -> LiveStreamOptions {
+        LiveStreamOptions {
+            first_segment: FirstSegment::Full,
+            ..LiveStreamOptions::default()
+        }
+    }
+
     fn tracks() -> Vec<Item> {
         let h264 = H264Config::from_parameter_sets(
             Bytes::from_static(SPS_720P),
@@ -690,7 +732,7 @@ mod tests {
 
     #[test]
     fn window_slides_with_dates() {
-        let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        let mut live = LiveStream::new(full()).unwrap();
         assert!(live.media_playlist().is_err());
         assert!(live.media_playlist_bytes().is_none());
         assert!(live.multivariant_playlist_bytes().is_none());
@@ -753,7 +795,7 @@ mod tests {
     fn reconnect_continues_with_discontinuity() {
         let opts = LiveStreamOptions {
             window: 3,
-            ..LiveStreamOptions::default()
+            ..full()
         };
         let mut live = LiveStream::new(opts).unwrap();
         live.publisher_connected(T0).unwrap();
@@ -830,7 +872,7 @@ mod tests {
 
     #[test]
     fn clock_reset_within_a_publisher_keeps_time_monotonic() {
-        let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        let mut live = LiveStream::new(full()).unwrap();
         live.publisher_connected(T0).unwrap();
         feed(&mut live, 5, T0);
         // The publisher's clock restarts at 0 (the FLV demuxer announces it).
@@ -854,8 +896,35 @@ mod tests {
     }
 
     #[test]
-    fn idle_timeout_ends_the_playlist() {
+    fn first_segment_is_cut_at_the_next_keyframe() {
         let mut live = LiveStream::new(LiveStreamOptions::default()).unwrap();
+        live.publisher_connected(T0).unwrap();
+        // Media up to just before the second keyframe (1 s): nothing to play yet.
+        for item in tracks() {
+            live.push(item, T0).unwrap();
+        }
+        feed_range(&mut live, 0, 1, T0);
+        assert!(live.poll_segment().is_none());
+        assert!(live.media_playlist_bytes().is_none());
+        // The keyframe at 1 s cuts the first segment: one GOP after the first frame.
+        feed_range(&mut live, 1, 8, T0);
+        let segs = drain(&mut live);
+        let durations: Vec<i64> = segs.iter().map(|s| s.duration.as_millis()).collect();
+        assert_eq!(durations, [1000, 2000, 2000, 2000]);
+        // A reconnecting publisher gets a short first segment too.
+        live.publisher_disconnected(T0 + 8000).unwrap();
+        live.publisher_connected(T0 + 9000).unwrap();
+        feed(&mut live, 4, T0 + 9000);
+        let durations: Vec<i64> = drain(&mut live)
+            .iter()
+            .map(|s| s.duration.as_millis())
+            .collect();
+        assert_eq!(durations, [1000, 1000, 2000]); // flushed 7..8 s, then 1 s, 2 s
+    }
+
+    #[test]
+    fn idle_timeout_ends_the_playlist() {
+        let mut live = LiveStream::new(full()).unwrap();
         assert!(!live.tick(T0 + 100_000)); // never published: nothing to end
         live.publisher_connected(T0).unwrap();
         feed(&mut live, 5, T0);

@@ -35,8 +35,8 @@ mod store;
 
 pub use http::{Method, Request, Response};
 pub use live::{
-    LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats, MEDIA_PLAYLIST,
-    MULTIVARIANT_PLAYLIST,
+    FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,
+    MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
 };
 pub use router::{
     valid_stream_name, Origin, OriginOptions, MAX_NAME_LEN, PLAYLIST_CACHE, PLAYLIST_TYPE,

@@ -505,7 +505,9 @@ mod tests {
 
     #[test]
     fn ended_streams_linger_then_go_and_numbering_continues() {
-        let mut o = Origin::new(MemoryStore::default(), OriginOptions::default());
+        let mut opts = OriginOptions::default();
+        opts.live.first_segment = crate::origin::FirstSegment::Full;
+        let mut o = Origin::new(MemoryStore::default(), opts);
         assert_eq!(
             o.publish("bad/name", 0).unwrap_err().kind(),
             ErrorKind::Usage

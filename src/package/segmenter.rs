@@ -216,6 +216,20 @@ impl Segmenter {
         self.reference().map(|(id, _)| id)
     }
 
+    /// Changes [`SegmenterOptions::target_duration`] for the cuts to come, the open
+    /// segment's included. A live packager starts with a short target so that the
+    /// first segment is cut at the next keyframe and published sooner, then restores
+    /// its target.
+    ///
+    /// Errors: [`Error::usage`] if `target` is not positive (nothing changes).
+    pub fn set_target_duration(&mut self, target: Timestamp) -> Result<()> {
+        if target.ticks() <= 0 {
+            return Err(Error::usage("segmenter target_duration must be positive"));
+        }
+        self.opts.target_duration = target;
+        Ok(())
+    }
+
     /// The sequence number the next opened segment will get.
     pub fn next_sequence(&self) -> u64 {
         self.next_sequence
