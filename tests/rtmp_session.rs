@@ -219,6 +219,7 @@ fn ffmpeg_publishes_and_media_reaches_the_flv_demuxer() {
     assert!(o.video_dts_ms.windows(2).all(|w| w[1] > w[0]));
     assert!(o.audio_frames > 100, "{} audio frames", o.audio_frames);
     assert!(o.unpublished);
+    assert!(o.digest_handshake, "ffmpeg's client sends a digest C1");
 }
 
 #[test]
