@@ -121,7 +121,9 @@ pub struct LiveSegment {
 pub enum LiveState {
     /// A publisher is connected and frames may be pushed.
     Publishing,
-    /// The publisher left at this time (Unix ms); a new one may continue the stream.
+    /// The publisher left at this time (Unix ms); a new one may continue the
+    /// stream. Also the state of a new stream before its first publisher
+    /// (`since: 0`).
     Idle {
         /// When the publisher disconnected (Unix ms).
         since: i64,
@@ -199,6 +201,9 @@ struct Session {
 ///   than 10 s forward). Timed events ([`Event::Cue`],
 ///   [`Event::Data`]) are shifted with them; a publisher's events that come before
 ///   its first frame are not shifted.
+/// * Each publisher's first segment is cut at its next keyframe by default
+///   ([`FirstSegment::Short`]), so the first playlist is ready one GOP after the
+///   publisher's first keyframe; `EXT-X-TARGETDURATION` is unaffected.
 /// * [`tick`](Self::tick) ends a stream left without a publisher for
 ///   [`LiveStreamOptions::idle_timeout_ms`]: `EXT-X-ENDLIST` is written.
 ///
