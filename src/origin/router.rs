@@ -87,8 +87,8 @@ enum Route<'a> {
 /// are never reused: a stream that ends and starts again continues the numbering
 /// while the origin remembers it). Unknown streams, segments and paths are 404,
 /// a stream with no segment yet is 404 too. Stream names are `[A-Za-z0-9_-]{1,64}`;
-/// a path with `..`, `.` segments, backslashes, percent-encoding, an empty segment or
-/// a name outside that set is 400. No file system is ever touched.
+/// a path containing `..`, with `.` segments, backslashes, percent-encoding, control
+/// characters, an empty segment or a name outside that set is 400. No file system is ever touched.
 ///
 /// ```
 /// use strom::origin::{MemoryStore, Origin, Request};
@@ -398,6 +398,10 @@ fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
     {
         return Err(());
     }
+    // No route contains "..": refuse it anywhere rather than reason about segments.
+    if path.contains("..") {
+        return Err(());
+    }
     if rest.is_empty() {
         return Ok(None);
     }
@@ -552,6 +556,87 @@ mod tests {
         let text = std::str::from_utf8(&pl.body).unwrap();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
         assert!(!text.contains("DISCONTINUITY"), "{text}");
+    }
+
+    /// Random request targets over a hostile alphabet: never a panic, only 200 for
+    /// the exact routes of the one stream, 400 whenever `..`, `%` or `\\` appears.
+    #[test]
+    fn random_paths_are_safe() {
+        let mut o = Origin::new(MemoryStore::default(), OriginOptions::default());
+        o.publish("cam", 0).unwrap();
+        audio(&mut o, "cam", 5, 0);
+        let alphabet: &[&str] = &[
+            "/",
+            "/",
+            "/",
+            ".",
+            "..",
+            "%",
+            "%2e",
+            "%2f",
+            "\\",
+            "live",
+            "cam",
+            "0",
+            "1",
+            ".ts",
+            ".m3u8",
+            "index",
+            "media",
+            "streams.json",
+            "?",
+            "#",
+            "a",
+            "-",
+            "_",
+            "\0",
+            " ",
+            "é",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut path = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 9) {
+                let r = (x >> (k * 5)) as usize % alphabet.len();
+                path.push_str(alphabet[r]);
+            }
+            if x & 1 == 0 {
+                path.insert(0, '/');
+            }
+            for req in [Request::get(path.clone()), Request::head(path.clone())] {
+                let r = o.handle(&req, 10_000);
+                assert!(
+                    matches!(r.status, 200 | 400 | 404),
+                    "{path:?}: {}",
+                    r.status
+                );
+                let clean = path.split(['?', '#']).next().unwrap();
+                if r.status == 200 {
+                    assert!(
+                        [
+                            "/streams.json",
+                            "/live/cam/index.m3u8",
+                            "/live/cam/media.m3u8"
+                        ]
+                        .contains(&clean)
+                            || (clean.starts_with("/live/cam/") && clean.ends_with(".ts")),
+                        "{path:?}"
+                    );
+                }
+                if clean.contains("..") || clean.contains('%') || clean.contains('\\') {
+                    assert_eq!(r.status, 400, "{path:?}");
+                }
+                if req.method == Method::Head {
+                    assert!(r.body.is_empty());
+                } else {
+                    let len = r.body.len().to_string();
+                    assert_eq!(r.header("content-length"), Some(len.as_str()));
+                }
+            }
+        }
     }
 
     #[test]
