@@ -39,6 +39,9 @@ pub struct Request {
     /// The origin-form request target: the path and the optional query
     /// (`/live/cam/index.m3u8?token=x`), as received (not percent-decoded).
     pub path: String,
+    /// Who asks (an address, a session cookie), for counting viewers with
+    /// [`super::Origin::handle_counting`]. Default: `None`.
+    pub client: Option<String>,
 }
 
 impl Request {
@@ -47,7 +50,14 @@ impl Request {
         Request {
             method,
             path: path.into(),
+            client: None,
         }
+    }
+    /// Sets [`Request::client`] (builder style).
+    #[must_use]
+    pub fn with_client(mut self, client: impl Into<String>) -> Self {
+        self.client = Some(client.into());
+        self
     }
     /// A `GET` of `path`.
     pub fn get(path: impl Into<String>) -> Self {

@@ -39,7 +39,7 @@ pub use live::{
     MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
 };
 pub use router::{
-    valid_stream_name, Origin, OriginOptions, MAX_NAME_LEN, PLAYLIST_CACHE, PLAYLIST_TYPE,
-    SEGMENT_CACHE, SEGMENT_TYPE,
+    valid_stream_name, Origin, OriginOptions, MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, PLAYLIST_CACHE,
+    PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE,
 };
 pub use store::{MemoryStore, MemoryStoreOptions, SegmentStore};

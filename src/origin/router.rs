@@ -23,6 +23,8 @@ pub const PLAYLIST_CACHE: &str = "max-age=1";
 pub const SEGMENT_CACHE: &str = "max-age=31536000, immutable";
 /// Longest stream name.
 pub const MAX_NAME_LEN: usize = 64;
+/// Most distinct viewers remembered per stream by [`Origin::handle_counting`].
+pub const MAX_VIEWERS_PER_STREAM: usize = 100_000;
 
 /// Options of an [`Origin`]. Each field's doc states its default.
 #[derive(Debug, Clone)]
@@ -38,6 +40,10 @@ pub struct OriginOptions {
     /// `EXT-X-ENDLIST`) and segments before it is removed, in milliseconds.
     /// Default: 60 000.
     pub linger_ms: i64,
+    /// A viewer (see [`Origin::handle_counting`]) counts while its last playlist
+    /// request is at most this old, in milliseconds. Default: 10 000 (players
+    /// reload a live playlist about every target duration).
+    pub viewer_window_ms: i64,
 }
 
 impl Default for OriginOptions {
@@ -46,6 +52,7 @@ impl Default for OriginOptions {
             live: LiveStreamOptions::default(),
             max_streams: 1000,
             linger_ms: 60_000,
+            viewer_window_ms: 10_000,
         }
     }
 }
@@ -79,8 +86,9 @@ enum Route<'a> {
 /// * `/live/{stream}/media.m3u8`: live media playlist (§4.4.3);
 /// * `/live/{stream}/{sequence}.ts`: an MPEG-TS segment from the [`SegmentStore`];
 /// * `/streams.json`: streams not ended, with codecs, resolution, frame rate,
-///   measured bit rate, uptime and bytes. Viewers are not counted (a request
-///   carries no client identity here).
+///   measured bit rate, uptime, bytes and viewers: distinct
+///   [`Request::client`]s with a recent playlist request, counted when the host
+///   answers through [`handle_counting`](Self::handle_counting) (`null` otherwise).
 ///
 /// Every response has `Access-Control-Allow-Origin: *`. Playlists are
 /// `Cache-Control: max-age=1`, segments `max-age=31536000, immutable` (segment URLs
@@ -109,6 +117,9 @@ pub struct Origin<S: SegmentStore> {
     /// Next sequence number of streams that were removed, so a later stream of the
     /// same name does not reuse segment URLs. Bounded by `max_streams`.
     retired: HashMap<String, u64>,
+    /// Per stream: client id -> time of its last playlist request (Unix ms). `None`
+    /// until the host calls [`Origin::handle_counting`].
+    viewers: Option<HashMap<String, HashMap<String, i64>>>,
 }
 
 impl<S: SegmentStore> Origin<S> {
@@ -119,6 +130,7 @@ impl<S: SegmentStore> Origin<S> {
             store,
             streams: HashMap::new(),
             retired: HashMap::new(),
+            viewers: None,
         }
     }
 
@@ -226,7 +238,57 @@ impl<S: SegmentStore> Origin<S> {
                 self.retired.insert(name.clone(), s.next_sequence());
             }
             self.store.remove_stream(&name);
+            if let Some(v) = &mut self.viewers {
+                v.remove(&name);
+            }
         }
+        if let Some(v) = &mut self.viewers {
+            let window = self.opts.viewer_window_ms;
+            for clients in v.values_mut() {
+                clients.retain(|_, last| now.saturating_sub(*last) <= window);
+            }
+            v.retain(|_, clients| !clients.is_empty());
+        }
+    }
+
+    /// [`handle`](Self::handle), also counting viewers: a successful playlist
+    /// request of a stream from [`Request::client`] marks that client as watching
+    /// it for [`OriginOptions::viewer_window_ms`]. `/streams.json` then reports
+    /// `viewers` (otherwise `null`). Memory: at most [`MAX_VIEWERS_PER_STREAM`]
+    /// clients per stream; [`tick`](Self::tick) forgets the stale ones.
+    pub fn handle_counting(&mut self, req: &Request, now: i64) -> Response {
+        self.viewers.get_or_insert_with(HashMap::new);
+        let r = self.handle(req, now);
+        if r.status != 200 {
+            return r;
+        }
+        let (Some(client), Ok(Some(Route::Multivariant(name) | Route::Media(name)))) =
+            (&req.client, route(&req.path))
+        else {
+            return r;
+        };
+        let Some(viewers) = self.viewers.as_mut() else {
+            return r;
+        };
+        let clients = viewers.entry(name.to_string()).or_default();
+        if let Some(last) = clients.get_mut(client) {
+            *last = now;
+        } else if clients.len() < MAX_VIEWERS_PER_STREAM {
+            clients.insert(client.clone(), now);
+        }
+        r
+    }
+
+    /// Viewers of `name` at `now`, if the origin counts them.
+    pub fn viewers(&self, name: &str, now: i64) -> Option<usize> {
+        let v = self.viewers.as_ref()?;
+        let window = self.opts.viewer_window_ms;
+        Some(v.get(name).map_or(0, |clients| {
+            clients
+                .values()
+                .filter(|&&last| now.saturating_sub(last) <= window)
+                .count()
+        }))
     }
 
     fn store_ready(store: &mut S, name: &str, s: &mut LiveStream) -> Result<()> {
@@ -339,6 +401,13 @@ impl<S: SegmentStore> Origin<S> {
                 st.segments,
                 st.state == LiveState::Publishing
             );
+            out.pop(); // the closing brace, to add viewers
+            match self.viewers(name, now) {
+                Some(n) => {
+                    let _ = write!(out, ",\"viewers\":{n}}}");
+                }
+                None => out.push_str(",\"viewers\":null}"),
+            }
         }
         out.push_str("]}");
         Bytes::from(out)
@@ -637,6 +706,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn viewers_are_distinct_recent_playlist_clients() {
+        let mut o = Origin::new(MemoryStore::default(), OriginOptions::default());
+        o.publish("cam", 0).unwrap();
+        audio(&mut o, "cam", 3, 0);
+        let json = |o: &Origin<MemoryStore>, now| {
+            String::from_utf8(o.handle(&Request::get("/streams.json"), now).body.to_vec()).unwrap()
+        };
+        // Not counting until the host asks for it.
+        assert!(
+            json(&o, 3000).contains("\"viewers\":null"),
+            "{}",
+            json(&o, 3000)
+        );
+        assert_eq!(o.viewers("cam", 3000), None);
+        let ask = |o: &mut Origin<MemoryStore>, path: &str, client: &str, now| {
+            o.handle_counting(&Request::get(path).with_client(client), now)
+                .status
+        };
+        assert_eq!(ask(&mut o, "/live/cam/index.m3u8", "10.0.0.1", 3000), 200);
+        assert_eq!(ask(&mut o, "/live/cam/media.m3u8", "10.0.0.1", 3100), 200);
+        assert_eq!(ask(&mut o, "/live/cam/media.m3u8", "10.0.0.2", 4000), 200);
+        // Segments, unknown streams and anonymous requests do not count.
+        assert_eq!(ask(&mut o, "/live/cam/0.ts", "10.0.0.3", 4000), 200);
+        assert_eq!(ask(&mut o, "/live/nope/media.m3u8", "10.0.0.4", 4000), 404);
+        o.handle_counting(&Request::get("/live/cam/media.m3u8"), 4000);
+        assert_eq!(o.viewers("cam", 4000), Some(2));
+        assert!(
+            json(&o, 4000).contains("\"viewers\":2}"),
+            "{}",
+            json(&o, 4000)
+        );
+        // 10 s after its last playlist request a viewer is gone.
+        assert_eq!(o.viewers("cam", 13_100), Some(2));
+        assert_eq!(o.viewers("cam", 13_101), Some(1));
+        assert_eq!(o.viewers("cam", 14_001), Some(0));
+        o.tick(14_001);
+        assert_eq!(o.viewers("cam", 14_001), Some(0));
+        assert!(o.viewers.as_ref().unwrap().is_empty());
     }
 
     #[test]
