@@ -31,7 +31,10 @@ pub const MAX_VIEWERS_PER_STREAM: usize = 100_000;
 #[non_exhaustive]
 pub struct OriginOptions {
     /// Options of each new [`LiveStream`] (its `first_sequence` is set by the origin).
-    /// Default: [`LiveStreamOptions::default`].
+    /// Default: [`LiveStreamOptions::default`]. Let the store keep a few segments
+    /// more than the playlist window (for [`super::MemoryStore`]:
+    /// `max_segments_per_stream`, 9 by default for the window of 6), or players
+    /// holding the previous playlist get 404s.
     pub live: LiveStreamOptions,
     /// Most streams held at once (publishing, idle or ended and lingering); one more
     /// publish is an [`Error::limit`]. Default: 1000.
