@@ -927,6 +927,104 @@ mod tests {
         assert_eq!(durations, [1000, 1000, 2000]); // flushed 7..8 s, then 1 s, 2 s
     }
 
+    /// Random publisher behaviour (frames with odd timestamps, discontinuities,
+    /// reconnects, ticks, misuse): never a panic, and the live invariants hold after
+    /// every call.
+    #[test]
+    fn random_lifecycle_keeps_invariants() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut total, mut joins, mut ended) = (0, 0, 0);
+        for _run in 0..20 {
+            let opts = LiveStreamOptions {
+                window: 1 + (next() % 4) as usize,
+                idle_timeout_ms: 5000,
+                ..LiveStreamOptions::default()
+            };
+            let mut live = LiveStream::new(opts).unwrap();
+            live.publisher_connected(T0).unwrap();
+            let mut now = T0;
+            let mut media_ms: i64 = 0;
+            let (mut last_seq, mut last_media_seq, mut last_disc) = (None, 0, 0);
+            for _ in 0..3000 {
+                let r = next();
+                now += (r % 50) as i64;
+                media_ms += match r % 97 {
+                    0 => -20_000, // clock reset
+                    1 => 30_000,  // jump
+                    _ => 20,
+                };
+                let t = Timestamp::from_millis(media_ms.max(0));
+                let _ = match (r >> 8) % 100 {
+                    0 => live.publisher_disconnected(now),
+                    1 => live.publisher_connected(now),
+                    2 => {
+                        live.tick(now);
+                        Ok(())
+                    }
+                    3 => live.push(Event::Discontinuity { track: None }.into(), now),
+                    4..=5 => {
+                        let mut r = Ok(());
+                        for item in tracks() {
+                            r = r.and(live.push(item, now));
+                        }
+                        r
+                    }
+                    6..=50 => {
+                        let key = (r >> 16) % 30 == 0;
+                        let nal: &'static [u8] = if key {
+                            b"\0\0\0\x02\x65\x88"
+                        } else {
+                            b"\0\0\0\x02\x41\x9a"
+                        };
+                        let mut f = Frame::new(1, t, t, Bytes::from_static(nal));
+                        if key {
+                            f = f.with_flags(FrameFlags::KEYFRAME);
+                        }
+                        live.push(f.into(), now)
+                    }
+                    _ => {
+                        let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+                            .with_flags(FrameFlags::KEYFRAME);
+                        live.push(f.into(), now)
+                    }
+                };
+                while let Some(seg) = live.poll_segment() {
+                    assert!(last_seq.is_none_or(|l| seg.sequence == l + 1));
+                    last_seq = Some(seg.sequence);
+                    total += 1;
+                    assert!(!seg.data.is_empty() && seg.data.len() % 188 == 0);
+                    assert!(seg.data.chunks(188).all(|p| p[0] == 0x47));
+                }
+                let pl = live.playlist();
+                assert!(pl.segments.len() <= live.options().window);
+                assert!(pl.media_sequence >= last_media_seq);
+                assert!(pl.discontinuity_sequence >= last_disc);
+                (last_media_seq, last_disc) = (pl.media_sequence, pl.discontinuity_sequence);
+                assert_eq!(
+                    pl.media_sequence + pl.segments.len() as u64,
+                    live.next_sequence()
+                );
+                assert_eq!(live.media_playlist_bytes().is_some(), live.has_segments());
+                if live.is_ended() {
+                    assert!(pl.ended);
+                }
+            }
+            joins += live.stats(now).publishes;
+            ended += u64::from(live.is_ended());
+        }
+        // The walk went through the interesting states.
+        assert!(
+            total > 100 && joins > 40 && ended > 0,
+            "{total} {joins} {ended}"
+        );
+    }
+
     #[test]
     fn idle_timeout_ends_the_playlist() {
         let mut live = LiveStream::new(full()).unwrap();
