@@ -2,6 +2,12 @@
 // Plays an HLS stream from a local directory in headless Chromium with hls.js; prints ONE JSON line.
 //
 //   node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]
+//   node tests/browser/play.mjs --url http://127.0.0.1:PORT/live/NAME/index.m3u8 [--seconds 20]
+//
+// --url mode (a live origin that sends CORS headers): no files are served, only this page and
+// hls.js on the tiny 127.0.0.1 server; hls.js loads URL directly. A live stream has no finite
+// duration, so success needs currentTime to advance >= 0.8 * seconds; the report adds
+// latency_s / target_latency_s (hls.js's own estimates) at the end.
 //
 // Serves DIR (plus this page and hls.js) on an ephemeral 127.0.0.1 port, launches /usr/bin/chromium
 // through playwright-core with a fresh temporary profile, blocks every non-loopback request, plays
@@ -22,18 +28,21 @@ const STARTUP_S = 30;
 const CHROMIUM = '/usr/bin/chromium';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]`);
+  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--seconds 20] [--screenshot out.png]`);
   process.exit(2);
 }
 let a;
 try {
   ({ values: a } = parseArgs({ options: {
     dir: { type: 'string' }, path: { type: 'string', default: 'index.m3u8' },
-    seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' } } }));
+    seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' }, url: { type: 'string' } } }));
 } catch (e) { usage(e.message); }
-if (!a.dir) usage('--dir is required');
-const ROOT = path.resolve(a.dir);
-if (!fs.existsSync(ROOT) || !fs.statSync(ROOT).isDirectory()) usage(`--dir ${a.dir} is not a directory`);
+if (!a.dir && !a.url) usage('--dir or --url is required');
+if (a.dir && a.url) usage('--dir and --url exclude each other');
+if (a.url && !/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//i.test(a.url)) usage('--url must be an http URL on loopback');
+// ROOT is null in --url mode: the server then serves only the player page and hls.js.
+const ROOT = a.dir ? path.resolve(a.dir) : null;
+if (ROOT && (!fs.existsSync(ROOT) || !fs.statSync(ROOT).isDirectory())) usage(`--dir ${a.dir} is not a directory`);
 const SECONDS = Number(a.seconds);
 if (!(SECONDS > 0 && SECONDS <= 3600)) usage('--seconds must be in (0, 3600]');
 
@@ -69,6 +78,7 @@ const CORS = {
 function resolveFile(urlPath) {
   if (urlPath === '/__player/' || urlPath === '/__player/index.html') return path.join(HERE, 'page.html');
   if (urlPath === '/__player/hls.min.js') return HLS_JS;
+  if (ROOT === null) return null;
   const file = path.resolve(ROOT, '.' + path.posix.normalize(urlPath));
   if (file !== ROOT && !file.startsWith(ROOT + path.sep)) return null;
   return file;
@@ -136,7 +146,7 @@ page.on('requestfailed', (r) => { if (httpErrors.length < 20) httpErrors.push(`F
 page.on('pageerror', (e) => { if (pageErrors.length < 10) pageErrors.push(String(e.message).slice(0, 300)); });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const url = `${origin}/${a.path.split('/').map(encodeURIComponent).join('/')}`;
+const url = a.url || `${origin}/${a.path.split('/').map(encodeURIComponent).join('/')}`;
 await page.goto(`${origin}/__player/index.html`);
 const t0 = Date.now();
 await page.evaluate((u) => window.start(u), url);
@@ -160,9 +170,18 @@ if (a.screenshot) {
     .catch((e) => warnings.push('screenshot: ' + String(e.message).split('\n')[0]));
 }
 
+// hls.js's live latency estimates (null for VOD or when unknown).
+const lat = await page.evaluate(() => {
+  const h = window.hls;
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? +v.toFixed(3) : null);
+  const details = h && h.levels && h.levels[Math.max(0, h.currentLevel)] && h.levels[Math.max(0, h.currentLevel)].details;
+  return h ? { latency: num(h.latency), target: num(h.targetLatency), live: !!(details && details.live) }
+    : { latency: null, target: null, live: false };
+}).catch(() => ({ latency: null, target: null, live: false }));
 const advanced = +(s.currentTime - ct0).toFixed(3);
 const duration = Number.isFinite(s.duration) ? +s.duration.toFixed(3) : null;
-const target = +(0.8 * (duration === null ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
+// --url on a live stream: the media duration is only what is buffered, so require 0.8 * SECONDS.
+const target = +(0.8 * (duration === null || (a.url && lat.live) ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
 const reasons = [];
 if (s.fatal.length) reasons.push('fatal error: ' + JSON.stringify(s.fatal[0]));
 else if (startupMs === null) reasons.push(`playback did not start within ${STARTUP_S} s`);
@@ -170,6 +189,7 @@ if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < requir
 await finish({
   ok: reasons.length === 0, reason: reasons.join('; ') || null, url, player: s.lib || null,
   advanced_s: advanced, required_s: target, duration, ended: s.ended, startup_ms: startupMs,
+  live: lat.live, latency_s: lat.latency, target_latency_s: lat.target,
   wall_s: +((Date.now() - w0) / 1000).toFixed(2),
   video_width: s.videoWidth, video_height: s.videoHeight,
   dropped_frames: s.droppedFrames ?? null, total_frames: s.totalFrames ?? null,

@@ -947,6 +947,33 @@ pub fn play_in_browser_with(
         );
         return None;
     }
+    let mut args: Vec<std::ffi::OsString> = vec!["--dir".into(), dir.into()];
+    args.extend(["--path", path, "--seconds", &seconds.to_string()].map(Into::into));
+    if let Some(shot) = screenshot {
+        args.push("--screenshot".into());
+        args.push(shot.into());
+    }
+    Some(run_play_mjs(&args))
+}
+
+/// Plays `url` (a live or VOD HLS playlist on 127.0.0.1, served with CORS headers, e.g. by the
+/// live origin) with hls.js in headless Chromium for up to `seconds` (`play.mjs --url`).
+///
+/// Same contract as [`play_in_browser`]: `None` with a SKIP line when `STROM_SKIP_BROWSER=1`,
+/// a panic when the tools are missing, `Some(PlayResult { ok: false, .. })` when it does not play.
+pub fn play_url_in_browser(url: &str, seconds: u32) -> Option<PlayResult> {
+    if std::env::var("STROM_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        println!("SKIP browser playback of {url} (STROM_SKIP_BROWSER=1)");
+        return None;
+    }
+    let args: Vec<std::ffi::OsString> = ["--url", url, "--seconds", &seconds.to_string()]
+        .map(Into::into)
+        .to_vec();
+    Some(run_play_mjs(&args))
+}
+
+/// Runs `node tests/browser/play.mjs <args>` (one browser at a time) and parses its report.
+fn run_play_mjs(args: &[std::ffi::OsString]) -> PlayResult {
     let browser = repo_root().join("tests/browser");
     assert!(
         browser.join("node_modules/playwright-core").is_dir()
@@ -958,13 +985,7 @@ pub fn play_in_browser_with(
     let node = tool("node");
     let _one_at_a_time = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let mut cmd = Command::new(node);
-    cmd.arg(browser.join("play.mjs"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["--path", path, "--seconds", &seconds.to_string()]);
-    if let Some(shot) = screenshot {
-        cmd.arg("--screenshot").arg(shot);
-    }
+    cmd.arg(browser.join("play.mjs")).args(args);
     let out = run(&mut cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
@@ -974,7 +995,7 @@ pub fn play_in_browser_with(
     let code = out.status.code();
     match (code, line) {
         (Some(0 | 1), Some(line)) => match PlayResult::from_json(line) {
-            Ok(r) => Some(r),
+            Ok(r) => r,
             Err(e) => panic!("cannot parse the play.mjs report ({e}): {line}"),
         },
         _ => panic!(
