@@ -475,12 +475,18 @@ fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
     let name = "e2e_reconnect";
     let url = origin.publish_url(name, &Origin::token_query(name));
 
+    let started = Instant::now();
     let mut ff = publish(&input, &url, 60, &dir.join("ffmpeg1.log"));
     let _ = wait_first_playlist(&origin, name, Duration::from_secs(15));
+    // A viewer watches across the join (~6 s behind live, so it reaches the join ~15 s in).
+    let play_url = format!("http://127.0.0.1:{}/live/{name}/index.m3u8", origin.http);
+    let player = std::thread::spawn(move || play_url_in_browser(&play_url, 24));
     std::thread::sleep(Duration::from_secs(7));
     let before = parse_playlist(&origin.playlist(name).expect("playlist before the kill"));
     let last_before = before.segments.last().map(|s| s.0).unwrap();
     ff.kill();
+    // `-re`: the first publisher sent at most this much media.
+    let before_join_s = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let mut ff2 = publish(&input, &url, 60, &dir.join("ffmpeg2.log"));
 
@@ -529,6 +535,19 @@ fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
     );
     for (_, uri, _) in &p.segments[join..] {
         check_segment(&origin, name, uri, &dir);
+    }
+    let played = player.join().expect("browser thread");
+    assert!(ff2.exited().is_none(), "second publisher stopped early");
+    if let Some(r) = played {
+        println!("hls.js across the join: {}", r.raw);
+        assert!(r.ok, "hls.js did not play across the join: {}", r.raw);
+        assert!(r.advanced_s >= 19.0, "{}", r.raw);
+        assert!(
+            r.advanced_s > before_join_s + 2.0,
+            "the playhead did not get past the join ({before_join_s:.1} s of media before it): {}",
+            r.raw
+        );
+        assert!(r.fatal_errors.is_empty(), "{}", r.raw);
     }
     ff2.kill();
 }
