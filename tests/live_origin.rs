@@ -464,6 +464,17 @@ fn wrong_or_missing_token_is_refused() {
         );
         assert_eq!(origin.playlist(name), None, "{what}");
     }
+    // A viewer of the refused stream gets nothing playable (and the --url player says so).
+    let _serial = serial();
+    let url = format!("http://127.0.0.1:{}/live/{name}/index.m3u8", origin.http);
+    if let Some(r) = play_url_in_browser(&url, 3) {
+        assert!(!r.ok, "a refused stream played: {}", r.raw);
+        assert!(
+            r.http_errors.iter().any(|e| e.starts_with("404 ")) || !r.fatal_errors.is_empty(),
+            "{}",
+            r.raw
+        );
+    }
 }
 
 #[test]
