@@ -39,6 +39,8 @@ struct Args {
     rtmp: SocketAddr,
     http: SocketAddr,
     secret: Option<String>,
+    /// RTMP session timeouts (handshake, idle), milliseconds.
+    session: RtmpConfig,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         rtmp: "127.0.0.1:1935".parse().map_err(|e| format!("{e}"))?,
         http: "127.0.0.1:8080".parse().map_err(|e| format!("{e}"))?,
         secret: None,
+        session: RtmpConfig::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -54,6 +57,12 @@ fn parse_args() -> Result<Args, String> {
             "--rtmp" => a.rtmp = v.parse().map_err(|e| format!("--rtmp {v}: {e}"))?,
             "--http" => a.http = v.parse().map_err(|e| format!("--http {v}: {e}"))?,
             "--publish-secret" => a.secret = Some(v),
+            "--handshake-timeout-ms" => {
+                a.session.handshake_timeout_ms = v.parse().map_err(|e| format!("{k} {v}: {e}"))?
+            }
+            "--idle-timeout-ms" => {
+                a.session.idle_timeout_ms = v.parse().map_err(|e| format!("{k} {v}: {e}"))?
+            }
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -67,9 +76,14 @@ fn now_ms() -> i64 {
 }
 
 /// One RTMP connection: socket bytes <-> session; publish decisions; media into the origin.
-async fn rtmp_conn(mut sock: TcpStream, origin: Shared, auth: Option<Arc<TokenAuthorizer>>) {
+async fn rtmp_conn(
+    mut sock: TcpStream,
+    origin: Shared,
+    auth: Option<Arc<TokenAuthorizer>>,
+    cfg: RtmpConfig,
+) {
     let peer = sock.peer_addr().ok();
-    let mut session = RtmpSession::new(RtmpConfig::default());
+    let mut session = RtmpSession::new(cfg);
     let mut demux = FlvDemuxer::without_header();
     let mut publishing: Option<String> = None;
     let mut out = BytesMut::new();
@@ -193,6 +207,7 @@ fn hls_js() -> Option<Bytes> {
 async fn http(
     req: hyper::Request<Incoming>,
     origin: Shared,
+    client: String,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     let path = req
         .uri()
@@ -222,7 +237,7 @@ async fn http(
     }
     let method = Method::parse(req.method().as_str());
     let resp = match origin.lock() {
-        Ok(o) => o.handle(&Request::new(method, path), now_ms()),
+        Ok(mut o) => o.handle_counting(&Request::new(method, path).with_client(client), now_ms()),
         Err(_) => return Ok(reply(500, "text/plain", Bytes::new())),
     };
     let mut b = hyper::Response::builder().status(resp.status);
@@ -237,7 +252,7 @@ async fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS]");
             std::process::exit(2);
         }
     };
@@ -290,12 +305,13 @@ async fn main() {
     let o2 = origin.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = web.accept().await else {
+            let Ok((sock, peer)) = web.accept().await else {
                 continue;
             };
             let o = o2.clone();
+            let client = peer.ip().to_string();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| http(req, o.clone()));
+                let svc = service_fn(move |req| http(req, o.clone(), client.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(sock), svc)
                     .await;
@@ -306,7 +322,12 @@ async fn main() {
         match rtmp.accept().await {
             Ok((sock, _)) => {
                 let _ = sock.set_nodelay(true);
-                tokio::spawn(rtmp_conn(sock, origin.clone(), auth.clone()));
+                tokio::spawn(rtmp_conn(
+                    sock,
+                    origin.clone(),
+                    auth.clone(),
+                    args.session.clone(),
+                ));
             }
             Err(e) => eprintln!("rtmp accept: {e}"),
         }

@@ -270,16 +270,30 @@ impl<S: SegmentStore> Origin<S> {
         else {
             return r;
         };
-        let Some(viewers) = self.viewers.as_mut() else {
-            return r;
-        };
-        let clients = viewers.entry(name.to_string()).or_default();
+        let (name, client) = (name.to_string(), client.clone());
+        self.watching(&name, &client, now);
+        r
+    }
+
+    /// Marks `client` as watching `name` at `now`, as a successful playlist request
+    /// through [`handle_counting`](Self::handle_counting) does: for viewers of another
+    /// protocol (an RTMP player), refreshed by the host at least once per
+    /// [`OriginOptions::viewer_window_ms`]. Turns viewer counting on; unknown
+    /// streams are ignored.
+    pub fn watching(&mut self, name: &str, client: &str, now: i64) {
+        if !self.streams.contains_key(name) {
+            return;
+        }
+        let clients = self
+            .viewers
+            .get_or_insert_with(HashMap::new)
+            .entry(name.to_string())
+            .or_default();
         if let Some(last) = clients.get_mut(client) {
             *last = now;
         } else if clients.len() < MAX_VIEWERS_PER_STREAM {
-            clients.insert(client.clone(), now);
+            clients.insert(client.to_string(), now);
         }
-        r
     }
 
     /// Viewers of `name` at `now`, if the origin counts them.
@@ -404,7 +418,8 @@ impl<S: SegmentStore> Origin<S> {
                 st.segments,
                 st.state == LiveState::Publishing
             );
-            out.pop(); // the closing brace, to add viewers
+            out.pop(); // the closing brace, to add the stored bytes and viewers
+            let _ = write!(out, ",\"stored_bytes\":{}", self.store.stream_bytes(name));
             match self.viewers(name, now) {
                 Some(n) => {
                     let _ = write!(out, ",\"viewers\":{n}}}");
@@ -719,6 +734,9 @@ mod tests {
         let json = |o: &Origin<MemoryStore>, now| {
             String::from_utf8(o.handle(&Request::get("/streams.json"), now).body.to_vec()).unwrap()
         };
+        let stored = o.store().stream_bytes("cam");
+        assert!(stored > 0);
+        assert!(json(&o, 3000).contains(&format!("\"stored_bytes\":{stored},")));
         // Not counting until the host asks for it.
         assert!(
             json(&o, 3000).contains("\"viewers\":null"),
@@ -738,17 +756,24 @@ mod tests {
         assert_eq!(ask(&mut o, "/live/nope/media.m3u8", "10.0.0.4", 4000), 404);
         o.handle_counting(&Request::get("/live/cam/media.m3u8"), 4000);
         assert_eq!(o.viewers("cam", 4000), Some(2));
+        // A player of another protocol counts through `watching`; unknown streams not.
+        o.watching("cam", "rtmp:10.0.0.9:5000", 4000);
+        o.watching("nope", "rtmp:10.0.0.9:5000", 4000);
+        assert_eq!(o.viewers("cam", 4000), Some(3));
+        assert_eq!(o.viewers("nope", 4000), Some(0));
+        o.watching("cam", "rtmp:10.0.0.9:5000", 13_100);
+        assert_eq!(o.viewers("cam", 14_001), Some(1));
         assert!(
-            json(&o, 4000).contains("\"viewers\":2}"),
+            json(&o, 4000).contains("\"viewers\":3}"),
             "{}",
             json(&o, 4000)
         );
         // 10 s after its last playlist request a viewer is gone.
-        assert_eq!(o.viewers("cam", 13_100), Some(2));
-        assert_eq!(o.viewers("cam", 13_101), Some(1));
-        assert_eq!(o.viewers("cam", 14_001), Some(0));
-        o.tick(14_001);
-        assert_eq!(o.viewers("cam", 14_001), Some(0));
+        assert_eq!(o.viewers("cam", 13_100), Some(3));
+        assert_eq!(o.viewers("cam", 13_101), Some(2));
+        assert_eq!(o.viewers("cam", 14_001), Some(1));
+        o.tick(34_001);
+        assert_eq!(o.viewers("cam", 34_001), Some(0));
         assert!(o.viewers.as_ref().unwrap().is_empty());
     }
 

@@ -28,6 +28,16 @@ pub trait SegmentStore {
     fn remove(&mut self, stream: &str, sequence: u64) -> bool;
     /// The sequence numbers stored for `stream`, ascending.
     fn list(&self, stream: &str) -> Vec<u64>;
+    /// Total bytes of the segments held for `stream` (shown as `stored_bytes` in
+    /// `/streams.json`). The default sums [`get`](Self::get) over
+    /// [`list`](Self::list); stores that keep a running total override it.
+    fn stream_bytes(&self, stream: &str) -> usize {
+        self.list(stream)
+            .into_iter()
+            .filter_map(|seq| self.get(stream, seq))
+            .map(|b| b.len())
+            .sum()
+    }
     /// Removes every segment of `stream` (the stream ended and is gone).
     fn remove_stream(&mut self, stream: &str) {
         for seq in self.list(stream) {
@@ -108,11 +118,6 @@ impl MemoryStore {
         &self.opts
     }
 
-    /// Total bytes held for `stream`.
-    pub fn stream_bytes(&self, stream: &str) -> usize {
-        self.streams.get(stream).map_or(0, |s| s.bytes)
-    }
-
     /// Number of streams with at least one segment.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
@@ -162,6 +167,10 @@ impl SegmentStore for MemoryStore {
         removed
     }
 
+    fn stream_bytes(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.bytes)
+    }
+
     fn list(&self, stream: &str) -> Vec<u64> {
         self.streams
             .get(stream)
@@ -181,6 +190,36 @@ mod tests {
 
     fn seg(n: usize) -> Bytes {
         Bytes::from(vec![0x47; n])
+    }
+
+    /// A store with only the required methods, to check the provided ones.
+    #[derive(Default)]
+    struct Plain(BTreeMap<u64, Bytes>);
+    impl SegmentStore for Plain {
+        fn put(&mut self, _: &str, sequence: u64, data: Bytes) -> Result<()> {
+            self.0.insert(sequence, data);
+            Ok(())
+        }
+        fn get(&self, _: &str, sequence: u64) -> Option<Bytes> {
+            self.0.get(&sequence).cloned()
+        }
+        fn remove(&mut self, _: &str, sequence: u64) -> bool {
+            self.0.remove(&sequence).is_some()
+        }
+        fn list(&self, _: &str) -> Vec<u64> {
+            self.0.keys().copied().collect()
+        }
+    }
+
+    #[test]
+    fn provided_stream_bytes_sums_the_segments() {
+        let mut p = Plain::default();
+        assert_eq!(p.stream_bytes("a"), 0);
+        p.put("a", 1, seg(100)).unwrap();
+        p.put("a", 2, seg(23)).unwrap();
+        assert_eq!(p.stream_bytes("a"), 123);
+        p.remove_stream("a");
+        assert_eq!(p.stream_bytes("a"), 0);
     }
 
     #[test]
