@@ -4,6 +4,7 @@
 //! - [`chunk`]: chunk stream reader and writer (§5.3), [`SharedMessage`] for fan-out.
 //! - [`message`]: protocol control, user control and AMF0 commands (§5.4, §6.2, §7).
 //! - [`session`]: [`RtmpSession`], the server connection state machine.
+//! - [`relay`]: [`RtmpRelay`], fan-out of a published stream to players.
 //!
 //! Media messages map 1:1 to FLV tags: the session surfaces them as
 //! [`RtmpEvent::Media`] and the host feeds them to
@@ -28,8 +29,10 @@
 pub mod chunk;
 pub mod handshake;
 pub mod message;
+pub mod relay;
 pub mod session;
 
 pub use chunk::{ChunkLimits, ChunkReader, ChunkWriter, MessageHeader, SharedMessage};
 pub use handshake::{Handshake, HandshakeKind};
+pub use relay::{PlayerId, PlayerStats, RelayOptions, RelayPoll, RtmpRelay};
 pub use session::{RejectReason, RequestId, RtmpConfig, RtmpEvent, RtmpSession};

@@ -875,6 +875,56 @@ fn media_route(kind: TagType) -> (u32, u8) {
     }
 }
 
+/// Sessions in a given state, for the tests of the modules that drive one.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::ingest::rtmp::handshake::PACKET_SIZE;
+
+    fn cmd(s: &mut RtmpSession, w: &mut ChunkWriter, sid: u32, c: Command) {
+        let mut p = BytesMut::new();
+        c.write(&mut p);
+        let mut out = BytesMut::new();
+        w.write_message(
+            MessageHeader::new(3, sid, type_id::COMMAND_AMF0, 0),
+            &p,
+            &mut out,
+        )
+        .unwrap();
+        s.handle_input(&out).unwrap();
+    }
+
+    /// A session whose client connected, created stream 1 and was accepted to `play`
+    /// "x"; the server's replies after the handshake are still in `poll_transmit`.
+    pub(crate) fn playing_session(cfg: RtmpConfig) -> RtmpSession {
+        let mut s = RtmpSession::new(cfg);
+        let mut c0c1 = vec![3u8];
+        c0c1.extend_from_slice(&[0u8; PACKET_SIZE]);
+        s.handle_input(&c0c1).unwrap();
+        s.handle_input(&[0u8; PACKET_SIZE]).unwrap();
+        let mut handshake = BytesMut::new();
+        s.poll_transmit(&mut handshake);
+        let mut w = ChunkWriter::new();
+        let app = Value::object([("app", Value::from("live"))]);
+        cmd(&mut s, &mut w, 0, Command::new("connect", 1.0, app, vec![]));
+        cmd(
+            &mut s,
+            &mut w,
+            0,
+            Command::new("createStream", 2.0, Value::Null, vec![]),
+        );
+        let play = Command::new("play", 0.0, Value::Null, vec!["x".into()]);
+        cmd(&mut s, &mut w, 1, play);
+        while let Some(ev) = s.poll_event() {
+            if let RtmpEvent::PlayRequested { id, .. } = ev {
+                s.accept(id).unwrap();
+            }
+        }
+        assert_eq!(s.playing_stream_id(), Some(1));
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
