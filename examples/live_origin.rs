@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
+//!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -13,8 +14,15 @@
 //!
 //! This file is only the host: sockets, tasks, the clock and one mutex. Every
 //! protocol and packaging decision is in the sans-IO library (`RtmpSession`,
-//! `FlvDemuxer`, `Origin`). RTMP play is not served yet: play requests are refused.
+//! `FlvDemuxer`, `Origin`, `RtmpRelay`).
+//!
+//! RTMP players (`ffplay rtmp://HOST/live/NAME`) are served from each stream's
+//! `RtmpRelay`: they start at the last keyframe; one that cannot keep up skips
+//! ahead to a keyframe and, if it keeps lagging, is dropped; the publisher never
+//! waits for them. `--handshake-timeout-ms` and `--idle-timeout-ms` set the RTMP
+//! session timeouts (defaults 10 000 and 30 000).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,13 +35,35 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use strom::auth::TokenAuthorizer;
 use strom::ingest::flv::FlvDemuxer;
-use strom::ingest::rtmp::{RejectReason, RtmpConfig, RtmpEvent, RtmpSession};
+use strom::ingest::rtmp::{
+    PlayerId, RejectReason, RelayOptions, RelayPoll, RtmpConfig, RtmpEvent, RtmpRelay, RtmpSession,
+};
 use strom::origin::{MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request};
 use strom::pipeline::Stage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
-type Shared = Arc<Mutex<Origin<MemoryStore>>>;
+/// Everything the connections share, behind one mutex: the sans-IO origin and, per
+/// stream, the RTMP relay that feeds its RTMP players.
+struct Live {
+    origin: Origin<MemoryStore>,
+    relays: HashMap<String, Relay>,
+}
+
+/// A stream's [`RtmpRelay`], the signal that wakes its players' tasks, and who plays.
+struct Relay {
+    relay: RtmpRelay,
+    wake: watch::Sender<u64>,
+    players: HashMap<PlayerId, String>,
+}
+
+type Shared = Arc<Mutex<Live>>;
+
+/// Payload bytes handed to one player per relay read, before its socket write.
+const PLAYER_BUDGET: usize = 256 * 1024;
+/// A player whose socket accepts nothing for this long is closed.
+const PLAYER_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Args {
     rtmp: SocketAddr,
@@ -75,28 +105,95 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// One RTMP connection: socket bytes <-> session; publish decisions; media into the origin.
+/// The role a connection took.
+enum Role {
+    None,
+    Publisher(String),
+    Player {
+        name: String,
+        id: PlayerId,
+        wake: watch::Receiver<u64>,
+    },
+}
+
+/// Waits for new media of the stream a player plays; never returns for other roles.
+/// `Err` when the stream's relay is gone.
+async fn player_wakeup(role: &mut Role) -> Result<(), watch::error::RecvError> {
+    match role {
+        Role::Player { wake, .. } => wake.changed().await,
+        _ => std::future::pending().await,
+    }
+}
+
+fn lock(shared: &Shared) -> Result<std::sync::MutexGuard<'_, Live>, String> {
+    shared.lock().map_err(|_| "state lock poisoned".to_string())
+}
+
+/// Decides a publish request: application, token, one publisher per name.
+fn decide_publish(
+    live: &mut Live,
+    auth: Option<&TokenAuthorizer>,
+    app: &str,
+    key: &str,
+    query: &str,
+    now: i64,
+) -> Result<(), (RejectReason, String)> {
+    if app != "live" {
+        return Err((RejectReason::BadName, "unknown application".into()));
+    }
+    if let Some(Err(d)) = auth.map(|a| a.check(key, query, now / 1000)) {
+        return Err((RejectReason::Unauthorized, d.to_string()));
+    }
+    live.origin
+        .publish(key, now)
+        .map_err(|e| (RejectReason::BadName, e.to_string()))?;
+    match live.relays.get_mut(key) {
+        Some(r) => r.relay.restart(),
+        None => {
+            let relay = Relay {
+                relay: RtmpRelay::new(RelayOptions::default()),
+                wake: watch::channel(0).0,
+                players: HashMap::new(),
+            };
+            live.relays.insert(key.to_string(), relay);
+        }
+    }
+    Ok(())
+}
+
+/// One RTMP connection: socket bytes <-> session; publish and play decisions; a
+/// publisher's media into the origin and the relay; a player's media out of the relay.
 async fn rtmp_conn(
     mut sock: TcpStream,
-    origin: Shared,
+    shared: Shared,
     auth: Option<Arc<TokenAuthorizer>>,
     cfg: RtmpConfig,
 ) {
-    let peer = sock.peer_addr().ok();
+    let peer = sock
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let mut session = RtmpSession::new(cfg);
     let mut demux = FlvDemuxer::without_header();
-    let mut publishing: Option<String> = None;
+    let mut role = Role::None;
     let mut out = BytesMut::new();
     let mut buf = vec![0u8; 64 * 1024];
     let result: Result<(), String> = async {
         loop {
             let timeout = Duration::from_millis(500);
-            let n = match tokio::time::timeout(timeout, sock.read(&mut buf)).await {
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => Some(n),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => None,
-            };
+            let mut n = None;
+            tokio::select! {
+                r = tokio::time::timeout(timeout, sock.read(&mut buf)) => match r {
+                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(k)) => n = Some(k),
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Err(_) => {}
+                },
+                r = player_wakeup(&mut role) => {
+                    if r.is_err() {
+                        return Err("the stream is gone".into());
+                    }
+                }
+            }
             let now = now_ms();
             if let Some(n) = n {
                 session.handle_input(&buf[..n]).map_err(|e| e.to_string())?;
@@ -111,40 +208,75 @@ async fn rtmp_conn(
                         query,
                         ..
                     } => {
-                        let verdict = if app != "live" {
-                            Err((RejectReason::BadName, "unknown application".to_string()))
-                        } else if let Some(Err(d)) = auth
-                            .as_ref()
-                            .map(|a| a.check(&stream_key, &query, now / 1000))
-                        {
-                            Err((RejectReason::Unauthorized, d.to_string()))
+                        let verdict = if matches!(role, Role::None) {
+                            let mut live = lock(&shared)?;
+                            decide_publish(
+                                &mut live,
+                                auth.as_deref(),
+                                &app,
+                                &stream_key,
+                                &query,
+                                now,
+                            )
                         } else {
-                            let mut o = origin.lock().map_err(|_| "origin lock poisoned")?;
-                            o.publish(&stream_key, now)
-                                .map_err(|e| (RejectReason::BadName, e.to_string()))
+                            Err((RejectReason::BadName, "one stream per connection".into()))
                         };
                         match verdict {
                             Ok(()) => {
                                 session.accept(id).map_err(|e| e.to_string())?;
-                                eprintln!("publish {stream_key} from {peer:?}");
-                                publishing = Some(stream_key);
+                                eprintln!("publish {stream_key} from {peer}");
+                                role = Role::Publisher(stream_key);
                             }
                             Err((reason, why)) => {
-                                eprintln!("refused publish {stream_key} from {peer:?}: {why}");
+                                eprintln!("refused publish {stream_key} from {peer}: {why}");
                                 session
                                     .reject(id, reason, &why)
                                     .map_err(|e| e.to_string())?;
                             }
                         }
                     }
-                    RtmpEvent::PlayRequested { id, .. } => {
-                        session
-                            .reject(
-                                id,
-                                RejectReason::BadName,
-                                "RTMP play is not served by this origin",
-                            )
-                            .map_err(|e| e.to_string())?;
+                    RtmpEvent::PlayRequested {
+                        id,
+                        app,
+                        stream_key,
+                        ..
+                    } => {
+                        let joined = {
+                            let mut live = lock(&shared)?;
+                            let known = live
+                                .origin
+                                .stream(&stream_key)
+                                .is_some_and(|s| !s.is_ended());
+                            match live.relays.get_mut(&stream_key) {
+                                Some(r) if app == "live" && known && matches!(role, Role::None) => {
+                                    match r.relay.join() {
+                                        Ok(pid) => {
+                                            r.players.insert(pid, format!("rtmp:{peer}"));
+                                            Ok((pid, r.wake.subscribe()))
+                                        }
+                                        Err(e) => Err(e.to_string()),
+                                    }
+                                }
+                                _ => Err("no such live stream".to_string()),
+                            }
+                        };
+                        match joined {
+                            Ok((pid, wake)) => {
+                                session.accept(id).map_err(|e| e.to_string())?;
+                                eprintln!("play {stream_key} by {peer}");
+                                role = Role::Player {
+                                    name: stream_key,
+                                    id: pid,
+                                    wake,
+                                };
+                            }
+                            Err(why) => {
+                                eprintln!("refused play {stream_key} by {peer}: {why}");
+                                session
+                                    .reject(id, RejectReason::BadName, &why)
+                                    .map_err(|e| e.to_string())?;
+                            }
+                        }
                     }
                     RtmpEvent::Media {
                         kind,
@@ -152,31 +284,74 @@ async fn rtmp_conn(
                         body,
                         ..
                     } => {
-                        let Some(name) = &publishing else { continue };
+                        let Role::Publisher(name) = &role else {
+                            continue;
+                        };
                         demux
-                            .push_tag(kind, timestamp_ms, body)
+                            .push_tag(kind, timestamp_ms, body.clone())
                             .map_err(|e| e.to_string())?;
-                        let mut o = origin.lock().map_err(|_| "origin lock poisoned")?;
+                        let mut live = lock(&shared)?;
+                        if let Some(r) = live.relays.get_mut(name) {
+                            match r.relay.push(kind, timestamp_ms, body) {
+                                Ok(()) => {
+                                    if r.relay.player_count() > 0 {
+                                        r.wake.send_modify(|n| *n += 1);
+                                    }
+                                }
+                                Err(e) => eprintln!("{name}: not relayed: {e}"),
+                            }
+                        }
                         while let Some(item) = demux.poll() {
                             match item {
-                                Ok(item) => o.push(name, item, now).map_err(|e| e.to_string())?,
+                                Ok(item) => live
+                                    .origin
+                                    .push(name, item, now)
+                                    .map_err(|e| e.to_string())?,
                                 Err(e) => eprintln!("{name}: skipped a bad tag: {e}"),
                             }
                         }
                     }
                     RtmpEvent::Unpublished { .. } => {
-                        if let Some(name) = publishing.take() {
-                            let mut o = origin.lock().map_err(|_| "origin lock poisoned")?;
-                            let _ = o.unpublish(&name, now);
+                        if let Role::Publisher(name) = &role {
+                            let _ = lock(&shared)?.origin.unpublish(name, now);
+                            role = Role::None;
                         }
                     }
+                    RtmpEvent::PlayStopped { .. } => return Ok(()),
                     _ => {}
                 }
             }
-            session.poll_transmit(&mut out);
-            if !out.is_empty() {
-                sock.write_all(&out).await.map_err(|e| e.to_string())?;
-                out.clear();
+            // A player: move what it has not seen from the relay into the session,
+            // one budget at a time, writing each before taking more.
+            loop {
+                let status = match &mut role {
+                    Role::Player { name, id, wake } => {
+                        wake.borrow_and_update();
+                        let mut live = lock(&shared)?;
+                        let r = live
+                            .relays
+                            .get_mut(name.as_str())
+                            .ok_or("the stream is gone")?;
+                        r.relay
+                            .poll_into(*id, &mut session, PLAYER_BUDGET)
+                            .map_err(|e| e.to_string())?
+                    }
+                    _ => RelayPoll::CaughtUp,
+                };
+                if status == RelayPoll::Dropped {
+                    return Err("player too slow: dropped".into());
+                }
+                session.poll_transmit(&mut out);
+                if !out.is_empty() {
+                    tokio::time::timeout(PLAYER_WRITE_TIMEOUT, sock.write_all(&out))
+                        .await
+                        .map_err(|_| "write timed out".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    out.clear();
+                }
+                if status != RelayPoll::More {
+                    break;
+                }
             }
             if session.is_closed() {
                 return Ok(());
@@ -185,13 +360,25 @@ async fn rtmp_conn(
     }
     .await;
     if let Err(e) = result {
-        eprintln!("rtmp {peer:?}: {e}");
+        eprintln!("rtmp {peer}: {e}");
     }
-    if let Some(name) = publishing {
-        if let Ok(mut o) = origin.lock() {
-            let _ = o.unpublish(&name, now_ms());
+    match role {
+        Role::Publisher(name) => {
+            if let Ok(mut live) = shared.lock() {
+                let _ = live.origin.unpublish(&name, now_ms());
+            }
+            eprintln!("unpublish {name}");
         }
-        eprintln!("unpublish {name}");
+        Role::Player { name, id, .. } => {
+            if let Ok(mut live) = shared.lock() {
+                if let Some(r) = live.relays.get_mut(&name) {
+                    r.relay.leave(id);
+                    r.players.remove(&id);
+                }
+            }
+            eprintln!("play {name} by {peer} ended");
+        }
+        Role::None => {}
     }
 }
 
@@ -237,7 +424,9 @@ async fn http(
     }
     let method = Method::parse(req.method().as_str());
     let resp = match origin.lock() {
-        Ok(mut o) => o.handle_counting(&Request::new(method, path).with_client(client), now_ms()),
+        Ok(mut live) => live
+            .origin
+            .handle_counting(&Request::new(method, path).with_client(client), now_ms()),
         Err(_) => return Ok(reply(500, "text/plain", Bytes::new())),
     };
     let mut b = hyper::Response::builder().status(resp.status);
@@ -256,10 +445,13 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let origin: Shared = Arc::new(Mutex::new(Origin::new(
-        MemoryStore::new(MemoryStoreOptions::default()),
-        OriginOptions::default(),
-    )));
+    let origin: Shared = Arc::new(Mutex::new(Live {
+        origin: Origin::new(
+            MemoryStore::new(MemoryStoreOptions::default()),
+            OriginOptions::default(),
+        ),
+        relays: HashMap::new(),
+    }));
     let auth = args
         .secret
         .as_ref()
@@ -291,14 +483,26 @@ async fn main() {
         "  watch:   http://{}/  (or any HLS player: http://{}/live/test/index.m3u8)",
         args.http, args.http
     );
+    println!("  or RTMP: ffplay rtmp://{}/live/test", args.rtmp);
 
     let ticker = origin.clone();
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(Duration::from_secs(1));
         loop {
             iv.tick().await;
-            if let Ok(mut o) = ticker.lock() {
-                o.tick(now_ms());
+            if let Ok(mut live) = ticker.lock() {
+                let now = now_ms();
+                let Live { origin, relays } = &mut *live;
+                origin.tick(now);
+                // RTMP players count as viewers; relays of streams that ended or
+                // were removed go, and their players' tasks see it and close.
+                relays.retain(|name, r| {
+                    let live = origin.stream(name).is_some_and(|s| !s.is_ended());
+                    for client in r.players.values() {
+                        origin.watching(name, client, now);
+                    }
+                    live
+                });
             }
         }
     });

@@ -562,3 +562,271 @@ fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
     }
     ff2.kill();
 }
+
+/// ffmpeg pulling `rtmp://.../live/NAME` over RTMP play: `-t seconds -c copy` into an FLV file.
+fn rtmp_pull(origin: &Origin, name: &str, seconds: u32, out: &Path, log: &Path) -> Proc {
+    let child = Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{}/live/{name}", origin.rtmp))
+        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("cannot start ffmpeg");
+    Proc(Some(child))
+}
+
+/// Waits (bounded) for a process to exit; panics with `what` when it does not.
+fn wait_exit(p: &mut Proc, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = p.exited() {
+            return s;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{what}: still running after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Resident set size of a process in KiB (`VmRSS` in /proc).
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rtmp_players_start_at_a_keyframe_and_decode_the_live_stream() {
+    let _serial = serial();
+    let input = avc_aac_25(10, Container::Flv);
+    let origin = Origin::start();
+    let dir = TempDir::new("rtmp-play");
+    let name = "e2e_relay";
+    let url = origin.publish_url(name, &Origin::token_query(name));
+    let mut ff = publish(&input, &url, 60, &dir.join("publish.log"));
+    wait_first_playlist(&origin, name, Duration::from_secs(15));
+    // Two players at once, 6 s each; they share the serialised messages.
+    let t0 = Instant::now();
+    let mut players: Vec<(Proc, PathBuf, PathBuf)> = (0..2)
+        .map(|i| {
+            let out = dir.join(&format!("pull{i}.flv"));
+            let log = dir.join(&format!("pull{i}.log"));
+            (rtmp_pull(&origin, name, 6, &out, &log), out, log)
+        })
+        .collect();
+    // While they play, /streams.json counts them as viewers (with this test's own HLS
+    // playlist polling from 127.0.0.1 above: 3).
+    let viewers = |json: &str| -> Option<u64> {
+        let v = json.split("\"viewers\":").nth(1)?;
+        v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let mut seen = None;
+    while t0.elapsed() < Duration::from_secs(5) && seen != Some(3) {
+        seen = viewers(&origin.streams_json());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, Some(3), "{}", origin.streams_json());
+    for (i, (p, out, log)) in players.iter_mut().enumerate() {
+        let status = wait_exit(p, Duration::from_secs(30), "RTMP player");
+        let took = t0.elapsed();
+        let errors = std::fs::read_to_string(&*log).unwrap_or_default();
+        assert!(status.success(), "player {i}: ffmpeg {status}: {errors}");
+        assert!(errors.trim().is_empty(), "player {i}: {errors}");
+        // Starting at the cached GOP, 6 s of media arrive in less than 6 s + start-up.
+        assert!(took < Duration::from_secs(12), "player {i} took {took:?}");
+        let errors = decode_errors(out);
+        assert!(errors.is_empty(), "player {i}: decode errors:\n{errors}");
+        let v = packets(out, "v:0");
+        let a = packets(out, "a:0");
+        assert!(
+            v.packets.first().is_some_and(|p| p.key),
+            "player {i}: first video packet is not a keyframe"
+        );
+        assert!(
+            v.packets.len() >= 140,
+            "player {i}: {} video packets",
+            v.packets.len()
+        );
+        assert!(
+            a.packets.len() >= 250,
+            "player {i}: {} audio packets",
+            a.packets.len()
+        );
+        println!(
+            "RTMP player {i}: {} video + {} audio packets in {took:?}, first video packet key",
+            v.packets.len(),
+            a.packets.len()
+        );
+    }
+    let log = origin.log();
+    assert_eq!(log.matches(&format!("play {name} by ")).count(), 4, "{log}");
+    // An unknown stream is refused: ffmpeg fails fast.
+    let mut p = rtmp_pull(&origin, "nobody", 2, &dir.join("x.flv"), &dir.join("x.log"));
+    let status = wait_exit(
+        &mut p,
+        Duration::from_secs(10),
+        "player of an unknown stream",
+    );
+    assert!(!status.success());
+    assert!(
+        origin.log().contains("refused play nobody"),
+        "{}",
+        origin.log()
+    );
+    assert!(ff.exited().is_none(), "the publisher stopped");
+    ff.kill();
+}
+
+#[test]
+fn a_stalled_rtmp_player_is_cut_off_and_the_stream_goes_on() {
+    let _serial = serial();
+    // 8 Mbit/s CBR so the stalled player's socket buffers fill within seconds.
+    let input = media(
+        "cbr8m_20s.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=20",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=20",
+            "-c:v",
+            "libx264",
+            "-threads",
+            "1",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "8M",
+            "-minrate",
+            "8M",
+            "-maxrate",
+            "8M",
+            "-bufsize",
+            "2M",
+            "-x264-params",
+            "nal-hrd=cbr",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+        ],
+    );
+    let origin = Origin::start();
+    let pid = origin._proc.0.as_ref().map(Child::id).unwrap();
+    let dir = TempDir::new("rtmp-stall");
+    let name = "e2e_stall";
+    let url = origin.publish_url(name, &Origin::token_query(name));
+    let mut ff = publish(&input, &url, 90, &dir.join("publish.log"));
+    wait_first_playlist(&origin, name, Duration::from_secs(15));
+    let rss_before = rss_kib(pid);
+    // A player that never reads what ffmpeg writes to its stdout: ffmpeg blocks, stops
+    // reading its socket, and the origin's writes to it stall.
+    let mut stalled = Proc(Some(
+        Command::new(tool("ffmpeg"))
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(format!("rtmp://127.0.0.1:{}/live/{name}", origin.rtmp))
+            .args(["-c", "copy", "-f", "flv", "pipe:1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start ffmpeg"),
+    ));
+    // The origin cuts it off (write timeout or dropped for lagging) in bounded time, while
+    // the HLS stream keeps producing a segment every ~2 s.
+    let t0 = Instant::now();
+    let mut last_segment = 0u64;
+    let mut segments_during = 0u64;
+    let mut rss_peak = rss_before;
+    let cut = loop {
+        let log = origin.log();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("dropped") || l.contains("write timed out"))
+        {
+            break Some((t0.elapsed(), line.to_string()));
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        if let Some(text) = origin.playlist(name) {
+            let p = parse_playlist(&text);
+            let newest = p.segments.last().map_or(0, |s| s.0);
+            if newest > last_segment {
+                segments_during += newest - last_segment;
+                last_segment = newest;
+            }
+        }
+        rss_peak = rss_peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (after, line) = cut.unwrap_or_else(|| {
+        panic!(
+            "the stalled player was never cut off; log:\n{}",
+            origin.log()
+        )
+    });
+    println!(
+        "stalled player cut after {after:?} ({line}); {segments_during} segments meanwhile; \
+         origin RSS {rss_before} KiB before, peak {rss_peak} KiB"
+    );
+    // The publisher was never held back: one segment per ~2 s all along.
+    let expected = after.as_secs() / 2;
+    assert!(
+        segments_during + 2 >= expected,
+        "{segments_during} segments in {after:?}"
+    );
+    // Beyond the TS segments it keeps (9 x 2 s at 8 Mbit/s), what the origin buffered for
+    // the stalled player stayed bounded: the relay holds at most 16 MiB.
+    let json = origin.streams_json();
+    let stored_kib: u64 = json
+        .split("\"stored_bytes\":")
+        .nth(1)
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no stored_bytes: {json}"))
+        / 1024;
+    println!("segments kept: {stored_kib} KiB");
+    assert!(
+        rss_peak < rss_before + stored_kib + 24 * 1024,
+        "RSS grew from {rss_before} to {rss_peak} KiB with {stored_kib} KiB of segments"
+    );
+    assert!(ff.exited().is_none(), "the publisher stopped");
+    // The cut-off player's ffmpeg sees the end of its stream once it reads again.
+    if let Some(mut out) = stalled.0.as_mut().and_then(|c| c.stdout.take()) {
+        let mut sink = Vec::new();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                match out.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.extend_from_slice(&buf[..n.min(16)]),
+                }
+            }
+        });
+        wait_exit(&mut stalled, Duration::from_secs(20), "cut-off player");
+        let _ = reader.join();
+    }
+    ff.kill();
+}
