@@ -216,6 +216,19 @@ run_server() {
     master=$!
     STARTED+=("$master")
     purl() { echo "http://127.0.0.1:$http/live/$1/media.m3u8"; }
+    # streams_json: "SUM_STORED_BYTES PUBLISHING_STREAMS" from /streams.json (saved in $OUT)
+    streams_json() {
+      local js="$OUT/strom-streams.json"
+      curl -s --fail --max-time 2 "http://127.0.0.1:$http/streams.json" >"$js" || echo '{}' >"$js"
+      python3 -c '
+import json, sys
+try:
+    s = json.load(open(sys.argv[1])).get("streams", [])
+except Exception:
+    s = []
+print(sum(int(x.get("stored_bytes", 0)) for x in s), sum(1 for x in s if x.get("publishing")))' "$js"
+    }
+    kept_bytes() { streams_json | cut -d' ' -f1; }
     wait_http "http://127.0.0.1:$http/streams.json" 10 || { fail "$srv" "server did not start: $(tail -3 "$slog" | tr '\n' ' ')"; return 0; }
     spids=("$master")
   else
@@ -273,6 +286,7 @@ EOF
     master=$!
     STARTED+=("$master")
     purl() { echo "http://127.0.0.1:$http/hls/$1.m3u8"; }
+    kept_bytes() { du -sb "$hls" | awk '{ print $1 }'; }
     wait_http "http://127.0.0.1:$http/" 10 || { fail "$srv" "server did not start: $(tail -3 "$nd/logs/error.log" | tr '\n' ' ')"; return 0; }
     local worker="" deadline=$(($(date +%s) + 5))
     while [ -z "$worker" ] && [ "$(date +%s)" -lt "$deadline" ]; do
@@ -298,6 +312,7 @@ EOF
   sleep "$WARMUP"
   local t0 u0 s0 p0 t1 u1 s1 p1 x
   R[$srv,rss_start]=$(status_kb VmRSS "${spids[@]}")
+  R[$srv,kept_start]=$(kept_bytes)
   t0=$(now_ns); read -r u0 s0 < <(cpu_ticks "${spids[@]}"); read -r p0 x < <(cpu_ticks "${ppids[@]}"); p0=$((p0 + x))
   log "$srv: measuring ${MEASURE} s"
   sleep "$MEASURE"
@@ -316,25 +331,19 @@ EOF
   for ((i = 0; i < STREAMS; i++)); do
     alive "${ppids[$i]}" || fail "$srv" "publisher s$((i + 1)) exited during the run: $(tail -2 "$OUT/$srv-pub-s$((i + 1)).log" | tr '\n' ' ')"
   done
+  local kept live
+  R[$srv,kept]=$(kept_bytes)
   if [ "$srv" = strom ]; then
-    local js="$OUT/strom-streams.json"
-    curl -s --fail --max-time 2 "http://127.0.0.1:$http/streams.json" >"$js" || echo '{}' >"$js"
-    read -r kept live < <(python3 -c '
-import json, sys
-try:
-    s = json.load(open(sys.argv[1])).get("streams", [])
-except Exception:
-    s = []
-print(sum(int(x.get("stored_bytes", 0)) for x in s), sum(1 for x in s if x.get("publishing")))' "$js")
-    R[$srv,kept]=$kept
+    live=$(streams_json | cut -d' ' -f2)
     [ "$live" -ge "$STREAMS" ] || fail "$srv" "/streams.json lists $live publishing streams, expected $STREAMS"
-    R[$srv,rss_net]=$(calc %.1f "(${R[$srv,rss]} - ${R[$srv,rss_idle]} - $kept / 1024) / $STREAMS")
+    R[$srv,rss_net]=$(calc %.1f "(${R[$srv,rss]} - ${R[$srv,rss_idle]} - ${R[$srv,kept]} / 1024) / $STREAMS")
+    R[$srv,growth]=$(calc %.1f "(${R[$srv,rss]} - ${R[$srv,rss_start]}) - (${R[$srv,kept]} - ${R[$srv,kept_start]}) / 1024")
   else
-    R[$srv,kept]=$(du -sb "$WORK/nginx/hls" | awk '{ print $1 }')
     R[$srv,rss_net]=$(calc %.1f "(${R[$srv,rss]} - ${R[$srv,rss_idle]}) / $STREAMS")
+    R[$srv,growth]=$(calc %.1f "${R[$srv,rss]} - ${R[$srv,rss_start]}")
   fi
   R[$srv,rss_gross]=$(calc %.1f "(${R[$srv,rss]} - ${R[$srv,rss_idle]}) / $STREAMS")
-  log "$srv: server CPU ${R[$srv,cpu_s]} s (user ${R[$srv,user_s]}, sys ${R[$srv,sys_s]}) in ${win} s = ${R[$srv,cpu]} %/stream; RSS ${R[$srv,rss]} kB (idle ${R[$srv,rss_idle]}, window start ${R[$srv,rss_start]}, peak ${R[$srv,hwm]}); segment bytes ${R[$srv,kept]}"
+  log "$srv: server CPU ${R[$srv,cpu_s]} s (user ${R[$srv,user_s]}, sys ${R[$srv,sys_s]}) in ${win} s = ${R[$srv,cpu]} %/stream; RSS ${R[$srv,rss]} kB (idle ${R[$srv,rss_idle]}, window start ${R[$srv,rss_start]}, peak ${R[$srv,hwm]}); segment bytes ${R[$srv,kept_start]} -> ${R[$srv,kept]}; RSS growth in the window beyond segment bytes ${R[$srv,growth]} kB"
 
   # -------- correctness
   local -a seq1=()
@@ -357,7 +366,7 @@ print(sum(int(x.get("stored_bytes", 0)) for x in s), sum(1 for x in s if x.get("
   R[$srv,ok_streams]=$ok_streams
   # (a TS lists each stream twice, under its program and on its own: unique lines)
   local s url out err probed=0
-  for s in 1 $(((STREAMS + 1) / 2)) "$STREAMS"; do
+  for s in $(printf '%s\n' 1 $(((STREAMS + 1) / 2)) "$STREAMS" | sort -nu); do
     read -r nseg seq uri < <(playlist_info "$(purl "s$s")")
     [ "$uri" != - ] || { fail "$srv" "s$s: no segment to probe"; continue; }
     url=$(abs_url "$(purl "s$s")" "$uri")
@@ -402,7 +411,7 @@ print(sum(int(x.get("stored_bytes", 0)) for x in s), sum(1 for x in s if x.get("
   return 0
 }
 
-for k in user_s sys_s rss_start cpu pub_cpu rss_net rss_gross kept first first_rel rss rss_idle hwm cpu_s window ok_streams probed; do
+for k in kept_start growth user_s sys_s rss_start cpu pub_cpu rss_net rss_gross kept first first_rel rss rss_idle hwm cpu_s window ok_streams probed; do
   R[strom,$k]=n/a
   R[nginx,$k]=n/a
 done
@@ -427,11 +436,13 @@ printf '%-24s %14s %16s %8s\n' "kept segment bytes" "$(S kept)" "(tmpfs $(N kept
 printf '%-24s %14s %16s %8s\n' "server CPU s user/sys" "$(S user_s)/$(S sys_s)" "$(N user_s)/$(N sys_s)" ""
 printf '%-24s %14s %16s %8s\n' "RSS kB idle/start/end" "$(S rss_idle)/$(S rss_start)/$(S rss)" "$(N rss_idle)/$(N rss_start)/$(N rss)" ""
 printf '%-24s %14s %16s %8s\n' "RSS kB peak (VmHWM)" "$(S hwm)" "$(N hwm)" ""
+printf '%-24s %14s %16s %8s\n' "RSS growth kB (window)" "$(S growth)" "$(N growth)" ""
 printf '%-24s %14s %16s %8s\n' "publishers CPU %/str" "$(S pub_cpu)" "$(N pub_cpu)" ""
 printf '%-24s %14s %16s %8s\n' "first playlist (s)" "$(S first)" "$(N first)" "$(ratio "$(S first)" "$(N first)")"
 printf '%-24s %14s %16s %8s\n' "  from publish line (s)" "$(S first_rel)" "-" ""
 printf '%-24s %14s %16s %8s\n' "streams ok / probed" "$(S ok_streams)/$(S probed)" "$(N ok_streams)/$(N probed)" ""
 echo "CPU %/stream = server utime+stime / window / streams * 100 (one core); net RSS = (RSS - idle - kept segments) / streams"
+echo "RSS growth = RSS(end) - RSS(window start), minus the growth of kept segment bytes for strom (nginx: its RSS only)"
 echo "first playlist = median of $REPS, from the publisher's process start (ffmpeg start-up included), GOP $GOP s"
 
 echo
@@ -458,10 +469,10 @@ jv() { if isnum "$1"; then echo "$1"; else echo null; fi; }
   for srv in strom nginx; do
     printf '  "%s": {"cpu_pct_per_stream": %s, "server_cpu_s": %s, "server_user_s": %s, "server_sys_s": %s, "window_s": %s, "publishers_cpu_pct_per_stream": %s,' \
       "$srv" "$(jv "${R[$srv,cpu]}")" "$(jv "${R[$srv,cpu_s]}")" "$(jv "${R[$srv,user_s]}")" "$(jv "${R[$srv,sys_s]}")" "$(jv "${R[$srv,window]}")" "$(jv "${R[$srv,pub_cpu]}")"
-    printf ' "rss_idle_kb": %s, "rss_window_start_kb": %s, "rss_kb": %s, "hwm_kb": %s, "rss_net_kb_per_stream": %s, "rss_gross_kb_per_stream": %s,' \
-      "$(jv "${R[$srv,rss_idle]}")" "$(jv "${R[$srv,rss_start]}")" "$(jv "${R[$srv,rss]}")" "$(jv "${R[$srv,hwm]}")" "$(jv "${R[$srv,rss_net]}")" "$(jv "${R[$srv,rss_gross]}")"
-    printf ' "segment_bytes": %s, "first_playlist_s": %s, "first_playlist_from_publish_s": %s, "streams_ok": %s, "segments_probed": %s},\n' \
-      "$(jv "${R[$srv,kept]}")" "$(jv "${R[$srv,first]}")" "$(jv "${R[$srv,first_rel]}")" "$(jv "${R[$srv,ok_streams]}")" "$(jv "${R[$srv,probed]}")"
+    printf ' "rss_idle_kb": %s, "rss_window_start_kb": %s, "rss_kb": %s, "rss_growth_beyond_segments_kb": %s, "hwm_kb": %s, "rss_net_kb_per_stream": %s, "rss_gross_kb_per_stream": %s,' \
+      "$(jv "${R[$srv,rss_idle]}")" "$(jv "${R[$srv,rss_start]}")" "$(jv "${R[$srv,rss]}")" "$(jv "${R[$srv,growth]}")" "$(jv "${R[$srv,hwm]}")" "$(jv "${R[$srv,rss_net]}")" "$(jv "${R[$srv,rss_gross]}")"
+    printf ' "segment_bytes_window_start": %s, "segment_bytes": %s, "first_playlist_s": %s, "first_playlist_from_publish_s": %s, "streams_ok": %s, "segments_probed": %s},\n' \
+      "$(jv "${R[$srv,kept_start]}")" "$(jv "${R[$srv,kept]}")" "$(jv "${R[$srv,first]}")" "$(jv "${R[$srv,first_rel]}")" "$(jv "${R[$srv,ok_streams]}")" "$(jv "${R[$srv,probed]}")"
   done
   printf '  "targets": {"cpu_ratio": "%s", "rss": "%s", "first_playlist": "%s"},\n' "${R[target,cpu_ratio]}" "${R[target,rss]}" "${R[target,first_playlist]}"
   printf '  "failures": ['
