@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# The main job: package a 60 s H.264 + AAC sample into HLS (MPEG-TS segments) with strom.
+# The main job: strom's live origin (RTMP in, live HLS out) with a demo publisher.
 #
-#   ./scripts/demo.sh [--segment-duration SECS]
+#   ./scripts/demo.sh [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--seconds N] [--no-publisher]
+#   ./scripts/demo.sh --vod [--segment-duration SECS]
 #
-# 1. generates target/demo/sample.mp4 once (60 s 1280x720 25 fps H.264 High + AAC-LC, testsrc2 + sine);
-# 2. cargo run --release --example package -- target/demo/sample.mp4 --out target/demo/hls;
-# 3. prints how to play the result.
+# Live (default):
+# 1. generates target/demo/sample.mp4 once (60 s 1280x720 25 fps H.264 High + AAC-LC, testsrc2 + sine,
+#    keyframe every 2 s);
+# 2. cargo run --release --example live_origin -- --rtmp ADDR --http ADDR;
+# 3. ffmpeg publishes the sample in a loop to rtmp://ADDR/live/test (unless --no-publisher);
+# 4. prints where to watch (status page with hls.js, HLS URL, RTMP URL) and runs until Ctrl-C, or
+#    for N seconds with --seconds. It stops only the processes it started.
+# --vod packages the sample into HLS VOD files in target/demo/hls instead (examples/package.rs).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 log() { printf '[demo.sh] %s\n' "$*"; }
 
+MODE=live
+RTMP=127.0.0.1:1935
+HTTP=127.0.0.1:8080
+SECONDS_TO_RUN=0
+PUBLISHER=1
 SEGMENT_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --vod) MODE=vod; shift ;;
+    --rtmp) RTMP="${2:?--rtmp needs ADDR}"; shift 2 ;;
+    --http) HTTP="${2:?--http needs ADDR}"; shift 2 ;;
+    --seconds) SECONDS_TO_RUN="${2:?--seconds needs a number}"; shift 2 ;;
+    --no-publisher) PUBLISHER=0; shift ;;
     --segment-duration) SEGMENT_ARGS=(--segment-duration "${2:?--segment-duration needs a value}"); shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) log "unknown argument: $1"; exit 2 ;;
   esac
 done
@@ -36,9 +52,7 @@ fi
 
 DEMO="$ROOT/target/demo"
 SAMPLE="$DEMO/sample.mp4"
-OUT="$DEMO/hls"
 mkdir -p "$DEMO"
-
 if [ ! -s "$SAMPLE" ]; then
   log "generating $SAMPLE (60 s 1280x720 25 fps H.264 High + AAC, keyframe every 2 s)"
   ffmpeg -nostdin -hide_banner -v error -y \
@@ -53,25 +67,75 @@ else
   log "using cached $SAMPLE"
 fi
 
-rm -rf "$OUT"
-log "cargo run --release --example package -- target/demo/sample.mp4 --out target/demo/hls ${SEGMENT_ARGS[*]}"
-if ! cargo run --release --example package -- "$SAMPLE" --out "$OUT" "${SEGMENT_ARGS[@]}"; then
-  [ -f examples/package.rs ] || log "examples/package.rs does not exist yet: the packager example is not written"
-  log "FAILED: the packager did not run"
-  exit 1
+if [ "$MODE" = vod ]; then
+  OUT="$DEMO/hls"
+  rm -rf "$OUT"
+  log "cargo run --release --example package -- target/demo/sample.mp4 --out target/demo/hls ${SEGMENT_ARGS[*]}"
+  cargo run --release --example package -- "$SAMPLE" --out "$OUT" "${SEGMENT_ARGS[@]}"
+  [ -f "$OUT/index.m3u8" ] || { log "FAILED: $OUT/index.m3u8 was not written"; exit 1; }
+  cat <<EOF
+
+[demo.sh] done: $(find "$OUT" -name '*.ts' | wc -l) segments, playlists in target/demo/hls/
+  ffplay target/demo/hls/index.m3u8
+  node tests/browser/play.mjs --dir target/demo/hls --path index.m3u8 --seconds 20 --screenshot target/demo/shot.png
+EOF
+  exit 0
 fi
-[ -f "$OUT/index.m3u8" ] || { log "FAILED: $OUT/index.m3u8 was not written"; exit 1; }
+
+# The status page loads hls.js from the test suite's pinned npm install; fetch it when npm is here.
+if [ ! -f tests/browser/node_modules/hls.js/dist/hls.min.js ]; then
+  if command -v npm >/dev/null 2>&1; then
+    log "installing the pinned hls.js for the status page (npm ci in tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || log "npm ci failed: the status page cannot play, HLS URLs still work"
+  else
+    log "npm is missing: the status page cannot play (scripts/test.sh installs it); HLS URLs still work"
+  fi
+fi
+
+log "building the live origin (cargo build --release --example live_origin)"
+cargo build --release --example live_origin
+PIDS=()
+cleanup() {   # the publisher first, then the origin
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+target/release/examples/live_origin --rtmp "$RTMP" --http "$HTTP" &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -fs -o /dev/null "http://$HTTP/streams.json" 2>/dev/null && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { log "FAILED: the live origin exited (port taken?)"; exit 1; }
+  sleep 0.1
+done
+
+if [ "$PUBLISHER" = 1 ]; then
+  log "publishing the sample in a loop: ffmpeg -re -stream_loop -1 -i target/demo/sample.mp4 -c copy -f flv rtmp://$RTMP/live/test"
+  ffmpeg -nostdin -hide_banner -loglevel fatal -re -stream_loop -1 -i "$SAMPLE" -c copy -f flv "rtmp://$RTMP/live/test" &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -fs "http://$HTTP/live/test/media.m3u8" 2>/dev/null | grep -q '\.ts' && break
+    sleep 0.1
+  done
+fi
 
 cat <<EOF
 
-[demo.sh] done: $(find "$OUT" -name '*.ts' | wc -l) segments, playlists in target/demo/hls/
-  ls target/demo/hls && cat target/demo/hls/index.m3u8
-
-Play it:
-  # in a browser with hls.js (headless check, prints a JSON verdict, screenshot of the last frame):
-  node tests/browser/play.mjs --dir target/demo/hls --path index.m3u8 --seconds 20 --screenshot target/demo/shot.png
-  # or serve it and open http://127.0.0.1:8000/index.m3u8 in Safari, VLC or mpv:
-  python3 -m http.server --bind 127.0.0.1 --directory target/demo/hls 8000
-  # or straight from disk:
-  ffplay target/demo/hls/index.m3u8
+[demo.sh] live:
+  status page (plays in the browser): http://$HTTP/
+  HLS:  http://$HTTP/live/test/index.m3u8   (ffplay, VLC, Safari, hls.js)
+  RTMP: ffplay rtmp://$RTMP/live/test
+  JSON: curl http://$HTTP/streams.json
+  headless check: node tests/browser/play.mjs --url http://$HTTP/live/test/index.m3u8 --seconds 20
 EOF
+if [ "$SECONDS_TO_RUN" -gt 0 ]; then
+  log "running for $SECONDS_TO_RUN s"
+  sleep "$SECONDS_TO_RUN"
+  curl -fs "http://$HTTP/streams.json" && echo
+else
+  log "Ctrl-C stops it"
+  wait "${PIDS[0]}"
+fi
