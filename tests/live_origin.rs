@@ -680,6 +680,15 @@ fn rtmp_players_start_at_a_keyframe_and_decode_the_live_stream() {
         "{}",
         origin.log()
     );
+    // A second publisher on the live name, even with a valid token, is refused.
+    let mut second = publish(&input, &url, 20, &dir.join("second.log"));
+    let status = wait_exit(&mut second, Duration::from_secs(10), "second publisher");
+    assert!(!status.success(), "second publisher: {status}");
+    assert!(
+        origin.log().contains(&format!("refused publish {name} ")),
+        "{}",
+        origin.log()
+    );
     assert!(ff.exited().is_none(), "the publisher stopped");
     ff.kill();
 }
