@@ -10,13 +10,12 @@
 //! they never run two live streams at once.
 mod common;
 
+use common::live::*;
 use common::*;
 use std::io::{ErrorKind as IoKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Handshake and idle timeouts given to the origin (`--handshake-timeout-ms`,
 /// `--idle-timeout-ms`).
@@ -33,309 +32,31 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Newest modification time of the files the example is built from.
-fn newest_source() -> Option<SystemTime> {
-    let root = repo_root();
-    let mut newest = None;
-    let mut dirs = vec![root.join("src")];
-    let mut files = vec![
-        root.join("Cargo.toml"),
-        root.join("examples/live_origin.rs"),
-        root.join("examples/live_origin.html"),
-    ];
-    // Bounded walk of src/.
-    for _ in 0..10_000 {
-        let Some(d) = dirs.pop() else { break };
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
-    for f in files {
-        if let Ok(t) = std::fs::metadata(&f).and_then(|m| m.modified()) {
-            newest = newest.max(Some(t));
-        }
-    }
-    newest
+/// [`Origin::start_with`] no publish secret and the short session timeouts above.
+fn start_origin() -> Origin {
+    Origin::start_with(&[
+        "--handshake-timeout-ms",
+        &HANDSHAKE_TIMEOUT.as_millis().to_string(),
+        "--idle-timeout-ms",
+        &IDLE_TIMEOUT.as_millis().to_string(),
+    ])
 }
 
-/// The `live_origin` example of this build profile.
-///
-/// `cargo test` builds examples, but `cargo test --test live_faults` does not: when the
-/// binary is missing or older than its sources, it is built here (same profile) so the
-/// test never runs a stale origin.
-fn example_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile_dir.join("examples").join("live_origin");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    if built.is_none() || built < newest_source() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(repo_root())
-            .args(["build", "--example", "live_origin"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        println!("live_origin is missing or older than its sources: {cmd:?}");
-        let out = cmd.stdin(Stdio::null()).output().expect("cannot run cargo");
-        assert!(
-            out.status.success(),
-            "cannot build the live_origin example:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(bin.is_file(), "{} not built", bin.display());
-    bin
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Kills a child process by PID (SIGKILL) and reaps it when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// `Some(exit status)` once the process has exited.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A running `live_origin` (no publish secret, short session timeouts); killed on drop.
-struct Origin {
-    rtmp: u16,
-    http: u16,
-    proc: Proc,
-    _log_dir: TempDir,
-    log: PathBuf,
-}
-
-impl Origin {
-    fn start() -> Origin {
-        let dir = TempDir::new("live-faults");
-        let log = dir.join("origin.log");
-        for _attempt in 0..5 {
-            let (rtmp, http) = (free_port(), free_port());
-            if rtmp == http {
-                continue;
-            }
-            let child = Command::new(example_bin())
-                .args(["--rtmp", &format!("127.0.0.1:{rtmp}")])
-                .args(["--http", &format!("127.0.0.1:{http}")])
-                .args([
-                    "--handshake-timeout-ms",
-                    &HANDSHAKE_TIMEOUT.as_millis().to_string(),
-                ])
-                .args(["--idle-timeout-ms", &IDLE_TIMEOUT.as_millis().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("cannot start live_origin");
-            let mut proc = Proc(Some(child));
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(10) && proc.exited().is_none() {
-                if get(http, "/streams.json").is_some_and(|r| r.status == 200) {
-                    return Origin {
-                        rtmp,
-                        http,
-                        proc,
-                        _log_dir: dir,
-                        log,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Port taken in between (or slow start): try other ports.
-        }
-        panic!(
-            "live_origin did not come up: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn rtmp_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.rtmp))
-    }
-
-    fn get(&self, path: &str) -> Option<Resp> {
-        get(self.http, path)
-    }
-
-    /// The media playlist text, when it exists (200).
-    fn playlist(&self, name: &str) -> Option<String> {
-        self.get(&format!("/live/{name}/media.m3u8"))
-            .filter(|r| r.status == 200)
-            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-    }
-
-    /// Names listed by `/streams.json`.
-    fn stream_names(&self) -> Vec<String> {
-        let r = self.get("/streams.json").expect("/streams.json");
-        assert_eq!(r.status, 200, "/streams.json");
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        let json = Json::parse(&text).unwrap_or_else(|e| panic!("/streams.json: {e}: {text}"));
-        json.get("streams")
-            .and_then(Json::as_array)
-            .unwrap_or_else(|| panic!("/streams.json has no `streams` array: {text}"))
-            .iter()
-            .map(|s| {
-                s.get("name")
-                    .and_then(Json::as_str)
-                    .unwrap_or_else(|| panic!("a stream without a name: {text}"))
-                    .to_string()
-            })
-            .collect()
-    }
-}
-
-struct Resp {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// A bounded HTTP/1.1 GET on 127.0.0.1 (`Connection: close`, 5 s timeouts, 64 MiB cap).
-fn get(port: u16, path: &str) -> Option<Resp> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.take(64 << 20).read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
-    }
-    Some(Resp { status, body })
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for _ in 0..100_000 {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = b.get(eol + 2..)?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-    None
-}
-
-/// What the test reads from a media playlist.
-#[derive(Debug)]
-struct Playlist {
-    media_sequence: u64,
-    /// (media sequence number, URI)
-    segments: Vec<(u64, String)>,
-    text: String,
-}
-
-impl Playlist {
-    fn parse(text: &str) -> Playlist {
-        let mut media_sequence = None;
-        let mut segments = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-                media_sequence = Some(v.parse().expect("MEDIA-SEQUENCE is an integer"));
-            } else if !line.is_empty() && !line.starts_with('#') {
-                let msn = media_sequence.unwrap_or(0) + segments.len() as u64;
-                segments.push((msn, line.to_string()));
-            }
-        }
-        Playlist {
-            media_sequence: media_sequence.unwrap_or_else(|| panic!("no MEDIA-SEQUENCE:\n{text}")),
-            segments,
-            text: text.to_string(),
-        }
-    }
-
-    /// Media sequence number of the newest segment (0 when there is none).
-    fn newest(&self) -> u64 {
-        self.segments.last().map_or(0, |s| s.0)
-    }
-}
-
-/// ffmpeg publishing `input` in a loop (`-re -stream_loop -1 ... -c copy -f flv url`).
-fn publish(input: &Path, url: &str, seconds: u32, log: &Path) -> Proc {
-    let child = Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i"])
-        .arg(input)
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("cannot start ffmpeg");
-    Proc(Some(child))
-}
-
-/// Fetches one segment, checks it is MPEG-TS that decodes cleanly, with video.
-fn check_segment(origin: &Origin, name: &str, uri: &str, dir: &TempDir) {
-    let path = if uri.starts_with('/') {
-        uri.to_string()
-    } else {
-        format!("/live/{name}/{uri}")
-    };
-    let r = origin
-        .get(&path)
-        .unwrap_or_else(|| panic!("GET {path} failed"));
-    assert_eq!(r.status, 200, "GET {path}");
-    assert!(
-        r.body.len() >= 188 && r.body.len().is_multiple_of(188) && r.body[0] == 0x47,
-        "{path}: not MPEG-TS ({} bytes)",
-        r.body.len()
-    );
-    let file = dir.join("newest.ts");
-    std::fs::write(&file, &r.body).unwrap();
-    let errors = decode_errors(&file);
-    assert!(
-        errors.is_empty(),
-        "{path} does not decode cleanly:\n{errors}"
-    );
-    let v = packets(&file, "v:0");
-    assert!(
-        v.packets.first().is_some_and(|p| p.key),
-        "{path}: no video or it does not start with a keyframe"
-    );
+/// Names listed by `/streams.json`.
+fn stream_names(origin: &Origin) -> Vec<String> {
+    let text = origin.streams_json();
+    let json = Json::parse(&text).unwrap_or_else(|e| panic!("/streams.json: {e}: {text}"));
+    json.get("streams")
+        .and_then(Json::as_array)
+        .unwrap_or_else(|| panic!("/streams.json has no `streams` array: {text}"))
+        .iter()
+        .map(|s| {
+            s.get("name")
+                .and_then(Json::as_str)
+                .unwrap_or_else(|| panic!("a stream without a name: {text}"))
+                .to_string()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -609,10 +330,10 @@ fn bad_rtmp_clients_are_dropped_while_a_good_publisher_keeps_streaming() {
     let _serial = serial();
     let wall = Instant::now();
     let input = avc_aac_25(10, Container::Flv);
-    let mut origin = Origin::start();
+    let mut origin = start_origin();
     let dir = TempDir::new("live-faults");
     let name = "good";
-    let url = format!("rtmp://127.0.0.1:{}/live/{name}", origin.rtmp);
+    let url = origin.publish_url(name, "");
     let ff_log = dir.join("ffmpeg.log");
     let mut ff = publish(&input, &url, 60, &ff_log);
 
@@ -848,7 +569,7 @@ fn bad_rtmp_clients_are_dropped_while_a_good_publisher_keeps_streaming() {
         after.newest()
     );
     assert!(after.media_sequence >= before.media_sequence);
-    let (_, newest_uri) = after.segments.last().unwrap();
+    let (_, newest_uri, _) = after.segments.last().unwrap();
     check_segment(&origin, name, newest_uri, &dir);
     assert!(
         origin.proc.exited().is_none(),
@@ -856,7 +577,7 @@ fn bad_rtmp_clients_are_dropped_while_a_good_publisher_keeps_streaming() {
         origin.log()
     );
     assert_eq!(
-        origin.stream_names(),
+        stream_names(&origin),
         vec![name.to_string()],
         "/streams.json must list only the good stream"
     );

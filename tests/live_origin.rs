@@ -6,16 +6,13 @@
 //! are not asked to run two live streams plus a browser at once.
 mod common;
 
+use common::live::*;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use strom::auth::TokenAuthorizer;
-
-const SECRET: &str = "e2e-secret";
+use std::time::{Duration, Instant};
 
 /// Heavy tests (live publish) run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -24,296 +21,48 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn example_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile_dir.join("examples").join("live_origin");
-    assert!(bin.is_file(), "{} not built", bin.display());
-    bin
+/// One live stream under test: a fresh origin ([`Origin::start`]), a scratch directory and
+/// ffmpeg publishing an input to it with a valid token.
+struct Live {
+    origin: Origin,
+    dir: TempDir,
+    /// The publish URL (with its token).
+    url: String,
+    /// The publisher.
+    ff: Proc,
+    /// Just before the publisher was started.
+    started: Instant,
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Kills a child process by PID (SIGKILL) and reaps it when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+/// Starts an origin, a scratch directory `TempDir::new(tag)` and ffmpeg publishing `input` as
+/// `name` for `seconds`, its stderr in `dir/log`.
+fn start_live(input: &Path, tag: &str, name: &str, seconds: u32, log: &str) -> Live {
+    let origin = Origin::start();
+    let dir = TempDir::new(tag);
+    let url = origin.publish_url(name, &Origin::token_query(name));
+    let started = Instant::now();
+    let ff = publish(input, &url, seconds, &dir.join(log));
+    Live {
+        origin,
+        dir,
+        url,
+        ff,
+        started,
     }
-
-    /// `Some(exit status)` once the process has exited.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A running `live_origin` with its ports; killed on drop.
-struct Origin {
-    rtmp: u16,
-    http: u16,
-    _proc: Proc,
-    _log_dir: TempDir,
-    log: PathBuf,
-}
-
-impl Origin {
-    fn start() -> Origin {
-        let dir = TempDir::new("live-origin");
-        let log = dir.join("origin.log");
-        for _attempt in 0..5 {
-            let (rtmp, http) = (free_port(), free_port());
-            if rtmp == http {
-                continue;
-            }
-            let child = Command::new(example_bin())
-                .args(["--rtmp", &format!("127.0.0.1:{rtmp}")])
-                .args(["--http", &format!("127.0.0.1:{http}")])
-                .args(["--publish-secret", SECRET])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("cannot start live_origin");
-            let mut proc = Proc(Some(child));
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(10) && proc.exited().is_none() {
-                if get(http, "/streams.json").is_some_and(|r| r.status == 200) {
-                    return Origin {
-                        rtmp,
-                        http,
-                        _proc: proc,
-                        _log_dir: dir,
-                        log,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Port taken in between (or slow start): try other ports.
-        }
-        panic!(
-            "live_origin did not come up: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn publish_url(&self, name: &str, query: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/live/{name}{query}", self.rtmp)
-    }
-
-    fn token_query(name: &str) -> String {
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-            + 3600;
-        let t = TokenAuthorizer::new(SECRET.as_bytes().to_vec()).token(name, exp);
-        format!("?token={t}")
-    }
-
-    fn get(&self, path: &str) -> Option<Resp> {
-        get(self.http, path)
-    }
-
-    /// The media playlist text, when it exists (200).
-    fn playlist(&self, name: &str) -> Option<String> {
-        self.get(&format!("/live/{name}/media.m3u8"))
-            .filter(|r| r.status == 200)
-            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-    }
-
-    fn streams_json(&self) -> String {
-        let r = self.get("/streams.json").expect("/streams.json");
-        assert_eq!(r.status, 200);
-        String::from_utf8_lossy(&r.body).into_owned()
-    }
-}
-
-struct Resp {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// A bounded HTTP/1.1 GET on 127.0.0.1 (`Connection: close`, 5 s timeouts, 64 MiB cap).
-fn get(port: u16, path: &str) -> Option<Resp> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.take(64 << 20).read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
-    }
-    Some(Resp { status, body })
-}
-
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for _ in 0..100_000 {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = b.get(eol + 2..)?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
-    None
-}
-
-/// What the tests read from a media playlist.
-#[derive(Debug)]
-struct Playlist {
-    media_sequence: u64,
-    /// (media sequence number, URI, preceded by EXT-X-DISCONTINUITY)
-    segments: Vec<(u64, String, bool)>,
-    text: String,
-}
-
-fn parse_playlist(text: &str) -> Playlist {
-    let mut media_sequence = None;
-    let mut segments = Vec::new();
-    let mut disc = false;
-    for line in text.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-            media_sequence = Some(v.parse().expect("MEDIA-SEQUENCE is an integer"));
-        } else if line == "#EXT-X-DISCONTINUITY" {
-            disc = true;
-        } else if !line.is_empty() && !line.starts_with('#') {
-            let msn = media_sequence.unwrap_or(0) + segments.len() as u64;
-            segments.push((msn, line.to_string(), disc));
-            disc = false;
-        }
-    }
-    Playlist {
-        media_sequence: media_sequence.unwrap_or_else(|| panic!("no MEDIA-SEQUENCE:\n{text}")),
-        segments,
-        text: text.to_string(),
-    }
-}
-
-/// ffmpeg publishing `input` in a loop (`-re -stream_loop -1 ... -c copy -f flv url`).
-fn publish(input: &Path, url: &str, seconds: u32, log: &Path) -> Proc {
-    let child = Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i"])
-        .arg(input)
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("cannot start ffmpeg");
-    Proc(Some(child))
-}
-
-/// Fetches one segment, checks it decodes cleanly and starts with a video keyframe.
-fn check_segment(origin: &Origin, name: &str, uri: &str, dir: &TempDir) {
-    let path = if uri.starts_with('/') {
-        uri.to_string()
-    } else {
-        format!("/live/{name}/{uri}")
-    };
-    let r = origin
-        .get(&path)
-        .unwrap_or_else(|| panic!("GET {path} failed"));
-    assert_eq!(r.status, 200, "GET {path}");
-    assert!(
-        r.body.len() >= 188 && r.body.len().is_multiple_of(188) && r.body[0] == 0x47,
-        "{path}: not MPEG-TS ({} bytes)",
-        r.body.len()
-    );
-    let file = dir.join(
-        &path
-            .rsplit('/')
-            .next()
-            .unwrap_or("seg.ts")
-            .replace('?', "_"),
-    );
-    std::fs::write(&file, &r.body).unwrap();
-    let errors = decode_errors(&file);
-    assert!(
-        errors.is_empty(),
-        "{path} does not decode cleanly:\n{errors}"
-    );
-    let v = packets(&file, "v:0");
-    let first = v
-        .packets
-        .first()
-        .unwrap_or_else(|| panic!("{path}: no video"));
-    assert!(first.key, "{path} does not start with a keyframe");
-    let _ = std::fs::remove_file(&file);
-}
-
-/// Polls until the media playlist of `name` lists a segment; returns it, the time it took and
-/// when the origin logged the accepted publish (`publish NAME from ...`: ffmpeg's start-up).
-fn wait_first_playlist(
-    origin: &Origin,
-    name: &str,
-    limit: Duration,
-) -> (Playlist, Duration, Option<Duration>) {
-    let t0 = Instant::now();
-    let accepted_line = format!("publish {name} ");
-    let mut accepted = None;
-    while t0.elapsed() < limit {
-        if accepted.is_none() && origin.log().contains(&accepted_line) {
-            accepted = Some(t0.elapsed());
-        }
-        if let Some(text) = origin.playlist(name) {
-            let p = parse_playlist(&text);
-            if !p.segments.is_empty() {
-                return (p, t0.elapsed(), accepted.or(Some(t0.elapsed())));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!(
-        "no playlist with a segment for {name} within {limit:?}; origin log:\n{}",
-        origin.log()
-    );
 }
 
 #[test]
 fn publish_then_live_hls_polls_and_plays_in_browser() {
     let _serial = serial();
     let input = avc_aac_25(10, Container::Flv);
-    let origin = Origin::start();
-    let dir = TempDir::new("live-e2e");
     let name = "e2e_live";
-    let url = origin.publish_url(name, &Origin::token_query(name));
-
-    let t0 = Instant::now();
-    let mut ff = publish(&input, &url, 60, &dir.join("ffmpeg.log"));
+    let Live {
+        origin,
+        dir,
+        mut ff,
+        started: t0,
+        ..
+    } = start_live(&input, "live-e2e", name, 60, "ffmpeg.log");
     let (first, took, accepted) = wait_first_playlist(&origin, name, Duration::from_secs(15));
     let startup = accepted.unwrap_or(took);
     println!(
@@ -343,12 +92,11 @@ fn publish_then_live_hls_polls_and_plays_in_browser() {
     );
 
     // Browser playback in parallel with the playlist polling.
-    let play_url = format!("http://127.0.0.1:{}/live/{name}/index.m3u8", origin.http);
+    let play_url = origin.http_url(&format!("/live/{name}/index.m3u8"));
     let player = std::thread::spawn(move || play_url_in_browser(&play_url, 20));
 
     let mut last_seq = first.media_sequence;
-    let newest = |p: &Playlist| p.segments.last().map_or(0, |s| s.0);
-    let first_newest = newest(&first);
+    let first_newest = first.newest();
     let mut last_newest = first_newest;
     let mut seq_log = vec![(t0.elapsed().as_secs_f64(), first.media_sequence)];
     let mut checked = std::collections::BTreeSet::new();
@@ -367,7 +115,7 @@ fn publish_then_live_hls_polls_and_plays_in_browser() {
             std::fs::read_to_string(dir.join("ffmpeg.log")).unwrap_or_default()
         );
         let text = origin.playlist(name).expect("media playlist while live");
-        let p = parse_playlist(&text);
+        let p = Playlist::parse(&text);
         assert!(
             p.media_sequence >= last_seq,
             "MEDIA-SEQUENCE went back {last_seq} -> {}:\n{}",
@@ -376,7 +124,7 @@ fn publish_then_live_hls_polls_and_plays_in_browser() {
         );
         assert!(!p.text.contains("#EXT-X-ENDLIST"), "{}", p.text);
         assert!(
-            newest(&p) >= last_newest,
+            p.newest() >= last_newest,
             "newest segment went back:\n{}",
             p.text
         );
@@ -386,7 +134,7 @@ fn publish_then_live_hls_polls_and_plays_in_browser() {
             seq_log.push((t0.elapsed().as_secs_f64(), p.media_sequence));
         }
         last_seq = p.media_sequence;
-        last_newest = newest(&p);
+        last_newest = p.newest();
         for (msn, uri, _) in &p.segments {
             if checked.insert(*msn) {
                 check_segment(&origin, name, uri, &dir);
@@ -466,7 +214,7 @@ fn wrong_or_missing_token_is_refused() {
     }
     // A viewer of the refused stream gets nothing playable (and the --url player says so).
     let _serial = serial();
-    let url = format!("http://127.0.0.1:{}/live/{name}/index.m3u8", origin.http);
+    let url = origin.http_url(&format!("/live/{name}/index.m3u8"));
     if let Some(r) = play_url_in_browser(&url, 3) {
         assert!(!r.ok, "a refused stream played: {}", r.raw);
         assert!(
@@ -481,20 +229,22 @@ fn wrong_or_missing_token_is_refused() {
 fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
     let _serial = serial();
     let input = avc_aac_25(10, Container::Flv);
-    let origin = Origin::start();
-    let dir = TempDir::new("live-reconnect");
     let name = "e2e_reconnect";
-    let url = origin.publish_url(name, &Origin::token_query(name));
-
-    let started = Instant::now();
-    let mut ff = publish(&input, &url, 60, &dir.join("ffmpeg1.log"));
+    let Live {
+        origin,
+        dir,
+        url,
+        mut ff,
+        started,
+    } = start_live(&input, "live-reconnect", name, 60, "ffmpeg1.log");
     let _ = wait_first_playlist(&origin, name, Duration::from_secs(15));
     // A viewer watches across the join (~6 s behind live, so it reaches the join ~15 s in).
-    let play_url = format!("http://127.0.0.1:{}/live/{name}/index.m3u8", origin.http);
+    let play_url = origin.http_url(&format!("/live/{name}/index.m3u8"));
     let player = std::thread::spawn(move || play_url_in_browser(&play_url, 24));
     std::thread::sleep(Duration::from_secs(7));
-    let before = parse_playlist(&origin.playlist(name).expect("playlist before the kill"));
-    let last_before = before.segments.last().map(|s| s.0).unwrap();
+    let before = Playlist::parse(&origin.playlist(name).expect("playlist before the kill"));
+    assert!(!before.segments.is_empty(), "{}", before.text);
+    let last_before = before.newest();
     ff.kill();
     // `-re`: the first publisher sent at most this much media.
     let before_join_s = started.elapsed().as_secs_f64();
@@ -513,7 +263,7 @@ fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
             std::fs::read_to_string(dir.join("ffmpeg2.log")).unwrap_or_default(),
             origin.log()
         );
-        let p = parse_playlist(&origin.playlist(name).expect("playlist across the join"));
+        let p = Playlist::parse(&origin.playlist(name).expect("playlist across the join"));
         assert!(
             p.media_sequence >= last_seq,
             "MEDIA-SEQUENCE went back:\n{}",
@@ -563,54 +313,18 @@ fn publisher_reconnect_marks_a_discontinuity_and_keeps_counting() {
     ff2.kill();
 }
 
-/// ffmpeg pulling `rtmp://.../live/NAME` over RTMP play: `-t seconds -c copy` into an FLV file.
-fn rtmp_pull(origin: &Origin, name: &str, seconds: u32, out: &Path, log: &Path) -> Proc {
-    let child = Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
-        .arg(format!("rtmp://127.0.0.1:{}/live/{name}", origin.rtmp))
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("cannot start ffmpeg");
-    Proc(Some(child))
-}
-
-/// Waits (bounded) for a process to exit; panics with `what` when it does not.
-fn wait_exit(p: &mut Proc, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = p.exited() {
-            return s;
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "{what}: still running after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Resident set size of a process in KiB (`VmRSS` in /proc).
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn rtmp_players_start_at_a_keyframe_and_decode_the_live_stream() {
     let _serial = serial();
     let input = avc_aac_25(10, Container::Flv);
-    let origin = Origin::start();
-    let dir = TempDir::new("rtmp-play");
     let name = "e2e_relay";
-    let url = origin.publish_url(name, &Origin::token_query(name));
-    let mut ff = publish(&input, &url, 60, &dir.join("publish.log"));
+    let Live {
+        origin,
+        dir,
+        url,
+        mut ff,
+        ..
+    } = start_live(&input, "rtmp-play", name, 60, "publish.log");
     wait_first_playlist(&origin, name, Duration::from_secs(15));
     // Two players at once, 6 s each; they share the serialised messages.
     let t0 = Instant::now();
@@ -740,12 +454,14 @@ fn a_stalled_rtmp_player_is_cut_off_and_the_stream_goes_on() {
             "flv",
         ],
     );
-    let origin = Origin::start();
-    let pid = origin._proc.0.as_ref().map(Child::id).unwrap();
-    let dir = TempDir::new("rtmp-stall");
     let name = "e2e_stall";
-    let url = origin.publish_url(name, &Origin::token_query(name));
-    let mut ff = publish(&input, &url, 90, &dir.join("publish.log"));
+    let Live {
+        origin,
+        dir: _dir,
+        mut ff,
+        ..
+    } = start_live(&input, "rtmp-stall", name, 90, "publish.log");
+    let pid = origin.pid();
     wait_first_playlist(&origin, name, Duration::from_secs(15));
     let rss_before = rss_kib(pid);
     // A player that never reads what ffmpeg writes to its stdout: ffmpeg blocks, stops
@@ -753,7 +469,7 @@ fn a_stalled_rtmp_player_is_cut_off_and_the_stream_goes_on() {
     let mut stalled = Proc(Some(
         Command::new(tool("ffmpeg"))
             .args(["-nostdin", "-v", "error", "-i"])
-            .arg(format!("rtmp://127.0.0.1:{}/live/{name}", origin.rtmp))
+            .arg(origin.publish_url(name, ""))
             .args(["-c", "copy", "-f", "flv", "pipe:1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -779,8 +495,8 @@ fn a_stalled_rtmp_player_is_cut_off_and_the_stream_goes_on() {
             break None;
         }
         if let Some(text) = origin.playlist(name) {
-            let p = parse_playlist(&text);
-            let newest = p.segments.last().map_or(0, |s| s.0);
+            let p = Playlist::parse(&text);
+            let newest = p.newest();
             if newest > last_segment {
                 segments_during += newest - last_segment;
                 last_segment = newest;
