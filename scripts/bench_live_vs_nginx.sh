@@ -61,8 +61,17 @@ forget() {   # forget PID...: ended and reaped, never signal that PID again
   done
   STARTED=("${keep[@]}")
 }
+# pause SECONDS: an interruptible sleep (a trap runs at once, not when a foreground sleep ends)
+SLEEPER=""
+pause() {
+  sleep "$1" &
+  SLEEPER=$!
+  wait "$SLEEPER"
+  SLEEPER=""
+}
 cleanup() {
   local p
+  [ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null
   for p in "${STARTED[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -309,13 +318,13 @@ EOF
     STARTED+=("$!")
   done
   log "$srv: $STREAMS publishers started, warm-up ${WARMUP} s"
-  sleep "$WARMUP"
+  pause "$WARMUP"
   local t0 u0 s0 p0 t1 u1 s1 p1 x
   R[$srv,rss_start]=$(status_kb VmRSS "${spids[@]}")
   R[$srv,kept_start]=$(kept_bytes)
   t0=$(now_ns); read -r u0 s0 < <(cpu_ticks "${spids[@]}"); read -r p0 x < <(cpu_ticks "${ppids[@]}"); p0=$((p0 + x))
   log "$srv: measuring ${MEASURE} s"
-  sleep "$MEASURE"
+  pause "$MEASURE"
   t1=$(now_ns); read -r u1 s1 < <(cpu_ticks "${spids[@]}"); read -r p1 x < <(cpu_ticks "${ppids[@]}"); p1=$((p1 + x))
   R[$srv,rss]=$(status_kb VmRSS "${spids[@]}")
   R[$srv,hwm]=$(status_kb VmHWM "${spids[@]}")
@@ -353,7 +362,7 @@ EOF
     seq1[i]=$seq
     [ "$nseg" -ge 3 ] || fail "$srv" "s$i: playlist $(purl "s$i") lists $nseg segments (< 3)"
   done
-  sleep 4
+  pause 4
   local ok_streams=0
   for ((i = 1; i <= STREAMS; i++)); do
     read -r nseg seq uri < <(playlist_info "$(purl "s$i")")
