@@ -154,6 +154,9 @@ pub struct StreamStats {
     pub bytes: u64,
     /// Segments produced so far.
     pub segments: u64,
+    /// Media payload bytes held for the segment being built (its frames, until the
+    /// next cut).
+    pub pending_bytes: u64,
     /// Publishers that connected so far (1 + reconnects).
     pub publishes: u64,
     /// Lifecycle state.
@@ -251,7 +254,8 @@ pub struct LiveStream {
     publishes: u64,
     bytes: u64,
     segments: u64,
-    buf: BytesMut,
+    /// Size of the last segment, to size the next one's buffer.
+    last_segment_len: usize,
     /// Playlist texts, rebuilt when the window changes, shared by every request.
     media_text: Option<Bytes>,
     multi_text: Option<Bytes>,
@@ -285,7 +289,7 @@ impl LiveStream {
             publishes: 0,
             bytes: 0,
             segments: 0,
-            buf: BytesMut::new(),
+            last_segment_len: 0,
             media_text: None,
             multi_text: None,
         })
@@ -532,10 +536,17 @@ impl LiveStream {
             self.muxer = Some((seg.tracks.clone(), m));
         }
         let (tracks, muxer) = self.muxer.as_mut().ok_or(Error::usage("no muxer"))?;
-        self.buf.clear();
-        muxer.write_segment(&seg, &mut self.buf)?;
+        // A fresh buffer per segment, sized from the previous one; a stored segment
+        // keeps exactly its bytes (no spare capacity pinned for the window's life).
+        let mut buf = BytesMut::with_capacity(self.last_segment_len + self.last_segment_len / 8);
+        muxer.write_segment(&seg, &mut buf)?;
         tracks.clone_from(&seg.tracks);
-        let data = self.buf.split().freeze();
+        let data = if buf.capacity() - buf.len() > buf.len() / 32 {
+            Bytes::copy_from_slice(&buf)
+        } else {
+            buf.freeze()
+        };
+        self.last_segment_len = data.len();
         self.tracks.clone_from(&seg.tracks);
         let sequence = self.next_sequence;
         self.next_sequence += 1;
@@ -654,6 +665,10 @@ impl LiveStream {
             uptime_ms: self.started_at.map_or(0, |s| now.saturating_sub(s).max(0)),
             bytes: self.bytes,
             segments: self.segments,
+            pending_bytes: self
+                .session
+                .as_ref()
+                .map_or(0, |s| s.segmenter.buffered_bytes() as u64),
             publishes: self.publishes,
             state: self.state,
         }

@@ -419,7 +419,12 @@ impl<S: SegmentStore> Origin<S> {
                 st.state == LiveState::Publishing
             );
             out.pop(); // the closing brace, to add the stored bytes and viewers
-            let _ = write!(out, ",\"stored_bytes\":{}", self.store.stream_bytes(name));
+            let _ = write!(
+                out,
+                ",\"stored_bytes\":{},\"pending_bytes\":{}",
+                self.store.stream_bytes(name),
+                st.pending_bytes
+            );
             match self.viewers(name, now) {
                 Some(n) => {
                     let _ = write!(out, ",\"viewers\":{n}}}");
@@ -737,6 +742,8 @@ mod tests {
         let stored = o.store().stream_bytes("cam");
         assert!(stored > 0);
         assert!(json(&o, 3000).contains(&format!("\"stored_bytes\":{stored},")));
+        let pending = o.stream("cam").unwrap().stats(3000).pending_bytes;
+        assert!(json(&o, 3000).contains(&format!("\"pending_bytes\":{pending},")));
         // Not counting until the host asks for it.
         assert!(
             json(&o, 3000).contains("\"viewers\":null"),

@@ -210,6 +210,11 @@ impl Segmenter {
         self.open.as_ref().map_or(0, |o| o.frames.len())
     }
 
+    /// Payload bytes of the frames held in the open segment (not yet emitted).
+    pub fn buffered_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, |o| o.bytes)
+    }
+
     /// The current reference track: the first declared video track, else the first
     /// declared audio track.
     pub fn reference_track(&self) -> Option<TrackId> {
@@ -725,12 +730,14 @@ mod tests {
             ev(Event::TrackChanged(audio(2).with_language("fra"))),
         );
         assert_eq!(seg.buffered_frames(), 10);
+        assert_eq!(seg.buffered_bytes(), 10 * 5);
         // Video had frames: forced cut.
         push(
             &mut seg,
             ev(Event::TrackChanged(video(1).with_language("eng"))),
         );
         assert_eq!(seg.buffered_frames(), 0);
+        assert_eq!(seg.buffered_bytes(), 0);
         for i in 10..20 {
             push(&mut seg, vf(i * F, i * F, i == 10));
         }

@@ -259,12 +259,14 @@ impl ChunkReader {
             let piece = input.split_to(want);
             self.position += (header_len + want) as u64;
             if partial_len.is_none() && want == len as usize {
+                // A copy, not a slice: a slice would pin the whole input buffer for as
+                // long as the host keeps the message (a live segment's audio frames).
                 return Ok(Some(Message {
                     csid,
                     timestamp: st.timestamp,
                     type_id,
                     stream_id,
-                    payload: piece.freeze(),
+                    payload: Bytes::copy_from_slice(&piece),
                 }));
             }
             let st = self.streams.entry(csid).or_default();
@@ -284,7 +286,13 @@ impl ChunkReader {
             }
             let p_len = st.partial.as_ref().map_or(0, |p| p.len());
             if p_len >= len as usize {
-                let payload = st.partial.take().unwrap_or_default().freeze();
+                let p = st.partial.take().unwrap_or_default();
+                // Reassembly grows the buffer by doubling; keep exactly the message.
+                let payload = if p.capacity() - p.len() > p.len() / 16 {
+                    Bytes::copy_from_slice(&p)
+                } else {
+                    p.freeze()
+                };
                 self.buffered -= payload.len();
                 self.partials -= 1;
                 return Ok(Some(Message {
@@ -780,14 +788,17 @@ mod tests {
     }
 
     #[test]
-    fn single_chunk_message_is_zero_copy() {
+    fn a_single_chunk_message_does_not_pin_the_input_buffer() {
         let mut out = BytesMut::new();
         write_message(6, 1, 9, 0, &[9; 64], 128, &mut out).unwrap();
+        out.extend_from_slice(&[0u8; 4096]);
         let mut buf = out;
-        let base = buf.as_ptr() as usize;
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
         let mut r = ChunkReader::default();
         let m = r.read_message(&mut buf).unwrap().unwrap();
-        assert_eq!(m.payload.as_ptr() as usize, base + 12);
+        assert_eq!(m.payload, vec![9u8; 64]);
+        // Its own allocation, not a slice of the (much larger) input buffer.
+        assert!(!range.contains(&(m.payload.as_ptr() as usize)));
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub enum RtmpEvent {
         kind: TagType,
         /// Raw 32-bit RTMP timestamp in milliseconds; the demuxer unwraps it.
         timestamp_ms: u32,
-        /// Tag body (zero-copy when the message arrived in one chunk).
+        /// Tag body, exactly the message bytes (never a slice pinning a larger buffer).
         body: Bytes,
     },
     /// A publisher stopped (`FCUnpublish`, `closeStream` or `deleteStream`).
@@ -270,14 +270,11 @@ impl RtmpSession {
 
     /// The message stream id of the accepted `play`, if any.
     pub fn playing_stream_id(&self) -> Option<u32> {
-        let mut ids: Vec<_> = self
-            .streams
+        self.streams
             .iter()
             .filter(|(_, s)| s.role == Role::Playing)
             .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids.first().copied()
+            .min()
     }
 
     /// Processes bytes received from the client.
