@@ -373,7 +373,8 @@ async fn rtmp_conn(
                     }
                 }
             }
-            if n.is_some()
+            // A full buffer means more is waiting: read on at once, never throttle.
+            if n.is_some_and(|k| k < buf.len())
                 && coalesce
                 && !read_coalesce.is_zero()
                 && matches!(role, Role::Publisher(_))
@@ -383,7 +384,8 @@ async fn rtmp_conn(
                 // turns those wake-ups and syscalls into a few larger reads. The
                 // kernel holds the bytes meanwhile; ingest latency grows by at most
                 // `read_coalesce`. Not before the publisher's first segment is out, so
-                // that the first playlist is not delayed.
+                // that the first playlist is not delayed, and not while reads fill the
+                // buffer, so that any bit rate is read as fast as it comes.
                 tokio::time::sleep_until(next_tick(read_coalesce)).await;
             }
             // A player: move what it has not seen from the relay into the session,
