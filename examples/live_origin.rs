@@ -43,7 +43,7 @@ use strom::ingest::rtmp::{
 };
 use strom::origin::{MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request};
 use strom::pipeline::Stage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -129,6 +129,35 @@ fn next_tick(period: Duration) -> tokio::time::Instant {
     base + Duration::from_nanos(u64::try_from(ticks * p).unwrap_or(u64::MAX))
 }
 
+/// Size of the read buffer every connection shares.
+const READ_BUF_LEN: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer for every connection on this thread: a connection reads into it
+    /// only once its socket is readable, and hands the bytes to its session before
+    /// anything else runs, so nobody holds it across an `await`. Per connection that
+    /// saves a buffer's worth of memory.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_BUF_LEN]);
+}
+
+/// Reads what a readable socket holds into `session`. `Some(0)` at end of stream,
+/// `None` when the readiness was spurious.
+fn read_into(sock: &TcpStream, session: &mut RtmpSession) -> Result<Option<usize>, String> {
+    READ_BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        match sock.try_read(&mut b) {
+            Ok(k) => {
+                if let Some(data) = b.get(..k).filter(|d| !d.is_empty()) {
+                    session.handle_input(data).map_err(|e| e.to_string())?;
+                }
+                Ok(Some(k))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
 /// The role a connection took.
 enum Role {
     None,
@@ -205,15 +234,13 @@ async fn rtmp_conn(
     let mut first_segment = 0u64;
     let mut coalesce = false;
     let mut out = BytesMut::new();
-    let mut buf = vec![0u8; 16 * 1024];
     let result: Result<(), String> = async {
         loop {
             let timeout = Duration::from_millis(500);
-            let mut n = None;
+            let mut ready = false;
             tokio::select! {
-                r = tokio::time::timeout(timeout, sock.read(&mut buf)) => match r {
-                    Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(k)) => n = Some(k),
+                r = tokio::time::timeout(timeout, sock.readable()) => match r {
+                    Ok(Ok(())) => ready = true,
                     Ok(Err(e)) => return Err(e.to_string()),
                     Err(_) => {}
                 },
@@ -224,9 +251,14 @@ async fn rtmp_conn(
                 }
             }
             let now = now_ms();
-            if let Some(n) = n {
-                session.handle_input(&buf[..n]).map_err(|e| e.to_string())?;
-            }
+            let n = if ready {
+                match read_into(&sock, &mut session)? {
+                    Some(0) => return Ok(()),
+                    n => n,
+                }
+            } else {
+                None
+            };
             session.handle_timeout(now).map_err(|e| e.to_string())?;
             {
                 let mut batch: Option<std::sync::MutexGuard<'_, Live>> = None;
@@ -374,7 +406,7 @@ async fn rtmp_conn(
                 }
             }
             // A full buffer means more is waiting: read on at once, never throttle.
-            if n.is_some_and(|k| k < buf.len())
+            if n.is_some_and(|k| k < READ_BUF_LEN)
                 && coalesce
                 && !read_coalesce.is_zero()
                 && matches!(role, Role::Publisher(_))

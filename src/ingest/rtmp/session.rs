@@ -364,6 +364,11 @@ impl RtmpSession {
             };
             self.handle_message(msg)?;
         }
+        if self.input.is_empty() && self.input.capacity() > 4096 {
+            // Everything was consumed: do not keep a large read's capacity per idle
+            // connection (a live origin holds one session per publisher).
+            self.input = BytesMut::new();
+        }
         if self.window > 0 && self.received - self.last_ack >= u64::from(self.window) {
             self.last_ack = self.received;
             let mut p = BytesMut::new();
