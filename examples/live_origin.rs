@@ -405,21 +405,6 @@ async fn rtmp_conn(
                     }
                 }
             }
-            // A full buffer means more is waiting: read on at once, never throttle.
-            if n.is_some_and(|k| k < READ_BUF_LEN)
-                && coalesce
-                && !read_coalesce.is_zero()
-                && matches!(role, Role::Publisher(_))
-            {
-                // Coalesce a publisher's reads: encoders write one RTMP message at a
-                // time (about 75 a second), so reading at most every `read_coalesce`
-                // turns those wake-ups and syscalls into a few larger reads. The
-                // kernel holds the bytes meanwhile; ingest latency grows by at most
-                // `read_coalesce`. Not before the publisher's first segment is out, so
-                // that the first playlist is not delayed, and not while reads fill the
-                // buffer, so that any bit rate is read as fast as it comes.
-                tokio::time::sleep_until(next_tick(read_coalesce)).await;
-            }
             // A player: move what it has not seen from the relay into the session,
             // one budget at a time, writing each before taking more.
             loop {
@@ -454,6 +439,21 @@ async fn rtmp_conn(
             }
             if session.is_closed() {
                 return Ok(());
+            }
+            // A full buffer means more is waiting: read on at once, never throttle.
+            if n.is_some_and(|k| k < READ_BUF_LEN)
+                && coalesce
+                && !read_coalesce.is_zero()
+                && matches!(role, Role::Publisher(_))
+            {
+                // Coalesce a publisher's reads: encoders write one RTMP message at a
+                // time (about 75 a second), so reading at most every `read_coalesce`
+                // turns those wake-ups and syscalls into a few larger reads. The
+                // kernel holds the bytes meanwhile; ingest latency grows by at most
+                // `read_coalesce`. Not before the publisher's first segment is out, so
+                // that the first playlist is not delayed, and not while reads fill the
+                // buffer, so that any bit rate is read as fast as it comes.
+                tokio::time::sleep_until(next_tick(read_coalesce)).await;
             }
         }
     }
