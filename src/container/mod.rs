@@ -1,4 +1,5 @@
 //! Containers: MPEG-TS writer, progressive MP4 reader.
 
+pub mod fmp4;
 pub mod mp4;
 pub mod ts;
