@@ -260,9 +260,10 @@ fn visual_entry(
     end(out, at)
 }
 
-/// `AudioSampleEntry` fields (§12.2.3) after the box header.
+/// `AudioSampleEntry` fields (§12.2.3) after the box header. A rate above 65535 Hz does
+/// not fit the 16.16 field and is written as 0 (decoders take it from the codec config).
 fn audio_fields(out: &mut BytesMut, channels: u16, rate: u32) -> Result<()> {
-    let rate = u16::try_from(rate).map_err(|_| Error::limit("audio sample rate above 65535 Hz"))?;
+    let rate = u16::try_from(rate).unwrap_or(0);
     out.put_slice(&[0; 6]);
     out.put_u16(1);
     out.put_u64(0);

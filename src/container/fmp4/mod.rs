@@ -71,7 +71,9 @@ pub struct Fmp4Writer {
 
 impl Fmp4Writer {
     /// A writer for `track`. Errors when the codec configuration cannot be written
-    /// (track id 0, H.265 without `hvcC`, picture or sample rate out of range).
+    /// (track id 0, H.264 without parameter sets, H.265 without `hvcC`, AAC without
+    /// `AudioSpecificConfig`, picture wider or taller than 65535, Opus with more than two
+    /// channels and no `dOps`).
     pub fn new(track: TrackInfo) -> Result<Self> {
         init::validate(&track)?;
         Ok(Fmp4Writer {
