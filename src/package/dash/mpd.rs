@@ -1,0 +1,603 @@
+//! [`Mpd`]: the Media Presentation Description (ISO/IEC 23009-1 §5.3) with one Period,
+//! its AdaptationSets, Representations and SegmentTemplates.
+
+use std::collections::HashSet;
+
+use super::timeline::SegmentTimeline;
+use super::xml;
+use crate::error::{Error, Result};
+use crate::media::{CodecConfig, MediaKind, TrackInfo};
+use crate::time::{Timescale, Timestamp};
+
+/// The ISO live profile (ISO/IEC 23009-1 §8.4): SegmentTemplate, segments of the
+/// ISO BMFF live format.
+pub const PROFILE_ISOFF_LIVE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
+/// The CMAF profile (ISO/IEC 23009-1 §8.12): every segment is a CMAF fragment, as the
+/// [`crate::container::fmp4::Fmp4Writer`] writes them.
+pub const PROFILE_CMAF: &str = "urn:mpeg:dash:profile:cmaf:2019";
+/// `UTCTiming` scheme for an HTTP GET returning an ISO 8601 date (ISO/IEC 23009-1
+/// §5.8.5.7).
+pub const UTC_TIMING_HTTP_ISO: &str = "urn:mpeg:dash:utc:http-iso:2014";
+/// `Role` scheme of ISO/IEC 23009-1 §5.8.5.5.
+pub const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
+/// `AudioChannelConfiguration` scheme carrying a channel count (ISO/IEC 23009-1
+/// §5.8.5.4, the scheme of ISO/IEC 23003-3).
+pub const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+
+/// Static (on demand) or dynamic (live) presentation: `MPD@type` and the attributes
+/// each type needs (ISO/IEC 23009-1 §5.3.1.2, Table 3). Dates are milliseconds since
+/// the Unix epoch (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MpdType {
+    /// `type="static"`: every segment exists; the presentation lasts
+    /// `media_presentation_duration` (`@mediaPresentationDuration`).
+    Static {
+        /// The length of the presentation.
+        media_presentation_duration: Timestamp,
+    },
+    /// `type="dynamic"`: segments appear as the live edge moves.
+    Dynamic {
+        /// `@availabilityStartTime`: the wall-clock time of media time 0 of the Period
+        /// (Unix milliseconds). Must not change while the stream lives.
+        availability_start_time: i64,
+        /// `@publishTime`: when this version of the MPD was made (Unix milliseconds).
+        publish_time: i64,
+        /// `@minimumUpdatePeriod`: how long a client may keep this MPD before reloading.
+        minimum_update_period: Timestamp,
+        /// `@timeShiftBufferDepth`: how far behind the live edge segments stay available.
+        time_shift_buffer_depth: Option<Timestamp>,
+        /// `@suggestedPresentationDelay`: how far behind the live edge players should play.
+        suggested_presentation_delay: Option<Timestamp>,
+    },
+}
+
+/// `AdaptationSet@contentType` (ISO/IEC 23009-1 §5.3.3.2), which also chooses `@mimeType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContentType {
+    /// `video`, `video/mp4`.
+    Video,
+    /// `audio`, `audio/mp4`.
+    Audio,
+}
+
+impl ContentType {
+    /// The `@contentType` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Video => "video",
+            ContentType::Audio => "audio",
+        }
+    }
+    /// The `@mimeType` of ISO BMFF segments of this type (RFC 4337).
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            ContentType::Video => "video/mp4",
+            ContentType::Audio => "audio/mp4",
+        }
+    }
+}
+
+/// A `Role` of the `urn:mpeg:dash:role:2011` scheme (ISO/IEC 23009-1 §5.8.5.5, Table 34).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// `main`: the preferred content (the original language).
+    Main,
+    /// `alternate`: an alternative to the main content.
+    Alternate,
+    /// `commentary`: commentary on the main content.
+    Commentary,
+    /// `dub`: a translation of the main content (an interpreted language).
+    Dub,
+    /// `supplementary`: content complementing the main content.
+    Supplementary,
+    /// `description`: audio description.
+    Description,
+}
+
+impl Role {
+    /// The `Role@value`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Alternate => "alternate",
+            Role::Commentary => "commentary",
+            Role::Dub => "dub",
+            Role::Supplementary => "supplementary",
+            Role::Description => "description",
+        }
+    }
+}
+
+/// A `SegmentTemplate` (ISO/IEC 23009-1 §5.3.9.4) with its `SegmentTimeline`.
+///
+/// Templates may use `$RepresentationID$`, `$Number$`, `$Time$`, `$Bandwidth$` (with an
+/// optional `%0Nd` width) and `$$` (§5.3.9.4.4, Table 16). `media` must hold `$Number$`
+/// or `$Time$` (but not both); `initialization` must hold neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentTemplate {
+    /// `@timescale`: ticks per second of the timeline and of the segments' `tfdt`.
+    pub timescale: Timescale,
+    /// `@initialization`. Default: `$RepresentationID$/init.mp4`.
+    pub initialization: String,
+    /// `@media`. Default: `$RepresentationID$/$Number$.m4s`.
+    pub media: String,
+    /// `@startNumber`: the `$Number$` of the first segment in the timeline. Default: 1.
+    pub start_number: u64,
+    /// `@presentationTimeOffset`: the media time of the Period start, in ticks.
+    /// Written when not zero. Default: 0.
+    pub presentation_time_offset: u64,
+    /// The segments: start times are the `tfdt` of each segment, in `timescale` ticks.
+    pub timeline: SegmentTimeline,
+}
+
+impl SegmentTemplate {
+    /// A template of `timescale` with the default paths, number 1 first, no segments.
+    pub fn new(timescale: Timescale) -> Self {
+        SegmentTemplate {
+            timescale,
+            initialization: "$RepresentationID$/init.mp4".to_string(),
+            media: "$RepresentationID$/$Number$.m4s".to_string(),
+            start_number: 1,
+            presentation_time_offset: 0,
+            timeline: SegmentTimeline::new(),
+        }
+    }
+
+    /// Sets `@initialization` and `@media` (builder style).
+    #[must_use]
+    pub fn with_paths(
+        mut self,
+        initialization: impl Into<String>,
+        media: impl Into<String>,
+    ) -> Self {
+        self.initialization = initialization.into();
+        self.media = media.into();
+        self
+    }
+
+    /// Checks the templates: identifiers of Table 16 only, `$` balanced, `media`
+    /// addressing segments by exactly one of `$Number$` or `$Time$`.
+    pub fn validate(&self) -> Result<()> {
+        let init = identifiers(&self.initialization)
+            .map_err(|e| e.context("SegmentTemplate@initialization"))?;
+        if init.iter().any(|i| *i == "Number" || *i == "Time") {
+            return Err(Error::usage(
+                "SegmentTemplate@initialization cannot use $Number$ or $Time$",
+            ));
+        }
+        let media = identifiers(&self.media).map_err(|e| e.context("SegmentTemplate@media"))?;
+        let number = media.contains(&"Number");
+        let time = media.contains(&"Time");
+        if number == time {
+            return Err(Error::usage(
+                "SegmentTemplate@media must use exactly one of $Number$ and $Time$",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The identifiers of a template string (`$Name$` or `$Name%0Nd$`; `$$` is a literal).
+fn identifiers(template: &str) -> Result<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('$') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('$') else {
+            return Err(Error::usage("template has an unclosed '$'"));
+        };
+        let body = &after[..close];
+        rest = &after[close + 1..];
+        if body.is_empty() {
+            continue; // "$$"
+        }
+        let (name, format) = match body.split_once('%') {
+            Some((n, f)) => (n, Some(f)),
+            None => (body, None),
+        };
+        if !matches!(name, "RepresentationID" | "Number" | "Time" | "Bandwidth") {
+            return Err(Error::usage(format!(
+                "unknown template identifier ${body}$"
+            )));
+        }
+        if let Some(f) = format {
+            let ok = name != "RepresentationID"
+                && f.len() >= 3
+                && f.starts_with('0')
+                && f.ends_with('d')
+                && f[1..f.len() - 1].bytes().all(|b| b.is_ascii_digit());
+            if !ok {
+                return Err(Error::usage(format!("bad template format ${body}$")));
+            }
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+/// A `Representation` (ISO/IEC 23009-1 §5.3.5): one encoding of the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Representation {
+    /// `@id`, unique in the Period, no whitespace; substituted for `$RepresentationID$`.
+    pub id: String,
+    /// `@bandwidth` in bits per second (§5.3.5.2: the rate that delivers every
+    /// segment in time with `MPD@minBufferTime` buffered). Not zero.
+    pub bandwidth: u64,
+    /// `@codecs` (RFC 6381), e.g. `avc1.64001f`, `mp4a.40.2`.
+    pub codecs: String,
+    /// `@width` and `@height` in pixels (video).
+    pub resolution: Option<(u32, u32)>,
+    /// `@frameRate` as (num, den), written `25` or `30000/1001` (video).
+    pub frame_rate: Option<(u32, u32)>,
+    /// `@audioSamplingRate` in Hz (audio).
+    pub audio_sampling_rate: Option<u32>,
+    /// `AudioChannelConfiguration` channel count (audio).
+    pub audio_channels: Option<u32>,
+    /// Where the segments are and when they start.
+    pub segment_template: SegmentTemplate,
+}
+
+impl Representation {
+    /// A representation without the optional attributes.
+    pub fn new(
+        id: impl Into<String>,
+        bandwidth: u64,
+        codecs: impl Into<String>,
+        segment_template: SegmentTemplate,
+    ) -> Self {
+        Representation {
+            id: id.into(),
+            bandwidth,
+            codecs: codecs.into(),
+            resolution: None,
+            frame_rate: None,
+            audio_sampling_rate: None,
+            audio_channels: None,
+            segment_template,
+        }
+    }
+
+    /// A representation of `track`: codecs, picture size and frame rate, or sampling
+    /// rate and channel count, from its [`CodecConfig`]. An AAC channel configuration of
+    /// 0 (channels given in the bitstream) writes no `AudioChannelConfiguration`.
+    pub fn for_track(
+        id: impl Into<String>,
+        track: &TrackInfo,
+        bandwidth: u64,
+        segment_template: SegmentTemplate,
+    ) -> Self {
+        let mut r = Representation::new(
+            id,
+            bandwidth,
+            track.config.codecs_string(),
+            segment_template,
+        );
+        r.resolution = track.config.resolution();
+        r.frame_rate = track.config.frame_rate();
+        match &track.config {
+            CodecConfig::Aac(a) => {
+                r.audio_sampling_rate = Some(a.sample_rate);
+                r.audio_channels = (a.channel_config != 0).then_some(a.channel_config as u32);
+            }
+            CodecConfig::Opus(o) => {
+                r.audio_sampling_rate = Some(48_000);
+                r.audio_channels = Some(o.channels as u32);
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+/// An `AdaptationSet` (ISO/IEC 23009-1 §5.3.3): interchangeable Representations of one
+/// component, e.g. the video ladder or one audio language.
+///
+/// Written with `@segmentAlignment="true"` and `@startWithSAP="1"`: segments of the
+/// [`crate::package::Segmenter`] start with a keyframe (an IDR, SAP type 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdaptationSet {
+    /// `@id`, unique in the Period.
+    pub id: u32,
+    /// `@contentType` and `@mimeType`.
+    pub content_type: ContentType,
+    /// `@lang` (RFC 5646 tag; ISO 639-2 codes such as `eng` are passed as given).
+    pub lang: Option<String>,
+    /// `Role` descriptors, `urn:mpeg:dash:role:2011`.
+    pub roles: Vec<Role>,
+    /// The Representations; at least one.
+    pub representations: Vec<Representation>,
+}
+
+impl AdaptationSet {
+    /// An empty set of `content_type`.
+    pub fn new(id: u32, content_type: ContentType) -> Self {
+        AdaptationSet {
+            id,
+            content_type,
+            lang: None,
+            roles: Vec::new(),
+            representations: Vec::new(),
+        }
+    }
+
+    /// A set holding `representation` of `track`: content type from the track kind,
+    /// `@lang` from its language.
+    ///
+    /// Errors: [`Error::unsupported`] for a data track.
+    pub fn for_track(id: u32, track: &TrackInfo, representation: Representation) -> Result<Self> {
+        let content_type = match track.kind {
+            MediaKind::Video => ContentType::Video,
+            MediaKind::Audio => ContentType::Audio,
+            _ => return Err(Error::unsupported("DASH AdaptationSet for a data track")),
+        };
+        let mut set = AdaptationSet::new(id, content_type);
+        set.lang = track.language.clone();
+        set.representations.push(representation);
+        Ok(set)
+    }
+
+    /// Adds a role (builder style).
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.roles.push(role);
+        self
+    }
+}
+
+/// A Media Presentation Description (ISO/IEC 23009-1 §5.3.1) with one Period starting
+/// at 0 (`Period@id`, `@start="PT0S"`).
+///
+/// Plain data: build it, then [`Mpd::write`] returns the XML text or a typed error
+/// when the data breaks a rule of the specification. Live hosts keep one `Mpd`, append
+/// to each [`SegmentTimeline`], drop old segments with [`SegmentTimeline::pop_front`]
+/// (advancing `start_number`), update `publish_time` and write again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mpd {
+    /// Static or dynamic, with the attributes of each.
+    pub mpd_type: MpdType,
+    /// `@profiles`. Default: [`PROFILE_ISOFF_LIVE`] and [`PROFILE_CMAF`].
+    pub profiles: Vec<String>,
+    /// `@minBufferTime`. Default: 2 s.
+    pub min_buffer_time: Timestamp,
+    /// `@maxSegmentDuration`; when `None`, [`Mpd::write`] writes the longest segment of
+    /// every timeline (rounded up to the millisecond). Default: `None`.
+    pub max_segment_duration: Option<Timestamp>,
+    /// `Period@id`. Default: `"0"`.
+    pub period_id: String,
+    /// `UTCTiming` with [`UTC_TIMING_HTTP_ISO`]: the URL (absolute or relative to the
+    /// MPD) of an endpoint returning the current time as ISO 8601, e.g. `/time`.
+    /// Default: `None` (no element; live players then trust their own clock).
+    pub utc_timing: Option<String>,
+    /// The AdaptationSets of the Period; at least one.
+    pub adaptation_sets: Vec<AdaptationSet>,
+}
+
+impl Mpd {
+    /// An MPD of `mpd_type` with the defaults above and no AdaptationSet.
+    pub fn new(mpd_type: MpdType) -> Self {
+        Mpd {
+            mpd_type,
+            profiles: vec![PROFILE_ISOFF_LIVE.to_string(), PROFILE_CMAF.to_string()],
+            min_buffer_time: Timestamp::from_secs(2),
+            max_segment_duration: None,
+            period_id: "0".to_string(),
+            utc_timing: None,
+            adaptation_sets: Vec::new(),
+        }
+    }
+
+    /// The longest segment of every timeline, rounded up to whole milliseconds.
+    fn longest_segment_ms(&self) -> u64 {
+        let mut longest = 0u64;
+        for r in self.adaptation_sets.iter().flat_map(|a| &a.representations) {
+            let t = &r.segment_template;
+            if let Some(d) = t.timeline.max_duration() {
+                let scale = t.timescale.get() as u128;
+                let ms = (d as u128 * 1000).div_ceil(scale);
+                longest = longest.max(ms.min(u64::MAX as u128) as u64);
+            }
+        }
+        longest
+    }
+
+    /// The MPD as XML text (UTF-8, two-space indentation, lines ending in `\n`).
+    ///
+    /// Errors ([`Error::usage`]): no AdaptationSet, an AdaptationSet without
+    /// Representation, duplicate AdaptationSet or Representation ids, a Representation id
+    /// that is empty or holds whitespace, a zero bandwidth, a frame rate with a zero
+    /// term, an invalid template, a negative duration, a date outside years 1..=9999, a
+    /// character XML cannot carry.
+    pub fn write(&self) -> Result<String> {
+        if self.adaptation_sets.is_empty() {
+            return Err(Error::usage("MPD without AdaptationSet"));
+        }
+        let mut out = String::with_capacity(1024 + 512 * self.adaptation_sets.len());
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"");
+        xml::attr(&mut out, "profiles", &self.profiles.join(","))?;
+        match &self.mpd_type {
+            MpdType::Static {
+                media_presentation_duration,
+            } => {
+                out.push_str(" type=\"static\" mediaPresentationDuration=\"");
+                xml::duration(
+                    &mut out,
+                    *media_presentation_duration,
+                    "mediaPresentationDuration",
+                )?;
+                out.push('"');
+            }
+            MpdType::Dynamic {
+                availability_start_time,
+                publish_time,
+                minimum_update_period,
+                time_shift_buffer_depth,
+                suggested_presentation_delay,
+            } => {
+                out.push_str(" type=\"dynamic\" availabilityStartTime=\"");
+                xml::date_time(&mut out, *availability_start_time, "availabilityStartTime")?;
+                out.push_str("\" publishTime=\"");
+                xml::date_time(&mut out, *publish_time, "publishTime")?;
+                out.push_str("\" minimumUpdatePeriod=\"");
+                xml::duration(&mut out, *minimum_update_period, "minimumUpdatePeriod")?;
+                out.push('"');
+                if let Some(d) = time_shift_buffer_depth {
+                    out.push_str(" timeShiftBufferDepth=\"");
+                    xml::duration(&mut out, *d, "timeShiftBufferDepth")?;
+                    out.push('"');
+                }
+                if let Some(d) = suggested_presentation_delay {
+                    out.push_str(" suggestedPresentationDelay=\"");
+                    xml::duration(&mut out, *d, "suggestedPresentationDelay")?;
+                    out.push('"');
+                }
+            }
+        }
+        out.push_str(" maxSegmentDuration=\"");
+        match self.max_segment_duration {
+            Some(d) => xml::duration(&mut out, d, "maxSegmentDuration")?,
+            None => xml::duration_ms(&mut out, self.longest_segment_ms()),
+        }
+        out.push_str("\" minBufferTime=\"");
+        xml::duration(&mut out, self.min_buffer_time, "minBufferTime")?;
+        out.push_str("\">\n");
+
+        out.push_str("  <Period");
+        xml::attr(&mut out, "id", &self.period_id)?;
+        out.push_str(" start=\"PT0S\">\n");
+        let mut set_ids = HashSet::new();
+        let mut rep_ids = HashSet::new();
+        for set in &self.adaptation_sets {
+            if !set_ids.insert(set.id) {
+                return Err(Error::usage(format!(
+                    "duplicate AdaptationSet id {}",
+                    set.id
+                )));
+            }
+            write_adaptation_set(&mut out, set, &mut rep_ids)
+                .map_err(|e| e.context(format!("AdaptationSet {}", set.id)))?;
+        }
+        out.push_str("  </Period>\n");
+        if let Some(url) = &self.utc_timing {
+            out.push_str("  <UTCTiming");
+            xml::attr(&mut out, "schemeIdUri", UTC_TIMING_HTTP_ISO)?;
+            xml::attr(&mut out, "value", url)?;
+            out.push_str("/>\n");
+        }
+        out.push_str("</MPD>\n");
+        Ok(out)
+    }
+}
+
+fn write_adaptation_set<'a>(
+    out: &mut String,
+    set: &'a AdaptationSet,
+    rep_ids: &mut HashSet<&'a str>,
+) -> Result<()> {
+    if set.representations.is_empty() {
+        return Err(Error::usage("AdaptationSet without Representation"));
+    }
+    out.push_str("    <AdaptationSet");
+    xml::attr_num(out, "id", set.id);
+    xml::attr(out, "contentType", set.content_type.as_str())?;
+    xml::attr(out, "mimeType", set.content_type.mime_type())?;
+    out.push_str(" segmentAlignment=\"true\" startWithSAP=\"1\"");
+    if let Some(lang) = &set.lang {
+        xml::attr(out, "lang", lang)?;
+    }
+    out.push_str(">\n");
+    for role in &set.roles {
+        out.push_str("      <Role");
+        xml::attr(out, "schemeIdUri", ROLE_SCHEME)?;
+        xml::attr(out, "value", role.as_str())?;
+        out.push_str("/>\n");
+    }
+    for rep in &set.representations {
+        if rep.id.is_empty() || rep.id.chars().any(char::is_whitespace) {
+            return Err(Error::usage("Representation id empty or with whitespace"));
+        }
+        if !rep_ids.insert(&rep.id) {
+            return Err(Error::usage(format!(
+                "duplicate Representation id {}",
+                rep.id
+            )));
+        }
+        write_representation(out, rep)
+            .map_err(|e| e.context(format!("Representation {}", rep.id)))?;
+    }
+    out.push_str("    </AdaptationSet>\n");
+    Ok(())
+}
+
+/// `@frameRate` (ISO/IEC 23009-1 §5.3.12.2 `FrameRateType`): `num` or `num/den`, reduced.
+pub(crate) fn frame_rate(num: u32, den: u32) -> Result<String> {
+    if num == 0 || den == 0 {
+        return Err(Error::usage("frame rate with a zero term"));
+    }
+    let (mut a, mut b) = (num, den);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let (n, d) = (num / a, den / a);
+    Ok(if d == 1 {
+        n.to_string()
+    } else {
+        format!("{n}/{d}")
+    })
+}
+
+fn write_representation(out: &mut String, rep: &Representation) -> Result<()> {
+    if rep.bandwidth == 0 {
+        return Err(Error::usage("Representation@bandwidth is zero"));
+    }
+    let t = &rep.segment_template;
+    t.validate()?;
+    out.push_str("      <Representation");
+    xml::attr(out, "id", &rep.id)?;
+    xml::attr_num(out, "bandwidth", rep.bandwidth);
+    xml::attr(out, "codecs", &rep.codecs)?;
+    if let Some((w, h)) = rep.resolution {
+        xml::attr_num(out, "width", w);
+        xml::attr_num(out, "height", h);
+    }
+    if let Some((n, d)) = rep.frame_rate {
+        xml::attr(out, "frameRate", &frame_rate(n, d)?)?;
+    }
+    if let Some(hz) = rep.audio_sampling_rate {
+        if hz == 0 {
+            return Err(Error::usage("audio sampling rate is zero"));
+        }
+        xml::attr_num(out, "audioSamplingRate", hz);
+    }
+    out.push_str(">\n");
+    if let Some(ch) = rep.audio_channels {
+        out.push_str("        <AudioChannelConfiguration");
+        xml::attr(out, "schemeIdUri", AUDIO_CHANNEL_SCHEME)?;
+        xml::attr_num(out, "value", ch);
+        out.push_str("/>\n");
+    }
+    out.push_str("        <SegmentTemplate");
+    xml::attr_num(out, "timescale", t.timescale.get());
+    xml::attr(out, "initialization", &t.initialization)?;
+    xml::attr(out, "media", &t.media)?;
+    xml::attr_num(out, "startNumber", t.start_number);
+    if t.presentation_time_offset != 0 {
+        xml::attr_num(out, "presentationTimeOffset", t.presentation_time_offset);
+    }
+    if t.timeline.is_empty() {
+        out.push_str("/>\n");
+    } else {
+        out.push_str(">\n");
+        t.timeline.write(out, 10);
+        out.push_str("        </SegmentTemplate>\n");
+    }
+    out.push_str("      </Representation>\n");
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Text helpers of the MPD writer: XML attribute escaping (XML 1.0 §2.4, §3.3.3),
+//! `xs:duration` (XML Schema Part 2 §3.2.6) and `xs:dateTime` in UTC (§3.2.7), all from
+//! integers.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// Appends ` name="value"` with `value` escaped for a double-quoted attribute.
+///
+/// `&`, `<`, `>`, `"` and `'` become entities; tab, CR and LF become character
+/// references so attribute-value normalisation (XML 1.0 §3.3.3) keeps them. Other
+/// C0 control characters and U+FFFE/U+FFFF cannot appear in XML 1.0 at all (§2.2):
+/// [`Error::usage`].
+pub(crate) fn attr(out: &mut String, name: &str, value: &str) -> Result<()> {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                return Err(
+                    Error::usage("MPD attribute holds a character XML 1.0 forbids")
+                        .context(format!("attribute {name}")),
+                );
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(())
+}
+
+/// Appends ` name="n"` for an integer (nothing to escape).
+pub(crate) fn attr_num(out: &mut String, name: &str, n: impl std::fmt::Display) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, " {name}=\"{n}\"");
+}
+
+/// `ms` milliseconds as an `xs:duration` in hours, minutes and seconds (`PT1H2M3.45S`).
+///
+/// Zero is `PT0S`; zero components are left out (`PT1M`, `PT2H0.5S` is written
+/// `PT2H0.5S`); the fraction has no trailing zeros (`PT2.5S`). Hours are not folded into
+/// days, which `xs:duration` allows (`PT25H`).
+pub(crate) fn duration_ms(out: &mut String, ms: u64) {
+    out.push_str("PT");
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    if h > 0 {
+        let _ = write!(out, "{h}H");
+    }
+    if m > 0 {
+        let _ = write!(out, "{m}M");
+    }
+    if s > 0 || frac > 0 || ms == 0 {
+        let _ = write!(out, "{s}");
+        if frac > 0 {
+            let digits = format!("{frac:03}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out.push('S');
+    }
+}
+
+/// `duration` rounded to the nearest millisecond as an `xs:duration`.
+///
+/// Errors: [`Error::usage`] for a negative duration (MPD durations are not signed).
+pub(crate) fn duration(out: &mut String, duration: Timestamp, what: &'static str) -> Result<()> {
+    let ms = duration.as_millis();
+    if ms < 0 {
+        return Err(Error::usage("negative duration in MPD").context(what));
+    }
+    duration_ms(out, ms as u64);
+    Ok(())
+}
+
+/// Milliseconds per day.
+const DAY_MS: i64 = 86_400_000;
+
+/// The proleptic Gregorian date `(year, month 1..=12, day 1..=31)` of `days` since
+/// 1970-01-01 (H. Hinnant's `civil_from_days`, integer only; callers bound the range).
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`), the inverse of [`civil_from_days`].
+#[cfg(test)]
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // [0, 399]
+    let mp = (m as i64 + 9) % 12; // March = 0
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+/// `unix_ms` (milliseconds since 1970-01-01T00:00:00Z, POSIX time) as an `xs:dateTime`
+/// in UTC: `2024-02-29T12:34:56Z`, with `.mmm` only when the milliseconds are not zero.
+///
+/// Errors: [`Error::usage`] outside years 0001..=9999 (`xs:dateTime` has no year 0 and
+/// longer years need more than four digits).
+pub(crate) fn date_time(out: &mut String, unix_ms: i64, what: &'static str) -> Result<()> {
+    // 0001-01-01 and 10000-01-01 as days since the epoch.
+    const MIN_DAYS: i64 = -719_162;
+    const MAX_DAYS: i64 = 2_932_897;
+    let days = unix_ms.div_euclid(DAY_MS);
+    if !(MIN_DAYS..MAX_DAYS).contains(&days) {
+        return Err(Error::usage("MPD date outside years 0001..=9999").context(what));
+    }
+    let ms_of_day = unix_ms.rem_euclid(DAY_MS);
+    let (y, m, d) = civil_from_days(days);
+    let secs = ms_of_day / 1000;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    if ms_of_day % 1000 != 0 {
+        let _ = write!(out, ".{:03}", ms_of_day % 1000);
+    }
+    out.push('Z');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timescale;
+    use crate::ErrorKind;
+
+    fn dur(ms: u64) -> String {
+        let mut s = String::new();
+        duration_ms(&mut s, ms);
+        s
+    }
+
+    fn date(ms: i64) -> String {
+        let mut s = String::new();
+        date_time(&mut s, ms, "test").unwrap();
+        s
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(dur(0), "PT0S");
+        assert_eq!(dur(1), "PT0.001S");
+        assert_eq!(dur(10), "PT0.01S");
+        assert_eq!(dur(2000), "PT2S");
+        assert_eq!(dur(2500), "PT2.5S");
+        assert_eq!(dur(62_345), "PT1M2.345S");
+        assert_eq!(dur(60_000), "PT1M");
+        assert_eq!(dur(3_600_000), "PT1H");
+        assert_eq!(dur(3_723_040), "PT1H2M3.04S");
+        assert_eq!(dur(7_200_500), "PT2H0.5S");
+        assert_eq!(dur(90_000_000), "PT25H");
+        let mut s = String::new();
+        duration(&mut s, Timestamp::new(540_540, Timescale::MPEG), "x").unwrap();
+        assert_eq!(s, "PT6.006S");
+        let e = duration(&mut s, Timestamp::from_millis(-1), "x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(date(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(date(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(date(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(date(1_709_251_199_000), "2024-02-29T23:59:59Z");
+        assert_eq!(date(1_709_251_200_000), "2024-03-01T00:00:00Z");
+        assert_eq!(date(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(date(-62_135_596_800_000), "0001-01-01T00:00:00Z");
+        for bad in [253_402_300_800_000, -62_135_596_800_001, i64::MIN, i64::MAX] {
+            assert!(date_time(&mut String::new(), bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        // 1900 and 2100 are not leap years, 2000 and 2024 are.
+        assert_eq!(
+            civil_from_days(days_from_civil(1900, 3, 1) - 1),
+            (1900, 2, 28)
+        );
+        assert_eq!(
+            civil_from_days(days_from_civil(2100, 3, 1) - 1),
+            (2100, 2, 28)
+        );
+        assert_eq!(
+            civil_from_days(days_from_civil(2000, 3, 1) - 1),
+            (2000, 2, 29)
+        );
+        assert_eq!(
+            civil_from_days(days_from_civil(2023, 3, 1) - 1),
+            (2023, 2, 28)
+        );
+        let mut prev = civil_from_days(-800_000);
+        for days in -799_999..3_000_000i64 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+            let next = prev.2 + 1 == d && (prev.0, prev.1) == (y, m)
+                || d == 1
+                    && ((prev.0, prev.1 + 1) == (y, m) || (prev.0 + 1, prev.1, m) == (y, 12, 1));
+            assert!(next, "{prev:?} -> {:?}", (y, m, d));
+            prev = (y, m, d);
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        let mut s = String::new();
+        attr(&mut s, "value", "a&b<c>d\"e'f\tg\nh\ri é").unwrap();
+        assert_eq!(
+            s,
+            " value=\"a&amp;b&lt;c&gt;d&quot;e&apos;f&#9;g&#10;h&#13;i é\""
+        );
+        for bad in ["\u{0}", "a\u{1b}b", "\u{FFFF}"] {
+            let e = attr(&mut String::new(), "x", bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+        }
+        let mut s = String::new();
+        attr_num(&mut s, "bandwidth", 1234u64);
+        assert_eq!(s, " bandwidth=\"1234\"");
+    }
+}
