@@ -601,3 +601,228 @@ fn write_representation(out: &mut String, rep: &Representation) -> Result<()> {
     out.push_str("      </Representation>\n");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::AacConfig;
+    use crate::ErrorKind;
+    use bytes::Bytes;
+
+    fn video_set() -> AdaptationSet {
+        let mut t = SegmentTemplate::new(Timescale::new(12_800).unwrap());
+        t.timeline =
+            SegmentTimeline::from_segments([(0, 25_600), (25_600, 25_600), (51_200, 12_800)])
+                .unwrap();
+        let mut rep = Representation::new("v0", 650_000, "avc1.64001e", t);
+        rep.resolution = Some((640, 360));
+        rep.frame_rate = Some((50, 2));
+        let mut set = AdaptationSet::new(0, ContentType::Video).with_role(Role::Main);
+        set.representations.push(rep);
+        set
+    }
+
+    fn audio_set(id: u32, rep_id: &str, lang: &str, role: Role) -> AdaptationSet {
+        let aac = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let track = TrackInfo::new(2, Timescale::new(48_000).unwrap(), CodecConfig::Aac(aac))
+            .with_language(lang);
+        let mut t = SegmentTemplate::new(track.timescale).with_paths(
+            "a/$RepresentationID$/init.mp4",
+            "a/$RepresentationID$/$Time$.m4s",
+        );
+        t.timeline = SegmentTimeline::from_segments([(1024, 96_256), (97_280, 96_256)]).unwrap();
+        let rep = Representation::for_track(rep_id, &track, 130_000, t);
+        AdaptationSet::for_track(id, &track, rep)
+            .unwrap()
+            .with_role(role)
+    }
+
+    #[test]
+    fn golden_static() {
+        let mut mpd = Mpd::new(MpdType::Static {
+            media_presentation_duration: Timestamp::new(5_000, Timescale::MILLIS),
+        });
+        mpd.adaptation_sets.push(video_set());
+        mpd.adaptation_sets
+            .push(audio_set(1, "a-eng", "eng", Role::Main));
+        assert_eq!(
+            mpd.write().unwrap(),
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="static" mediaPresentationDuration="PT5S" maxSegmentDuration="PT2.006S" minBufferTime="PT2S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">
+      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>
+      <Representation id="v0" bandwidth="650000" codecs="avc1.64001e" width="640" height="360" frameRate="25">
+        <SegmentTemplate timescale="12800" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s" startNumber="1">
+          <SegmentTimeline>
+            <S t="0" d="25600" r="1"/>
+            <S d="12800"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="eng">
+      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>
+      <Representation id="a-eng" bandwidth="130000" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="48000" initialization="a/$RepresentationID$/init.mp4" media="a/$RepresentationID$/$Time$.m4s" startNumber="1">
+          <SegmentTimeline>
+            <S t="1024" d="96256" r="1"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#
+        );
+    }
+
+    #[test]
+    fn golden_dynamic() {
+        let mut mpd = Mpd::new(MpdType::Dynamic {
+            availability_start_time: 1_709_164_800_000, // 2024-02-29T00:00:00Z
+            publish_time: 1_709_164_862_345,
+            minimum_update_period: Timestamp::from_secs(2),
+            time_shift_buffer_depth: Some(Timestamp::from_secs(30)),
+            suggested_presentation_delay: Some(Timestamp::from_millis(6_500)),
+        });
+        mpd.profiles = vec![PROFILE_ISOFF_LIVE.to_string()];
+        mpd.max_segment_duration = Some(Timestamp::from_secs(2));
+        mpd.min_buffer_time = Timestamp::from_millis(1_500);
+        mpd.utc_timing = Some("/time?fmt=iso&x=1".to_string());
+        let mut audio = audio_set(7, "a-fra", "fra", Role::Dub);
+        let t = &mut audio.representations[0].segment_template;
+        t.start_number = 31;
+        t.presentation_time_offset = 1024;
+        assert_eq!(t.timeline.pop_front(), Some((1024, 96_256)));
+        mpd.adaptation_sets.push(audio);
+        assert_eq!(
+            mpd.write().unwrap(),
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="dynamic" availabilityStartTime="2024-02-29T00:00:00Z" publishTime="2024-02-29T00:01:02.345Z" minimumUpdatePeriod="PT2S" timeShiftBufferDepth="PT30S" suggestedPresentationDelay="PT6.5S" maxSegmentDuration="PT2S" minBufferTime="PT1.5S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="7" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="fra">
+      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="dub"/>
+      <Representation id="a-fra" bandwidth="130000" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="48000" initialization="a/$RepresentationID$/init.mp4" media="a/$RepresentationID$/$Time$.m4s" startNumber="31" presentationTimeOffset="1024">
+          <SegmentTimeline>
+            <S t="97280" d="96256"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time?fmt=iso&amp;x=1"/>
+</MPD>
+"#
+        );
+    }
+
+    #[test]
+    fn frame_rates() {
+        assert_eq!(frame_rate(25, 1).unwrap(), "25");
+        assert_eq!(frame_rate(50, 2).unwrap(), "25");
+        assert_eq!(frame_rate(30000, 1001).unwrap(), "30000/1001");
+        assert_eq!(frame_rate(60000, 2002).unwrap(), "30000/1001");
+        assert!(frame_rate(0, 1).is_err());
+        assert!(frame_rate(25, 0).is_err());
+    }
+
+    #[test]
+    fn templates() {
+        let t = |init: &str, media: &str| {
+            SegmentTemplate::new(Timescale::MILLIS)
+                .with_paths(init, media)
+                .validate()
+        };
+        assert!(t(
+            "$RepresentationID$/init.mp4",
+            "$RepresentationID$/$Number%05d$.m4s"
+        )
+        .is_ok());
+        assert!(t("init-$Bandwidth$.mp4", "$$x$$-$Time$.m4s").is_ok());
+        for (init, media) in [
+            ("init.mp4", "seg.m4s"),                    // no $Number$ / $Time$
+            ("init.mp4", "$Number$-$Time$.m4s"),        // both
+            ("init-$Number$.mp4", "$Number$.m4s"),      // init with $Number$
+            ("init.mp4", "$Number.m4s"),                // unclosed
+            ("init.mp4", "$Frame$-$Number$.m4s"),       // unknown identifier
+            ("init.mp4", "$Number%5d$.m4s"),            // format without leading 0
+            ("$RepresentationID%02d$.mp4", "$Number$"), // no format for the id
+        ] {
+            let e = t(init, media).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{init} {media}");
+        }
+    }
+
+    #[test]
+    fn inconsistent_input_is_a_usage_error() {
+        let base = || {
+            let mut mpd = Mpd::new(MpdType::Static {
+                media_presentation_duration: Timestamp::from_secs(5),
+            });
+            mpd.adaptation_sets.push(video_set());
+            mpd
+        };
+        assert!(base().write().is_ok());
+        let mut cases: Vec<(Mpd, &str)> = Vec::new();
+        cases.push((
+            Mpd::new(MpdType::Static {
+                media_presentation_duration: Timestamp::from_secs(1),
+            }),
+            "without AdaptationSet",
+        ));
+        let mut m = base();
+        m.adaptation_sets.push(video_set());
+        cases.push((m, "duplicate AdaptationSet id 0"));
+        let mut m = base();
+        let mut dup = video_set();
+        dup.id = 1;
+        m.adaptation_sets.push(dup);
+        cases.push((m, "duplicate Representation id v0"));
+        let mut m = base();
+        m.adaptation_sets[0].representations[0].id = "v 0".into();
+        cases.push((m, "whitespace"));
+        let mut m = base();
+        m.adaptation_sets[0].representations[0].bandwidth = 0;
+        cases.push((m, "bandwidth is zero"));
+        let mut m = base();
+        m.adaptation_sets[0].representations[0].frame_rate = Some((25, 0));
+        cases.push((m, "zero term"));
+        let mut m = base();
+        m.adaptation_sets[0].representations.clear();
+        cases.push((m, "without Representation"));
+        let mut m = base();
+        m.adaptation_sets[0].lang = Some("en\u{7}".into());
+        cases.push((m, "XML 1.0 forbids"));
+        let mut m = base();
+        m.mpd_type = MpdType::Static {
+            media_presentation_duration: Timestamp::from_millis(-5),
+        };
+        cases.push((m, "negative duration"));
+        let mut m = base();
+        m.mpd_type = MpdType::Dynamic {
+            availability_start_time: i64::MAX,
+            publish_time: 0,
+            minimum_update_period: Timestamp::from_secs(2),
+            time_shift_buffer_depth: None,
+            suggested_presentation_delay: None,
+        };
+        cases.push((m, "outside years"));
+        for (mpd, needle) in cases {
+            let e = mpd.write().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+            assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
+        }
+        // A data track has no AdaptationSet.
+        let aac = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let mut track = TrackInfo::new(3, Timescale::MILLIS, CodecConfig::Aac(aac));
+        track.kind = MediaKind::Data;
+        let rep =
+            Representation::for_track("d", &track, 1, SegmentTemplate::new(Timescale::MILLIS));
+        let e = AdaptationSet::for_track(0, &track, rep).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+}

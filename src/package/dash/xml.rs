@@ -48,8 +48,7 @@ pub(crate) fn attr_num(out: &mut String, name: &str, n: impl std::fmt::Display) 
 
 /// `ms` milliseconds as an `xs:duration` in hours, minutes and seconds (`PT1H2M3.45S`).
 ///
-/// Zero is `PT0S`; zero components are left out (`PT1M`, `PT2H0.5S` is written
-/// `PT2H0.5S`); the fraction has no trailing zeros (`PT2.5S`). Hours are not folded into
+/// Zero is `PT0S`; zero components are left out (`PT1M`, `PT2H0.5S`); the fraction has no trailing zeros (`PT2.5S`). Hours are not folded into
 /// days, which `xs:duration` allows (`PT25H`).
 pub(crate) fn duration_ms(out: &mut String, ms: u64) {
     out.push_str("PT");
