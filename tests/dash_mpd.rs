@@ -12,6 +12,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::{avc_aac_25, decode_errors, framemd5, streams, Container, TempDir};
@@ -107,8 +109,9 @@ fn write_track(
     (rep, Timestamp::new(end as i64, track.timescale))
 }
 
-/// Writes the whole presentation into `dir`; returns the manifest's text.
-fn package(source: &Path, dir: &Path) -> String {
+/// Writes the whole presentation into `dir` as `manifest.mpd`; `live` (availability
+/// start and publish time, Unix ms) makes a dynamic MPD. Returns the manifest's text.
+fn package(source: &Path, dir: &Path, live: Option<(i64, i64)>) -> String {
     let (tracks, mut frames) = demux(source);
     assert_eq!(tracks.len(), 2);
     let mut sets = Vec::new();
@@ -127,10 +130,22 @@ fn package(source: &Path, dir: &Path) -> String {
             .with_role(Role::Main);
         sets.push(set);
     }
-    let mut mpd = Mpd::new(MpdType::Static {
-        media_presentation_duration: duration,
+    let mut mpd = Mpd::new(match live {
+        None => MpdType::Static {
+            media_presentation_duration: duration,
+        },
+        Some((availability_start_time, publish_time)) => MpdType::Dynamic {
+            availability_start_time,
+            publish_time,
+            minimum_update_period: Timestamp::from_secs(2),
+            time_shift_buffer_depth: Some(Timestamp::from_secs(30)),
+            suggested_presentation_delay: Some(Timestamp::from_secs(4)),
+        },
     });
     mpd.adaptation_sets = sets;
+    if live.is_some() {
+        mpd.utc_timing = Some("/time".to_string());
+    }
     let text = mpd.write().unwrap();
     fs::write(dir.join("manifest.mpd"), &text).unwrap();
     text
@@ -140,7 +155,7 @@ fn package(source: &Path, dir: &Path) -> String {
 fn static_mpd_reads_back_in_ffmpeg() {
     let source = avc_aac_25(8, Container::Mp4);
     let dir = TempDir::new("dash-mpd");
-    let text = package(&source, dir.path());
+    let text = package(&source, dir.path(), None);
     let manifest = dir.join("manifest.mpd");
 
     // What we wrote, in short (the unit tests check the exact XML).
@@ -186,6 +201,63 @@ fn static_mpd_reads_back_in_ffmpeg() {
     if let Some(out) = std::env::var_os("STROM_DASH_OUT") {
         copy_dir(dir.path(), Path::new(&out));
     }
+}
+
+/// A dynamic MPD whose availability started 9 s ago (the 8 s of media are all
+/// available): ffprobe's DASH demuxer takes it as live and finds both streams.
+#[test]
+fn dynamic_mpd_probes_as_live() {
+    let source = avc_aac_25(8, Container::Mp4);
+    let dir = TempDir::new("dash-mpd-live");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let text = package(&source, dir.path(), Some((now_ms - 9_000, now_ms)));
+    assert!(
+        text.contains(r#"type="dynamic" availabilityStartTime=""#),
+        "{text}"
+    );
+    assert!(text.contains(r#"minimumUpdatePeriod="PT2S" timeShiftBufferDepth="PT30S" suggestedPresentationDelay="PT4S""#), "{text}");
+    assert!(
+        text.contains(
+            r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time"/>"#
+        ),
+        "{text}"
+    );
+
+    // ffprobe on a live MPD could poll for ever if it found no segment: bounded wait.
+    let mut child = Command::new(common::tool("ffprobe"))
+        .args(["-v", "error", "-show_streams", "-of", "flat"])
+        .arg(dir.join("manifest.mpd"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ffprobe did not finish within 60 s on the dynamic MPD");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("codec_name=\"h264\""), "{stdout}");
+    assert!(stdout.contains("codec_name=\"aac\""), "{stdout}");
+    assert!(stdout.contains(".width=640\n"), "{stdout}");
+    assert!(stdout.contains(".height=360\n"), "{stdout}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
