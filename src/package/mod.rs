@@ -1,5 +1,6 @@
 //! Packaging: the segmenter and HLS playlists.
 
+mod civil;
 pub mod dash;
 pub mod hls;
 mod segment;

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
+use crate::package::civil::{civil_from_days, DAY_MS};
 use crate::time::Timestamp;
 
 /// Appends ` name="value"` with `value` escaped for a double-quoted attribute.
@@ -80,37 +81,6 @@ pub(crate) fn duration(out: &mut String, duration: Timestamp, what: &'static str
     }
     duration_ms(out, ms as u64);
     Ok(())
-}
-
-/// Milliseconds per day.
-const DAY_MS: i64 = 86_400_000;
-
-/// The proleptic Gregorian date `(year, month 1..=12, day 1..=31)` of `days` since
-/// 1970-01-01 (H. Hinnant's `civil_from_days`, integer only; callers bound the range).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`), the inverse of [`civil_from_days`].
-#[cfg(test)]
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400); // [0, 399]
-    let mp = (m as i64 + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
 }
 
 /// `unix_ms` (milliseconds since 1970-01-01T00:00:00Z, POSIX time) as an `xs:dateTime`
@@ -193,41 +163,6 @@ mod tests {
         assert_eq!(date(-62_135_596_800_000), "0001-01-01T00:00:00Z");
         for bad in [253_402_300_800_000, -62_135_596_800_001, i64::MIN, i64::MAX] {
             assert!(date_time(&mut String::new(), bad, "x").is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn civil_round_trip() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        // 1900 and 2100 are not leap years, 2000 and 2024 are.
-        assert_eq!(
-            civil_from_days(days_from_civil(1900, 3, 1) - 1),
-            (1900, 2, 28)
-        );
-        assert_eq!(
-            civil_from_days(days_from_civil(2100, 3, 1) - 1),
-            (2100, 2, 28)
-        );
-        assert_eq!(
-            civil_from_days(days_from_civil(2000, 3, 1) - 1),
-            (2000, 2, 29)
-        );
-        assert_eq!(
-            civil_from_days(days_from_civil(2023, 3, 1) - 1),
-            (2023, 2, 28)
-        );
-        let mut prev = civil_from_days(-800_000);
-        for days in -799_999..3_000_000i64 {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-            let next = prev.2 + 1 == d && (prev.0, prev.1) == (y, m)
-                || d == 1
-                    && ((prev.0, prev.1 + 1) == (y, m) || (prev.0 + 1, prev.1, m) == (y, 12, 1));
-            assert!(next, "{prev:?} -> {:?}", (y, m, d));
-            prev = (y, m, d);
         }
     }
 
