@@ -96,13 +96,14 @@ fn sample_timing(
             Error::usage("negative decode time (shift the track before writing fMP4)")
                 .context(format!("frame {i}"))
         })?;
-        let cto = f.pts.ticks_in(scale) - dts as i64;
+        // i128: both times may be anywhere in the i64 range.
+        let cto = i128::from(f.pts.ticks_in(scale)) - i128::from(dts);
         let cto = i32::try_from(cto).map_err(|_| {
             Error::limit("composition offset beyond 32 bits").context(format!("frame {i}"))
         })?;
         let duration = match frames.get(i + 1) {
             Some(next) => {
-                let d = next.dts.ticks_in(scale) - dts as i64;
+                let d = i128::from(next.dts.ticks_in(scale)) - i128::from(dts);
                 if d < 0 {
                     return Err(
                         Error::malformed("decode times decrease in an fMP4 fragment")
@@ -113,14 +114,14 @@ fn sample_timing(
             }
             None => match (end, f.duration) {
                 (Some(e), _) => {
-                    let d = e.ticks_in(scale) - dts as i64;
+                    let d = i128::from(e.ticks_in(scale)) - i128::from(dts);
                     if d < 0 {
                         return Err(Error::usage("fragment end before its last decode time"));
                     }
                     Some(d)
                 }
-                (None, Some(d)) => Some(d.ticks_in(scale)),
-                (None, None) => last_duration.map(i64::from),
+                (None, Some(d)) => Some(i128::from(d.ticks_in(scale))),
+                (None, None) => last_duration.map(i128::from),
             },
         };
         let duration = duration
@@ -393,5 +394,47 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Usage);
         assert!(e.to_string().contains("another track"), "{e}");
+    }
+
+    /// Times at the ends of the i64 range (found by the `fmp4_writer` fuzz target): the
+    /// differences are computed without overflow and refused, never wrapped.
+    #[test]
+    fn extreme_times_are_refused_not_wrapped() {
+        let mut w = video();
+        let mut out = BytesMut::new();
+        let s = Timescale::new(90_000).unwrap();
+        let end_max = Some(Timestamp::new(i64::MAX, s));
+        let e = w
+            .media_segment(
+                &[frame(i64::MAX, i64::MIN, true, &[1])],
+                1,
+                end_max,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
+        let end_min = Some(Timestamp::new(i64::MIN, s));
+        let e = w
+            .media_segment(
+                &[frame(i64::MAX, i64::MAX, true, &[1])],
+                2,
+                end_min,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+        let e = w
+            .media_segment(
+                &[
+                    frame(i64::MAX, i64::MAX, true, &[1]),
+                    frame(i64::MIN, 0, false, &[1]),
+                ],
+                3,
+                end_max,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Malformed, "{e}");
+        assert!(out.is_empty());
     }
 }
