@@ -23,6 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+pub mod cmaf;
 pub mod live;
 
 /// The repository root (where Cargo.toml is).
