@@ -54,33 +54,9 @@ const HVCC: &[u8] = &[
 const MAX_FRAGMENTS: usize = 6;
 const MAX_FRAMES: usize = 48;
 
-/// Reads the fuzz input as a stream of small numbers; zeros once exhausted.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn i64(&mut self) -> i64 {
-        let mut b = [0u8; 8];
-        for x in &mut b {
-            *x = self.u8();
-        }
-        i64::from_le_bytes(b)
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+#[path = "shared/input.rs"]
+mod input;
+use input::Input;
 
 fn scale(hz: u32) -> Timescale {
     Timescale::new(hz.max(1)).expect("non-zero")

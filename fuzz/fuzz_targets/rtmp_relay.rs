@@ -63,7 +63,11 @@ impl Player {
     /// Parses what the session sent; media timestamps never go backwards.
     fn drain(&mut self) {
         self.session.poll_transmit(&mut self.rx);
-        while let Some(m) = self.reader.read_message(&mut self.rx).expect("own output parses") {
+        while let Some(m) = self
+            .reader
+            .read_message(&mut self.rx)
+            .expect("own output parses")
+        {
             match m.type_id {
                 1 => {
                     let size = u32::from_be_bytes(m.payload[..4].try_into().unwrap());

@@ -29,23 +29,9 @@ const SPS: &[u8] = &[
 const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
 const PAYLOAD: &[u8] = &[0u8; 256];
 
-/// Reads the fuzz input as a stream of small numbers; zeros once exhausted.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-}
+#[path = "shared/input.rs"]
+mod input;
+use input::Input;
 
 struct Tracks {
     video: TrackInfo,
