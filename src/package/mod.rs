@@ -1,6 +1,7 @@
-//! Packaging: the segmenter and HLS playlists.
+//! Packaging: the segmenter, HLS playlists, DASH manifests and CMAF presentations.
 
 mod civil;
+pub mod cmaf;
 pub mod dash;
 pub mod hls;
 mod segment;

@@ -25,6 +25,7 @@ use std::sync::Mutex;
 
 pub mod cmaf;
 pub mod live;
+pub mod players;
 
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
@@ -298,6 +299,39 @@ pub fn video_only(duration_s: u32, container: Container) -> PathBuf {
     let mut args = testsrc("25", duration_s);
     args.extend(x264(50));
     generate(&format!("video_only_{duration_s}s"), args, container)
+}
+
+/// Languages of [`avc_multi_audio`]'s audio tracks, in track order, with their sine
+/// frequencies: the original (`eng`, 440 Hz) and two interpretations.
+pub const MULTI_AUDIO_LANGS: [(&str, u32); 3] = [("eng", 440), ("fra", 660), ("deu", 880)];
+
+/// The video of [`avc_aac_25`] plus three AAC-LC 48 kHz stereo tracks tagged with the
+/// languages of [`MULTI_AUDIO_LANGS`] (a different sine per language, so a decoder can
+/// tell them apart), `duration_s` long, MP4.
+pub fn avc_multi_audio(duration_s: u32) -> PathBuf {
+    let mut args = testsrc("25", duration_s);
+    for (_, freq) in MULTI_AUDIO_LANGS {
+        args.extend([
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("sine=frequency={freq}:sample_rate=48000:duration={duration_s}"),
+        ]);
+    }
+    args.extend(["-map".into(), "0:v".into()]);
+    for i in 0..MULTI_AUDIO_LANGS.len() {
+        args.extend(["-map".into(), format!("{}:a", i + 1)]);
+    }
+    args.extend(x264(50));
+    args.extend(aac());
+    for (i, (lang, _)) in MULTI_AUDIO_LANGS.iter().enumerate() {
+        args.extend([format!("-metadata:s:a:{i}"), format!("language={lang}")]);
+    }
+    generate(
+        &format!("avc_multi_audio_{duration_s}s"),
+        args,
+        Container::Mp4,
+    )
 }
 
 /// ffprobe's `flat` output as a key -> value map (values unquoted and unescaped).

@@ -113,6 +113,10 @@ pub struct MediaPlaylist {
     /// No more segments will be added: writes `EXT-X-ENDLIST` (§4.4.3.4). VOD
     /// playlists always have it. Default: `false`.
     pub ended: bool,
+    /// `EXT-X-MAP:URI` (§4.4.4.5): the initialization section of every segment, for
+    /// fragmented MP4 (CMAF) segments. Setting it raises `EXT-X-VERSION` to 7.
+    /// Default: `None` (MPEG-TS segments, which carry their own PAT/PMT).
+    pub map: Option<String>,
     /// The segments, oldest first; the first one has number `media_sequence`.
     pub segments: VecDeque<MediaSegment>,
 }
@@ -144,9 +148,15 @@ impl MediaPlaylist {
         Some(segment)
     }
 
-    /// `EXT-X-VERSION`: 3, for `EXTINF` durations with decimals (RFC 8216bis §7).
+    /// `EXT-X-VERSION`: 3, for `EXTINF` durations with decimals (RFC 8216bis §7); 7
+    /// with an [`EXT-X-MAP`](Self::map) (version 6 allows the tag outside I-frame
+    /// playlists, 7 is what players expect of fMP4 playlists).
     pub fn version(&self) -> u8 {
-        3
+        if self.map.is_some() {
+            7
+        } else {
+            3
+        }
     }
 
     /// The `EXT-X-TARGETDURATION` that [`MediaPlaylist::write`] writes: the largest of
@@ -204,6 +214,12 @@ impl MediaPlaylist {
         if self.independent_segments {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
         }
+        if let Some(map) = &self.map {
+            tags::check_uri(map).map_err(|e| e.context("EXT-X-MAP URI"))?;
+            out.push_str("#EXT-X-MAP:URI=");
+            tags::quoted(&mut out, map)?;
+            out.push('\n');
+        }
         for s in &self.segments {
             tags::check_uri(&s.uri).map_err(|e| e.context("media playlist segment URI"))?;
             if s.discontinuity {
@@ -239,6 +255,25 @@ mod tests {
 
     fn parse(text: &str) -> m3u8_rs::MediaPlaylist {
         m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("m3u8-rs parses our output")
+    }
+
+    #[test]
+    fn map_writes_version_7_and_the_init_uri() {
+        let mut pl = MediaPlaylist::new(PlaylistType::Vod);
+        pl.map = Some("init.mp4".into());
+        pl.push_segment(MediaSegment::new("1.m4s", ms(2000)));
+        let text = pl.write().unwrap();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000,\n1.m4s\n"));
+        let parsed = parse(&text);
+        assert_eq!(parsed.version, Some(7));
+        let map = parsed.segments[0]
+            .map
+            .as_ref()
+            .expect("m3u8-rs sees EXT-X-MAP");
+        assert_eq!(map.uri, "init.mp4");
+        pl.map = Some("bad\nuri".into());
+        assert!(pl.write().is_err());
     }
 
     #[test]
