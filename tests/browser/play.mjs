@@ -1,20 +1,31 @@
 #!/usr/bin/env node
-// Plays an HLS stream from a local directory in headless Chromium with hls.js; prints ONE JSON line.
+// Plays an HLS or DASH stream in headless Chromium with hls.js, dash.js or Shaka Player; prints ONE JSON line.
 //
 //   node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]
 //   node tests/browser/play.mjs --url http://127.0.0.1:PORT/live/NAME/index.m3u8 [--seconds 20]
+//   node tests/browser/play.mjs --player dash|shaka --dir DIR --path manifest.mpd [--seconds 8]
+//        [--live] [--switch-audio fra [--switch-after 4]]
 //
-// --url mode (a live origin that sends CORS headers): no files are served, only this page and
-// hls.js on the tiny 127.0.0.1 server; hls.js loads URL directly. A live stream has no finite
-// duration, so success needs currentTime to advance >= 0.8 * seconds; the report adds
-// latency_s / target_latency_s (hls.js's own estimates) at the end.
+// --player: hls (hls.js, the default), dash (dash.js: .mpd) or shaka (Shaka Player: .mpd or .m3u8).
+// --url mode (a live origin that sends CORS headers): no files are served, only this page, the
+// player libraries and a clock (/__player/time, dash.js's fallback time source); the player loads
+// URL directly. A live stream has no finite duration, so success needs currentTime to advance
+// >= 0.8 * seconds; --live additionally requires the player to report a live stream.
+// --switch-audio LANG: after --switch-after seconds of playback (default seconds / 2) switch the
+// audio language (hls.js audioTrack, dash.js setCurrentTrack, Shaka selectAudioTrack); success
+// then also needs the active language to be LANG at the end (eng/en, fra/fr... are the same) and
+// currentTime to advance >= 2 s after the switch. The audio media segments the player requested
+// before / after the switch are reported as URL paths.
 //
-// Serves DIR (plus this page and hls.js) on an ephemeral 127.0.0.1 port, launches /usr/bin/chromium
-// through playwright-core with a fresh temporary profile, blocks every non-loopback request, plays
-// muted, and reports: ok, reason, advanced_s, duration, fatal_errors, nonfatal_errors, http_errors,
-// video_width, video_height, dropped_frames, total_frames, ended (and a few more).
+// Serves DIR (plus this page and the players) on an ephemeral 127.0.0.1 port, launches
+// /usr/bin/chromium through playwright-core with a fresh temporary profile, blocks every
+// non-loopback request, plays muted, and reports: ok, reason, player (name and version),
+// advanced_s, duration, live, live_latency_s, fatal_errors, nonfatal_errors, http_errors (every
+// response >= 400 and failed request, `STATUS URL`), video_width, video_height, dropped_frames,
+// total_frames, audio_tracks, audio_lang, ended (and a few more).
 // Success (exit 0): currentTime advanced >= 0.8 * min(seconds, 0.8 * duration) after playback
-// started, and no fatal error. Anything else exits 1; so does the hard timeout (seconds + 30 s).
+// started (0.8 * seconds for live), and no fatal error. Anything else exits 1; so does the hard
+// timeout (seconds + 30 s).
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import http from 'node:http';
@@ -28,14 +39,16 @@ const STARTUP_S = 30;
 const CHROMIUM = '/usr/bin/chromium';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--seconds 20] [--screenshot out.png]`);
+  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--player hls|dash|shaka] [--seconds 20] [--live] [--switch-audio LANG [--switch-after S]] [--screenshot out.png]`);
   process.exit(2);
 }
 let a;
 try {
   ({ values: a } = parseArgs({ options: {
     dir: { type: 'string' }, path: { type: 'string', default: 'index.m3u8' },
-    seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' }, url: { type: 'string' } } }));
+    seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' }, url: { type: 'string' },
+    player: { type: 'string', default: 'hls' }, live: { type: 'boolean', default: false },
+    'switch-audio': { type: 'string' }, 'switch-after': { type: 'string' } } }));
 } catch (e) { usage(e.message); }
 if (!a.dir && !a.url) usage('--dir or --url is required');
 if (a.dir && a.url) usage('--dir and --url exclude each other');
@@ -45,13 +58,29 @@ const ROOT = a.dir ? path.resolve(a.dir) : null;
 if (ROOT && (!fs.existsSync(ROOT) || !fs.statSync(ROOT).isDirectory())) usage(`--dir ${a.dir} is not a directory`);
 const SECONDS = Number(a.seconds);
 if (!(SECONDS > 0 && SECONDS <= 3600)) usage('--seconds must be in (0, 3600]');
+const PLAYER = a.player;
+if (!['hls', 'dash', 'shaka'].includes(PLAYER)) usage('--player must be hls, dash or shaka');
+const SWITCH_LANG = a['switch-audio'] ?? null;
+if (SWITCH_LANG !== null && !/^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$/.test(SWITCH_LANG)) usage('--switch-audio needs a language code (fra, fr, pt-BR)');
+if (a['switch-after'] !== undefined && SWITCH_LANG === null) usage('--switch-after needs --switch-audio');
+const SWITCH_AFTER = a['switch-after'] === undefined ? SECONDS / 2 : Number(a['switch-after']);
+if (!(SWITCH_AFTER >= 0 && SWITCH_AFTER < SECONDS)) usage('--switch-after must be in [0, seconds)');
+// Playback that must follow an audio switch for it to count.
+const AFTER_SWITCH_S = 2;
 
 let playwright;
 try { playwright = require('playwright-core'); } catch {
   usage(`playwright-core is not installed: run scripts/test.sh (or npm ci in ${HERE})`);
 }
-const HLS_JS = path.join(HERE, 'node_modules/hls.js/dist/hls.min.js');
-if (!fs.existsSync(HLS_JS)) usage(`hls.js is not installed: run scripts/test.sh (or npm ci in ${HERE})`);
+// The player libraries, served under /__player/ (page.html loads the one --player names).
+const LIBS = {
+  '/__player/hls.min.js': ['hls', 'node_modules/hls.js/dist/hls.min.js'],
+  '/__player/dash.all.min.js': ['dash', 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'],
+  '/__player/shaka-player.compiled.js': ['shaka', 'node_modules/shaka-player/dist/shaka-player.compiled.js'],
+};
+for (const [name, file] of Object.values(LIBS)) {
+  if (name === PLAYER && !fs.existsSync(path.join(HERE, file))) usage(`${file} is not installed: run scripts/test.sh (or npm ci in ${HERE})`);
+}
 if (!fs.existsSync(CHROMIUM)) usage(`${CHROMIUM} is missing: run scripts/test.sh (apt-get install chromium)`);
 
 const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'strom-play-'));
@@ -69,6 +98,7 @@ const hardStop = setTimeout(() => {
 const MIME = {
   '.m3u8': 'application/vnd.apple.mpegurl', '.ts': 'video/mp2t', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment',
   '.m4a': 'audio/mp4', '.m4v': 'video/mp4', '.aac': 'audio/aac', '.vtt': 'text/vtt', '.key': 'application/octet-stream',
+  '.mpd': 'application/dash+xml', '.cmfv': 'video/mp4', '.cmfa': 'audio/mp4',
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript',
 };
 const CORS = {
@@ -77,7 +107,7 @@ const CORS = {
 };
 function resolveFile(urlPath) {
   if (urlPath === '/__player/' || urlPath === '/__player/index.html') return path.join(HERE, 'page.html');
-  if (urlPath === '/__player/hls.min.js') return HLS_JS;
+  if (Object.hasOwn(LIBS, urlPath)) return path.join(HERE, LIBS[urlPath][1]);
   if (ROOT === null) return null;
   const file = path.resolve(ROOT, '.' + path.posix.normalize(urlPath));
   if (file !== ROOT && !file.startsWith(ROOT + path.sep)) return null;
@@ -89,6 +119,11 @@ const server = http.createServer((req, res) => {
   if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, headers); res.end(); return; }
   let urlPath;
   try { urlPath = decodeURIComponent(new URL(req.url, 'http://127.0.0.1').pathname); } catch { res.writeHead(400, headers); res.end(); return; }
+  if (urlPath === '/__player/time') {                     // dash.js's clock (urn:mpeg:dash:utc:http-iso:2014)
+    res.writeHead(200, { ...headers, 'content-type': 'text/plain' });
+    res.end(req.method === 'HEAD' ? undefined : new Date().toISOString());
+    return;
+  }
   const file = resolveFile(urlPath);
   let st = null;
   try { st = file && fs.statSync(file); } catch { st = null; }
@@ -120,7 +155,7 @@ async function finish(report) {
   cleanupProfile();
   process.exit(report.ok ? 0 : 1);
 }
-const httpErrors = [], pageErrors = [], blocked = [];
+const httpErrors = [], pageErrors = [], blocked = [], aborted = [];
 try {
   ctx = await playwright.chromium.launchPersistentContext(udd, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 720 },
@@ -141,27 +176,42 @@ await ctx.route((u) => !loopback(u.href), (route) => {
   route.abort('blockedbyclient');
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
-page.on('response', (r) => { if (r.status() >= 400 && httpErrors.length < 20) httpErrors.push(`${r.status()} ${r.url()}`); });
-page.on('requestfailed', (r) => { if (httpErrors.length < 20) httpErrors.push(`FAILED ${r.failure()?.errorText} ${r.url()}`); });
+page.on('response', (r) => { if (r.status() >= 400 && httpErrors.length < 50) httpErrors.push(`${r.status()} ${r.url()}`); });
+page.on('requestfailed', (r) => {
+  const why = r.failure()?.errorText || 'unknown';
+  // a player cancelling its own request (an audio switch, a seek) is not a server failure
+  if (why === 'net::ERR_ABORTED') { if (aborted.length < 50) aborted.push(r.url()); return; }
+  if (httpErrors.length < 50) httpErrors.push(`FAILED ${why} ${r.url()}`);
+});
 page.on('pageerror', (e) => { if (pageErrors.length < 10) pageErrors.push(String(e.message).slice(0, 300)); });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const url = a.url || `${origin}/${a.path.split('/').map(encodeURIComponent).join('/')}`;
 await page.goto(`${origin}/__player/index.html`);
+const snap = () => page.evaluate(() => window.snapshot());
 const t0 = Date.now();
-await page.evaluate((u) => window.start(u), url);
-let s = await page.evaluate(() => window.snapshot());
+// not awaited: start() resolves only once the player has loaded the manifest
+await page.evaluate((o) => { window.start(o); }, { player: PLAYER, url, timeUrl: `${origin}/__player/time` });
+let s = await snap();
 while (s.startedAt === null && !s.fatal.length && Date.now() - t0 < STARTUP_S * 1000) {
   await sleep(250);
-  s = await page.evaluate(() => window.snapshot());
+  s = await snap();
 }
 const startupMs = s.startedAt === null ? null : Date.now() - t0;
 const ct0 = s.startedAt === null ? s.currentTime : s.startTime;
 const w0 = Date.now();
+// the audio switch: null until done; then what the player reported before it and when it happened
+let sw = null;
 if (startupMs !== null) {
   while (!s.fatal.length && !s.ended && Date.now() - w0 < SECONDS * 1000) {
     await sleep(250);
-    s = await page.evaluate(() => window.snapshot());
+    s = await snap();
+    if (SWITCH_LANG !== null && sw === null && Date.now() - w0 >= SWITCH_AFTER * 1000 && !s.fatal.length) {
+      const before = s.audioLang;
+      const refused = await page.evaluate((l) => window.switchAudio(l), SWITCH_LANG);
+      s = await snap();
+      sw = { before, refused, wall: +((Date.now() - w0) / 1000).toFixed(2), at: s.switchTime, t: s.switchedAt };
+    }
   }
 }
 const warnings = [];
@@ -169,31 +219,55 @@ if (a.screenshot) {
   await page.locator('video').screenshot({ path: a.screenshot, timeout: 10000 })
     .catch((e) => warnings.push('screenshot: ' + String(e.message).split('\n')[0]));
 }
+s = await snap();
 
-// hls.js's live latency estimates (null for VOD or when unknown).
+// hls.js's own latency estimates (null for VOD, other players, or when unknown).
 const lat = await page.evaluate(() => {
   const h = window.hls;
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? +v.toFixed(3) : null);
-  const details = h && h.levels && h.levels[Math.max(0, h.currentLevel)] && h.levels[Math.max(0, h.currentLevel)].details;
-  return h ? { latency: num(h.latency), target: num(h.targetLatency), live: !!(details && details.live) }
-    : { latency: null, target: null, live: false };
-}).catch(() => ({ latency: null, target: null, live: false }));
+  return h ? { latency: num(h.latency), target: num(h.targetLatency) } : { latency: null, target: null };
+}).catch(() => ({ latency: null, target: null }));
 const advanced = +(s.currentTime - ct0).toFixed(3);
 const duration = Number.isFinite(s.duration) ? +s.duration.toFixed(3) : null;
-// --url on a live stream: the media duration is only what is buffered, so require 0.8 * SECONDS.
-const target = +(0.8 * (duration === null || (a.url && lat.live) ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
+// A live stream (--live, or one the player reports as live when loaded by --url): the media
+// duration is only what is available, so require 0.8 * SECONDS.
+const asLive = a.live || (a.url && s.live);
+const target = +(0.8 * (duration === null || asLive ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
 const reasons = [];
 if (s.fatal.length) reasons.push('fatal error: ' + JSON.stringify(s.fatal[0]));
 else if (startupMs === null) reasons.push(`playback did not start within ${STARTUP_S} s`);
 if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < required ${target} s`);
+if (a.live && !s.live) reasons.push('--live: the player does not report a live stream');
+
+const paths = (list) => list.map((r) => r.path);
+const switchReport = {};
+if (SWITCH_LANG !== null) {
+  const after = sw === null ? [] : s.audioRequests.filter((r) => r.t >= sw.t);
+  const advancedAfter = sw === null || sw.at === null ? null : +(s.currentTime - sw.at).toFixed(3);
+  const langNow = s.audioLang;
+  const matches = await page.evaluate(([x, y]) => window.sameLang(x, y), [langNow, SWITCH_LANG]);
+  if (sw === null) reasons.push(`audio switch to ${SWITCH_LANG} never happened (playback stopped first)`);
+  else if (sw.refused) reasons.push(`audio switch to ${SWITCH_LANG} refused: ${sw.refused}`);
+  else {
+    if (!matches) reasons.push(`active audio language is ${langNow} after switching to ${SWITCH_LANG}`);
+    if (!(advancedAfter >= AFTER_SWITCH_S)) reasons.push(`currentTime advanced ${advancedAfter} s < ${AFTER_SWITCH_S} s after the audio switch`);
+  }
+  Object.assign(switchReport, {
+    switch_audio: SWITCH_LANG, audio_lang_before: sw ? sw.before : null, switched_at_s: sw ? sw.at : null,
+    switch_wall_s: sw ? sw.wall : null, advanced_after_switch_s: advancedAfter,
+    audio_requests_before_switch: paths(sw === null ? s.audioRequests : s.audioRequests.filter((r) => r.t < sw.t)),
+    audio_requests_after_switch: paths(after),
+  });
+}
 await finish({
-  ok: reasons.length === 0, reason: reasons.join('; ') || null, url, player: s.lib || null,
+  ok: reasons.length === 0, reason: reasons.join('; ') || null, url, player: s.lib || null, player_name: PLAYER,
   advanced_s: advanced, required_s: target, duration, ended: s.ended, startup_ms: startupMs,
-  live: lat.live, latency_s: lat.latency, target_latency_s: lat.target,
+  live: s.live, live_latency_s: s.liveLatency, latency_s: lat.latency, target_latency_s: lat.target,
   wall_s: +((Date.now() - w0) / 1000).toFixed(2),
   video_width: s.videoWidth, video_height: s.videoHeight,
   dropped_frames: s.droppedFrames ?? null, total_frames: s.totalFrames ?? null,
-  fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors,
+  audio_tracks: s.audioTracks, audio_lang: s.audioLang, audio_requests: s.audioRequests.length, ...switchReport,
+  fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors, aborted_requests: aborted,
   blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, warnings,
   screenshot: a.screenshot || null,
 });
