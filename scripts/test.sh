@@ -107,9 +107,12 @@ install_browser_deps() {
   local want have=""
   want=$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)
   [ -f "$LOCK_STAMP" ] && have=$(cat "$LOCK_STAMP")
-  if [ -d "$BROWSER_DIR/node_modules/playwright-core" ] && [ -d "$BROWSER_DIR/node_modules/hls.js" ] \
-     && [ "$want" = "$have" ]; then
-    log "tests/browser/node_modules up to date (playwright-core, hls.js)"
+  local pkg missing=""
+  for pkg in playwright-core hls.js dashjs shaka-player; do
+    [ -d "$BROWSER_DIR/node_modules/$pkg" ] || missing="$missing $pkg"
+  done
+  if [ -z "$missing" ] && [ "$want" = "$have" ]; then
+    log "tests/browser/node_modules up to date (playwright-core, hls.js, dashjs, shaka-player)"
     return 0
   fi
   # pinned by package-lock.json; never `npx playwright install`: the browser is /usr/bin/chromium
