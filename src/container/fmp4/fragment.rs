@@ -47,6 +47,22 @@ pub struct SampleInfo {
     pub duration: u32,
     /// `pts - dts` in the track timescale, as written in `trun`.
     pub composition_offset: i32,
+    /// Index of the sample's first NAL unit in [`FragmentInfo::nal_units`] (video).
+    pub first_nal: u32,
+    /// NAL units of the sample (video); 0 for audio, and for a video payload whose
+    /// 4-byte length prefixes do not add up to its size exactly.
+    pub nal_count: u32,
+}
+
+/// One NAL unit of a video sample, for subsample encryption (ISO/IEC 23001-7 §9.5):
+/// the 4-byte length prefix at `offset`, then `len` bytes of NAL unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NalRange {
+    /// Byte offset of the length prefix from the first byte the call appended.
+    pub offset: usize,
+    /// NAL unit size in bytes, without the prefix (header included).
+    pub len: u32,
 }
 
 /// What [`super::Fmp4Writer::media_segment`] wrote.
@@ -67,6 +83,52 @@ pub struct FragmentInfo {
     pub len: usize,
     /// The samples, in decode order: the table later per-request encryption works from.
     pub samples: Vec<SampleInfo>,
+    /// The NAL units of every video sample, in order (see [`SampleInfo::first_nal`]).
+    pub nal_units: Vec<NalRange>,
+}
+
+impl FragmentInfo {
+    /// The NAL units of sample `index` (empty for audio, an unparseable video payload
+    /// or an index out of range).
+    pub fn sample_nal_units(&self, index: usize) -> &[NalRange] {
+        let Some(s) = self.samples.get(index) else {
+            return &[];
+        };
+        let first = s.first_nal as usize;
+        self.nal_units
+            .get(first..first + s.nal_count as usize)
+            .unwrap_or(&[])
+    }
+}
+
+/// Appends the NAL units of one length-prefixed (4-byte) sample at `at` to `out`;
+/// returns how many, or 0 (and appends nothing) when the prefixes do not cover the
+/// payload exactly.
+fn nal_units(data: &[u8], at: usize, out: &mut Vec<NalRange>) -> u32 {
+    let mark = out.len();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let Some(prefix) = data.get(pos..pos + 4) else {
+            out.truncate(mark);
+            return 0;
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        let end = (pos + 4).checked_add(len as usize);
+        match end {
+            Some(end) if end <= data.len() && len > 0 => {
+                out.push(NalRange {
+                    offset: at + pos,
+                    len,
+                });
+                pos = end;
+            }
+            _ => {
+                out.truncate(mark);
+                return 0;
+            }
+        }
+    }
+    (out.len() - mark) as u32
 }
 
 /// Validates `frames` and computes each sample's (dts, duration, cto, flags).
@@ -221,8 +283,15 @@ pub(crate) fn write_header(
     out[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
 
     let mut samples = Vec::with_capacity(timing.len());
+    let mut nals = Vec::with_capacity(if video { 2 * frames.len() } else { 0 });
     let mut at = data_start;
-    for (&(dts, duration, cto, sflags), &size) in timing.iter().zip(&sizes) {
+    for ((&(dts, duration, cto, sflags), &size), f) in timing.iter().zip(&sizes).zip(frames) {
+        let first_nal = nals.len() as u32;
+        let nal_count = if video {
+            nal_units(&f.data, at, &mut nals)
+        } else {
+            0
+        };
         samples.push(SampleInfo {
             offset: at,
             size,
@@ -230,6 +299,8 @@ pub(crate) fn write_header(
             dts,
             duration,
             composition_offset: cto,
+            first_nal,
+            nal_count,
         });
         at += size as usize;
     }
@@ -241,6 +312,7 @@ pub(crate) fn write_header(
         data_offset: data_start,
         len: at,
         samples,
+        nal_units: nals,
     })
 }
 
@@ -318,6 +390,11 @@ mod tests {
             .map(|s| (s.offset, s.size, s.keyframe, s.composition_offset))
             .collect();
         assert_eq!(s, [(152, 5, true, 3600), (157, 6, false, -3600)]);
+        let n: Vec<(usize, u32)> = (0..2)
+            .flat_map(|i| info.sample_nal_units(i).iter().map(|r| (r.offset, r.len)))
+            .collect();
+        assert_eq!(n, [(152, 1), (157, 2)]);
+        assert!(info.sample_nal_units(2).is_empty());
         // The last duration carries over to a one-frame fragment without an end.
         let info = w
             .media_segment(
