@@ -1,5 +1,7 @@
 //! Fragmented MP4 / CMAF writer (ISO/IEC 14496-12 §8.8, ISO/IEC 23000-19): one track per
 //! output, an init segment (`ftyp` + `moov`) and media segments (`styp` + `moof` + `mdat`).
+//! [`Fmp4Reader`] reads them back (any number of tracks, every `tfhd`/`trun` option, and
+//! whole fragmented files as FFmpeg writes them) into frames that slice the input.
 //!
 //! [`Fmp4Writer`] appends to a caller-owned [`BytesMut`]. Sample payloads are the
 //! pipeline's canonical form, which is already what `avc1`/`hvc1` (4-byte NAL lengths)
@@ -46,6 +48,7 @@
 mod boxes;
 mod fragment;
 mod init;
+mod reader;
 
 use bytes::BytesMut;
 
@@ -54,6 +57,7 @@ pub use fragment::{
     SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC, SEGMENT_COMPATIBLE_BRANDS, SEGMENT_MAJOR_BRAND,
 };
 pub use init::{write_init_segment, INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
+pub use reader::{Fmp4Reader, Fmp4ReaderOptions};
 
 use crate::error::Result;
 use crate::media::TrackInfo;

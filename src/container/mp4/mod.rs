@@ -49,6 +49,10 @@ mod tests;
 
 pub use demuxer::{Mp4Demuxer, ReadRequest};
 pub use header::{scan_box_header, BoxHeader, MAX_HEADER_LEN};
+// For the fragmented MP4 reader (`crate::container::fmp4`), which shares box walking and
+// `moov` parsing with this reader.
+pub(crate) use header::{children, Child};
+pub(crate) use track::{parse_fragmented_moov, MoovLimits};
 
 /// Limits and read sizes of an [`Mp4Demuxer`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,6 +92,21 @@ fn check_count(
 
 /// Parses the body of a `moov` box that starts at absolute file offset `base`.
 pub(crate) fn parse_moov(body: Bytes, base: u64, limits: MoovLimits) -> Result<Movie> {
+    parse_moov_with(body, base, limits, false)
+}
+
+/// Parses the `moov` of a fragmented file (an init segment): like [`parse_moov`], but
+/// tracks whose samples all live in `moof` boxes (empty sample tables) are accepted.
+pub(crate) fn parse_fragmented_moov(body: Bytes, base: u64, limits: MoovLimits) -> Result<Movie> {
+    parse_moov_with(body, base, limits, true)
+}
+
+fn parse_moov_with(
+    body: Bytes,
+    base: u64,
+    limits: MoovLimits,
+    allow_fragmented: bool,
+) -> Result<Movie> {
     let mut mvhd = None;
     let mut traks = Vec::new();
     let mut fragmented = false;
@@ -136,7 +151,7 @@ pub(crate) fn parse_moov(body: Bytes, base: u64, limits: MoovLimits) -> Result<M
             Error::unsupported("no supported track (H.264, H.265, AAC, Opus) in moov")
         }));
     }
-    if fragmented && tracks.iter().all(|t| t.table.len() == 0) {
+    if fragmented && !allow_fragmented && tracks.iter().all(|t| t.table.len() == 0) {
         return Err(Error::unsupported(
             "fragmented MP4: samples are in moof boxes, not in moov",
         ));
