@@ -1,4 +1,4 @@
-//! Live origin: RTMP in, HLS out.
+//! Live origin: RTMP in; HLS (MPEG-TS and fMP4) and DASH out.
 //!
 //! ```sh
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
@@ -6,8 +6,10 @@
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
-//! `http://HOST:8080/live/NAME/index.m3u8`; `GET /` is a status page that lists the
-//! live streams and plays one with hls.js. With `--publish-secret`, publishing needs
+//! `http://HOST:8080/live/NAME/index.m3u8` (HLS, MPEG-TS),
+//! `http://HOST:8080/live/NAME/cmaf.m3u8` (HLS, fMP4) or
+//! `http://HOST:8080/live/NAME/manifest.mpd` (DASH; `/time` is its clock); `GET /` is
+//! a status page that lists the live streams with these URLs and plays one with hls.js. With `--publish-secret`, publishing needs
 //! a token from [`strom::auth::TokenAuthorizer`] (printed at start for `NAME=test`);
 //! without it, any publisher is accepted. A second publisher on a live name is
 //! refused.
@@ -617,6 +619,10 @@ async fn serve() {
     );
     println!(
         "  watch:   http://{}/  (or any HLS player: http://{}/live/test/index.m3u8)",
+        args.http, args.http
+    );
+    println!(
+        "  fMP4:    http://{}/live/test/cmaf.m3u8   DASH: http://{}/live/test/manifest.mpd",
         args.http, args.http
     );
     println!("  or RTMP: ffplay rtmp://{}/live/test", args.rtmp);

@@ -1,5 +1,6 @@
 //! [`LiveStream`]: one live stream packaged as HLS with MPEG-TS segments, a sliding
-//! playlist window and a publisher lifecycle (connect, disconnect, reconnect, end).
+//! playlist window and a publisher lifecycle (connect, disconnect, reconnect, end); and
+//! the same segments as CMAF fragments with fMP4 HLS playlists and a dynamic DASH MPD.
 
 use std::collections::VecDeque;
 
@@ -8,12 +9,15 @@ use bytes::{Bytes, BytesMut};
 use crate::container::ts::{TsMuxer, TsMuxerOptions};
 use crate::error::{Error, Result};
 use crate::media::{Event, Item, MediaKind, TrackInfo};
+use crate::package::cmaf::CmafPresentation;
 use crate::package::hls::{
     BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Variant,
 };
 use crate::package::{Segment, Segmenter, SegmenterOptions};
 use crate::pipeline::Stage;
 use crate::time::{Timescale, Timestamp};
+
+use super::live_cmaf::{LiveCmaf, LiveFragment};
 
 /// Name of the media playlist, relative to the multivariant playlist.
 pub const MEDIA_PLAYLIST: &str = "media.m3u8";
@@ -81,8 +85,13 @@ pub struct LiveStreamOptions {
     pub first_segment: FirstSegment,
     /// Sequence number of the first segment. Default: 0. An origin that replaces an
     /// ended stream by a new one of the same name continues the numbering so that
-    /// segment URLs (cached as immutable) are never reused.
+    /// segment URLs (cached as immutable) are never reused. Also the number of the
+    /// first CMAF fragment of each rendition.
     pub first_sequence: u64,
+    /// Also write every segment as CMAF: one fragment per track
+    /// ([`LiveSegment::fragments`]), fMP4 HLS playlists and a dynamic DASH MPD, over
+    /// the same window. Default: `true`.
+    pub cmaf: bool,
 }
 
 impl Default for LiveStreamOptions {
@@ -97,6 +106,7 @@ impl Default for LiveStreamOptions {
             idle_timeout_ms: 30_000,
             first_segment: FirstSegment::Short,
             first_sequence: 0,
+            cmaf: true,
         }
     }
 }
@@ -113,6 +123,10 @@ pub struct LiveSegment {
     pub program_date_time: i64,
     /// TS packets: PAT, PMT, then the frames; decodable alone.
     pub data: Bytes,
+    /// The same segment as CMAF, one fragment per track (empty when
+    /// [`LiveStreamOptions::cmaf`] is off). Store each (and its new init segment)
+    /// before serving the manifests.
+    pub fragments: Vec<LiveFragment>,
 }
 
 /// Where a [`LiveStream`] is in its life.
@@ -259,6 +273,10 @@ pub struct LiveStream {
     /// Playlist texts, rebuilt when the window changes, shared by every request.
     media_text: Option<Bytes>,
     multi_text: Option<Bytes>,
+    /// The CMAF packaging, while [`LiveStreamOptions::cmaf`] is on and it has not failed.
+    cmaf: Option<LiveCmaf>,
+    /// Why the CMAF packaging stopped.
+    cmaf_error: Option<Error>,
 }
 
 impl LiveStream {
@@ -272,6 +290,13 @@ impl LiveStream {
         let target_ms = opts.segmenter.target_duration.as_millis().max(1);
         playlist.target_duration = Some(((target_ms + 999) / 1000) as u64);
         playlist.media_sequence = opts.first_sequence;
+        let cmaf = opts.cmaf.then(|| {
+            LiveCmaf::new(
+                opts.window,
+                opts.first_sequence,
+                opts.segmenter.target_duration,
+            )
+        });
         Ok(LiveStream {
             next_sequence: opts.first_sequence,
             opts,
@@ -292,6 +317,8 @@ impl LiveStream {
             last_segment_len: 0,
             media_text: None,
             multi_text: None,
+            cmaf,
+            cmaf_error: None,
         })
     }
 
@@ -313,6 +340,14 @@ impl LiveStream {
     /// The sequence number the next segment will get.
     pub fn next_sequence(&self) -> u64 {
         self.next_sequence
+    }
+
+    /// The number the next segment or CMAF fragment gets at least: a stream that
+    /// replaces this one after its end starts here
+    /// ([`LiveStreamOptions::first_sequence`]), so no URL is reused.
+    pub fn next_number(&self) -> u64 {
+        let cmaf = self.cmaf.as_ref().map_or(0, LiveCmaf::next_number);
+        self.next_sequence.max(cmaf)
     }
 
     /// Whether the media playlist lists at least one segment.
@@ -393,9 +428,28 @@ impl LiveStream {
                 self.playlist.ended = true;
                 // Cannot fail: the window was written before, ENDLIST adds no input.
                 let _ = self.refresh();
+                let r = self.cmaf.as_mut().map(|c| c.set_ended(now));
+                self.cmaf_result(r);
                 true
             }
-            _ => false,
+            _ => {
+                let r = self.cmaf.as_mut().map(|c| c.catch_up(now));
+                self.cmaf_result(r);
+                false
+            }
+        }
+    }
+
+    /// Keeps a CMAF error: the CMAF packaging stops, MPEG-TS goes on.
+    fn cmaf_result<T>(&mut self, r: Option<Result<T>>) -> Option<T> {
+        match r? {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!("live stream: CMAF packaging stops: {e}");
+                self.cmaf = None;
+                self.cmaf_error = Some(e.context("CMAF"));
+                None
+            }
         }
     }
 
@@ -418,6 +472,8 @@ impl LiveStream {
         let r = self.push_in(&mut session, item, now);
         let c = self.collect(&mut session, now);
         self.session = Some(session);
+        let caught = self.cmaf.as_mut().map(|c| c.catch_up(now));
+        self.cmaf_result(caught);
         r.and(c)
     }
 
@@ -565,11 +621,14 @@ impl LiveStream {
             self.window_rates.pop_front();
         }
         self.refresh()?;
+        let written = self.cmaf.as_mut().map(|c| c.write(&seg, pdt, now));
+        let fragments = self.cmaf_result(written).unwrap_or_default();
         self.ready.push_back(LiveSegment {
             sequence,
             duration: seg.duration,
             program_date_time: pdt,
             data,
+            fragments,
         });
         Ok(())
     }
@@ -643,6 +702,49 @@ impl LiveStream {
     /// last new segment, shared. `None` before the first segment.
     pub fn multivariant_playlist_bytes(&self) -> Option<Bytes> {
         self.multi_text.clone()
+    }
+
+    /// The CMAF presentation (renditions, their playlists and timelines), while
+    /// [`LiveStreamOptions::cmaf`] is on and it has not failed.
+    pub fn cmaf(&self) -> Option<&CmafPresentation> {
+        self.cmaf.as_ref().map(LiveCmaf::presentation)
+    }
+
+    /// Why the CMAF packaging stopped (a track the fMP4 writer cannot carry, say);
+    /// MPEG-TS output goes on regardless.
+    pub fn cmaf_error(&self) -> Option<&Error> {
+        self.cmaf_error.as_ref()
+    }
+
+    /// The DASH `@availabilityStartTime` (Unix ms): the wall-clock time of media time
+    /// 0, fixed by the first fragment.
+    pub fn availability_start_time(&self) -> Option<i64> {
+        self.cmaf.as_ref()?.availability_start_time()
+    }
+
+    /// The fMP4 HLS multivariant playlist (RFC 8216bis §4.4.6): the audio renditions
+    /// as one group, a variant per video rendition, media playlists at
+    /// `{rendition}/media.m3u8`. Shared text as of the last change; `None` before
+    /// the first fragment or without CMAF.
+    pub fn cmaf_multivariant_playlist_bytes(&self) -> Option<Bytes> {
+        self.cmaf.as_ref()?.multivariant_bytes()
+    }
+
+    /// The fMP4 HLS media playlist of `rendition` (`EXT-X-MAP` to `init.mp4`,
+    /// segments `{number}.m4s`, `EXT-X-DISCONTINUITY` where a publisher joined,
+    /// `EXT-X-ENDLIST` after the end). Shared text as of the last change.
+    pub fn cmaf_media_playlist_bytes(&self, rendition: &str) -> Option<Bytes> {
+        self.cmaf.as_ref()?.media_bytes(rendition)
+    }
+
+    /// The dynamic DASH MPD (ISO/IEC 23009-1) at `now` (Unix ms): `SegmentTemplate`
+    /// with `$Number$` and a `SegmentTimeline` per rendition, listing the fragments
+    /// available by `now` (availabilityStartTime + end <= now); `UTCTiming` to
+    /// `/time`. After the end: no `@minimumUpdatePeriod`, a
+    /// `@mediaPresentationDuration`. Shared text as of the last change (its
+    /// `@publishTime`). `None` before every rendition has an available fragment.
+    pub fn mpd_bytes(&self, now: i64) -> Option<Bytes> {
+        self.cmaf.as_ref()?.mpd_bytes(now)
     }
 
     /// Statistics at `now` (Unix ms).
@@ -809,6 +911,182 @@ mod tests {
         let window: u64 = segs[4..].iter().map(|s| s.data.len() as u64).sum();
         assert_eq!(st.bitrate, (window * 8).div_ceil(12));
         assert_eq!(st.state, LiveState::Publishing);
+    }
+
+    /// The attribute `name="..."` of the `MPD` element.
+    fn mpd_attr<'a>(mpd: &'a str, name: &str) -> Option<&'a str> {
+        let head = &mpd[mpd.find("<MPD")?..];
+        let head = &head[..head.find('>')?];
+        let at = head.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(&head[at..at + head[at..].find('"')?])
+    }
+
+    #[test]
+    fn cmaf_fragments_playlists_and_dynamic_mpd() {
+        let mut live = LiveStream::new(full()).unwrap();
+        assert!(live.mpd_bytes(T0).is_none());
+        live.publisher_connected(T0).unwrap();
+        feed(&mut live, 21, T0);
+        let segs = drain(&mut live);
+        assert_eq!(segs.len(), 10);
+        for (i, s) in segs.iter().enumerate() {
+            let names: Vec<&str> = s.fragments.iter().map(|f| f.rendition.as_str()).collect();
+            assert_eq!(names, ["v1", "a2"]);
+            for f in &s.fragments {
+                assert_eq!(f.number, i as u64);
+                assert_eq!(&f.data[4..8], b"styp");
+                // The init segment comes with the first fragment only.
+                assert_eq!(f.init.is_some(), i == 0);
+            }
+        }
+        assert_eq!(&segs[0].fragments[0].init.as_ref().unwrap()[4..8], b"ftyp");
+        assert_eq!(live.next_number(), 10);
+        // Media time 0 arrived at T0.
+        assert_eq!(live.availability_start_time(), Some(T0));
+        let now = T0 + 21_000;
+        let mpd = String::from_utf8(live.mpd_bytes(now).unwrap().to_vec()).unwrap();
+        assert_eq!(mpd_attr(&mpd, "type"), Some("dynamic"), "{mpd}");
+        assert_eq!(
+            mpd_attr(&mpd, "availabilityStartTime"),
+            Some("2023-11-14T22:13:20Z")
+        );
+        // Rebuilt when the last segment came (at 20 s), not per request.
+        assert_eq!(
+            mpd_attr(&mpd, "publishTime"),
+            Some("2023-11-14T22:13:40.013Z")
+        );
+        assert_eq!(mpd_attr(&mpd, "minimumUpdatePeriod"), Some("PT2S"));
+        assert_eq!(
+            mpd_attr(&mpd, "timeShiftBufferDepth"),
+            Some("PT12.012S"),
+            "{mpd}"
+        ); // the audio window
+        assert_eq!(mpd_attr(&mpd, "suggestedPresentationDelay"), Some("PT6S"));
+        assert!(
+            mpd.contains(
+                r#"<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time"/>"#
+            ),
+            "{mpd}"
+        );
+        assert!(mpd.contains(r#"startNumber="4""#), "{mpd}");
+        assert!(mpd.contains(r#"<S t="8000" d="2000" r="5"/>"#), "{mpd}");
+        let hls = live.cmaf_media_playlist_bytes("v1").unwrap();
+        let hls = std::str::from_utf8(&hls).unwrap();
+        assert!(hls.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{hls}");
+        assert!(hls.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{hls}");
+        assert!(hls.ends_with("9.m4s\n"), "{hls}");
+        let mv = live.cmaf_multivariant_playlist_bytes().unwrap();
+        let mv = std::str::from_utf8(&mv).unwrap();
+        assert!(
+            mv.contains("v1/media.m3u8") && mv.contains("TYPE=AUDIO"),
+            "{mv}"
+        );
+        assert!(live.cmaf_media_playlist_bytes("v9").is_none());
+
+        // The end: ENDLIST, and an MPD without minimumUpdatePeriod.
+        live.publisher_disconnected(now).unwrap();
+        assert_eq!(drain(&mut live).len(), 1); // 20 s..21 s
+        assert!(live.tick(now + 30_000));
+        let mpd = String::from_utf8(live.mpd_bytes(now + 30_000).unwrap().to_vec()).unwrap();
+        assert_eq!(mpd_attr(&mpd, "minimumUpdatePeriod"), None, "{mpd}");
+        // Media from 0 to 21 s, after media time 0 = the Period start.
+        assert_eq!(
+            mpd_attr(&mpd, "mediaPresentationDuration"),
+            Some("PT21.000S"),
+            "{mpd}"
+        );
+        let hls = live.cmaf_media_playlist_bytes("a2").unwrap();
+        assert!(hls.ends_with(b"#EXT-X-ENDLIST\n"));
+
+        // No CMAF when it is off.
+        let mut ts_only = LiveStream::new(LiveStreamOptions {
+            cmaf: false,
+            ..full()
+        })
+        .unwrap();
+        ts_only.publisher_connected(T0).unwrap();
+        feed(&mut ts_only, 5, T0);
+        assert!(drain(&mut ts_only).iter().all(|s| s.fragments.is_empty()));
+        assert!(ts_only.mpd_bytes(T0 + 5000).is_none() && ts_only.cmaf().is_none());
+    }
+
+    #[test]
+    fn mpd_lists_a_fragment_only_once_available() {
+        let mut live = LiveStream::new(full()).unwrap();
+        live.publisher_connected(T0).unwrap();
+        // 9 s of media arrive at once: media runs ahead of the wall clock.
+        for item in tracks() {
+            live.push(item, T0).unwrap();
+        }
+        let mut n = 0;
+        for i in 0..9 * 25 {
+            let t = Timestamp::from_millis(i * 40);
+            let nal: &'static [u8] = if i % 25 == 0 {
+                b"\0\0\0\x02\x65\x88"
+            } else {
+                b"\0\0\0\x02\x41\x9a"
+            };
+            let mut f = Frame::new(1, t, t, Bytes::from_static(nal));
+            if i % 25 == 0 {
+                f = f.with_flags(FrameFlags::KEYFRAME);
+            }
+            live.push(f.into(), T0).unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 225);
+        assert_eq!(drain(&mut live).len(), 4); // stored: 0..8 s
+        assert_eq!(live.availability_start_time(), Some(T0));
+        // Nothing ends before T0 + 2 s.
+        assert!(live.mpd_bytes(T0 + 1999).is_none());
+        // Built for the request once a fragment is due, before any push or tick...
+        let mpd = live.mpd_bytes(T0 + 4500).unwrap();
+        let mpd = std::str::from_utf8(&mpd).unwrap();
+        assert!(mpd.contains(r#"<S t="0" d="2000" r="1"/>"#), "{mpd}");
+        assert!(!mpd.contains(r#"t="4000""#), "{mpd}");
+        assert_eq!(mpd_attr(mpd, "timeShiftBufferDepth"), Some("PT4S"));
+        // ... and cached by the next tick.
+        assert!(!live.tick(T0 + 6000));
+        let a = live.mpd_bytes(T0 + 6000).unwrap();
+        let b = live.mpd_bytes(T0 + 7999).unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        let text = std::str::from_utf8(&a).unwrap();
+        assert!(text.contains(r#"<S t="0" d="2000" r="2"/>"#), "{text}");
+        assert_eq!(mpd_attr(text, "publishTime"), Some("2023-11-14T22:13:26Z"));
+        // The HLS playlists list what is stored: HLS has no availability times.
+        let hls = live.cmaf_media_playlist_bytes("v1").unwrap();
+        assert!(std::str::from_utf8(&hls).unwrap().contains("3.m4s"));
+    }
+
+    #[test]
+    fn reconnect_keeps_the_dash_timeline_on_the_wall_clock() {
+        let mut live = LiveStream::new(full()).unwrap();
+        live.publisher_connected(T0).unwrap();
+        feed(&mut live, 7, T0);
+        live.publisher_disconnected(T0 + 7000).unwrap();
+        // Back 13 s later with timestamps from 0 again.
+        live.publisher_connected(T0 + 20_000).unwrap();
+        feed(&mut live, 5, T0 + 20_000);
+        let segs = drain(&mut live);
+        assert_eq!(segs.len(), 6);
+        // Numbers go on per rendition.
+        let v: Vec<u64> = segs.iter().map(|s| s.fragments[0].number).collect();
+        assert_eq!(v, [0, 1, 2, 3, 4, 5]);
+        let mpd = live.mpd_bytes(T0 + 25_000).unwrap();
+        let mpd = std::str::from_utf8(&mpd).unwrap();
+        // Contiguous: 3 x 2 s, the flushed 1 s, then the joining publisher's first
+        // fragment stretched over the pause to the wall clock (20 s), then 2 s.
+        assert!(
+            mpd.contains(
+                "<S t=\"0\" d=\"2000\" r=\"2\"/>\n            <S d=\"1000\"/>\n            <S d=\"15000\"/>\n            <S d=\"2000\"/>"
+            ),
+            "{mpd}"
+        );
+        let hls = live.cmaf_media_playlist_bytes("v1").unwrap();
+        let hls = std::str::from_utf8(&hls).unwrap();
+        assert!(hls.contains("#EXT-X-DISCONTINUITY\n"), "{hls}");
+        // The fragment's own decode time is the wall-clock one.
+        let f = &segs[4].fragments[0];
+        assert_eq!(f.number, 4);
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! answers for HLS players, without a server, a runtime or a file system.
 //!
 //! * [`SegmentStore`] (host-implementable) and [`MemoryStore`]: segment bytes by
-//!   (stream, sequence), a bounded window per stream.
+//!   (stream, sequence) and CMAF objects by (stream, [`CmafKey`]), a bounded window
+//!   per stream.
 //! * [`LiveStream`]: frames of one publisher in, MPEG-TS segments and live HLS
 //!   playlists out (sliding window, `EXT-X-PROGRAM-DATE-TIME`, discontinuities
-//!   across publisher reconnects, `EXT-X-ENDLIST` after an idle timeout).
+//!   across publisher reconnects, `EXT-X-ENDLIST` after an idle timeout); the same
+//!   segments as CMAF fragments ([`LiveFragment`]) with fMP4 HLS playlists and a
+//!   dynamic DASH MPD whose availability times follow the wall clock.
 //! * [`Origin`]: streams plus a store behind [`Origin::handle`]`(&Request, now)`.
 //!
 //! ```
@@ -30,6 +33,7 @@
 
 mod http;
 mod live;
+mod live_cmaf;
 mod router;
 mod store;
 
@@ -38,8 +42,10 @@ pub use live::{
     FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,
     MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
 };
+pub use live_cmaf::{LiveFragment, TIME_PATH};
 pub use router::{
-    valid_stream_name, Origin, OriginOptions, MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, PLAYLIST_CACHE,
-    PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE,
+    valid_stream_name, Origin, OriginOptions, CMAF_PLAYLIST, FRAGMENT_TYPE, INIT_CACHE,
+    MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE,
+    SEGMENT_CACHE, SEGMENT_TYPE,
 };
-pub use store::{MemoryStore, MemoryStoreOptions, SegmentStore};
+pub use store::{CmafKey, MemoryStore, MemoryStoreOptions, SegmentStore};

@@ -9,9 +9,11 @@ use super::http::{Method, Request, Response};
 use super::live::{
     LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
 };
-use super::store::SegmentStore;
+use super::live_cmaf::TIME_PATH;
+use super::store::{CmafKey, SegmentStore};
 use crate::error::{Error, Result};
 use crate::media::Item;
+use crate::package::cmaf::INIT_SEGMENT;
 
 /// `Content-Type` of HLS playlists (RFC 8216bis §4).
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -21,6 +23,18 @@ pub const SEGMENT_TYPE: &str = "video/mp2t";
 pub const PLAYLIST_CACHE: &str = "max-age=1";
 /// `Cache-Control` of segments: a URL never names other bytes.
 pub const SEGMENT_CACHE: &str = "max-age=31536000, immutable";
+/// Name of the fMP4 HLS multivariant playlist of a stream.
+pub const CMAF_PLAYLIST: &str = "cmaf.m3u8";
+/// Name of the DASH MPD of a stream.
+pub const MPD_NAME: &str = "manifest.mpd";
+/// `Content-Type` of DASH MPDs (ISO/IEC 23009-1 Annex C).
+pub const MPD_TYPE: &str = "application/dash+xml";
+/// `Content-Type` of CMAF media segments (`.m4s`, RFC 8216bis §4.3.2 / ISO/IEC 23000-19
+/// Annex; the `video/iso.segment` registration covers audio segments too).
+pub const FRAGMENT_TYPE: &str = "video/iso.segment";
+/// `Cache-Control` of init segments: a new track configuration replaces one under the
+/// same URL, so caches revalidate.
+pub const INIT_CACHE: &str = "no-cache";
 /// Longest stream name.
 pub const MAX_NAME_LEN: usize = 64;
 /// Most distinct viewers remembered per stream by [`Origin::handle_counting`].
@@ -73,9 +87,29 @@ pub fn valid_stream_name(name: &str) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 enum Route<'a> {
     Streams,
+    Time,
     Multivariant(&'a str),
     Media(&'a str),
     Segment(&'a str, u64),
+    CmafMultivariant(&'a str),
+    Mpd(&'a str),
+    RenditionMedia(&'a str, &'a str),
+    Init(&'a str, &'a str),
+    Fragment(&'a str, &'a str, u64),
+}
+
+impl<'a> Route<'a> {
+    /// The stream of a manifest route (what a viewer reloads).
+    fn manifest_of(&self) -> Option<&'a str> {
+        match *self {
+            Route::Multivariant(n)
+            | Route::Media(n)
+            | Route::CmafMultivariant(n)
+            | Route::Mpd(n)
+            | Route::RenditionMedia(n, _) => Some(n),
+            _ => None,
+        }
+    }
 }
 
 /// A live HLS origin without a server or a runtime: publishers' frames in
@@ -88,6 +122,15 @@ enum Route<'a> {
 /// * `/live/{stream}/index.m3u8`: multivariant playlist (RFC 8216bis §4.4.6);
 /// * `/live/{stream}/media.m3u8`: live media playlist (§4.4.3);
 /// * `/live/{stream}/{sequence}.ts`: an MPEG-TS segment from the [`SegmentStore`];
+/// * `/live/{stream}/cmaf.m3u8`: fMP4 HLS multivariant playlist (audio group,
+///   `EXT-X-MAP`), `/live/{stream}/{rendition}/media.m3u8` its media playlists;
+/// * `/live/{stream}/manifest.mpd`: dynamic DASH MPD (`application/dash+xml`,
+///   `max-age=1`; `SegmentTimeline` with `$Number$`, `UTCTiming` to `/time`);
+/// * `/live/{stream}/{rendition}/init.mp4` (`video/mp4` or `audio/mp4`, `no-cache`)
+///   and `/live/{stream}/{rendition}/{number}.m4s` (`video/iso.segment`, immutable):
+///   CMAF objects from the store ([`SegmentStore::get_cmaf`]);
+/// * `/time`: the `now` of the request as ISO 8601 UTC with milliseconds
+///   (`2026-11-23T19:30:00.000Z`, `no-cache`), the MPD's `UTCTiming` source;
 /// * `/streams.json`: streams not ended, with codecs, resolution, frame rate,
 ///   measured bit rate, uptime, bytes and viewers: distinct
 ///   [`Request::client`]s with a recent playlist request, counted when the host
@@ -99,7 +142,8 @@ enum Route<'a> {
 /// while the origin remembers it). Unknown streams, segments and paths are 404,
 /// a stream with no segment yet is 404 too. Stream names are `[A-Za-z0-9_-]{1,64}`;
 /// a path containing `..`, with `.` segments, backslashes, percent-encoding, control
-/// characters, an empty segment or a name outside that set is 400. No file system is ever touched.
+/// characters, an empty segment or a stream or rendition name outside that set is 400. No file
+/// system is ever touched.
 ///
 /// ```
 /// use strom::origin::{MemoryStore, Origin, Request};
@@ -169,7 +213,7 @@ impl<S: SegmentStore> Origin<S> {
             if !s.is_ended() {
                 return s.publisher_connected(now);
             }
-            let next = s.next_sequence();
+            let next = s.next_number();
             let mut opts = self.opts.live.clone();
             opts.first_sequence = next;
             let mut fresh = LiveStream::new(opts)?;
@@ -238,7 +282,7 @@ impl<S: SegmentStore> Origin<S> {
                         self.retired.remove(&k);
                     }
                 }
-                self.retired.insert(name.clone(), s.next_sequence());
+                self.retired.insert(name.clone(), s.next_number());
             }
             self.store.remove_stream(&name);
             if let Some(v) = &mut self.viewers {
@@ -265,9 +309,10 @@ impl<S: SegmentStore> Origin<S> {
         if r.status != 200 {
             return r;
         }
-        let (Some(client), Ok(Some(Route::Multivariant(name) | Route::Media(name)))) =
-            (&req.client, route(&req.path))
-        else {
+        let (Some(client), Ok(Some(route))) = (&req.client, route(&req.path)) else {
+            return r;
+        };
+        let Some(name) = route.manifest_of() else {
             return r;
         };
         let (name, client) = (name.to_string(), client.clone());
@@ -314,6 +359,20 @@ impl<S: SegmentStore> Origin<S> {
             if let Err(e) = store.put(name, seg.sequence, seg.data) {
                 first_err.get_or_insert(e);
             }
+            for f in seg.fragments {
+                let rendition = f.rendition.as_str();
+                let mut r = Ok(());
+                if let Some(init) = f.init {
+                    r = store.put_cmaf(name, CmafKey::Init { rendition }, init);
+                }
+                let key = CmafKey::Fragment {
+                    rendition,
+                    number: f.number,
+                };
+                if let Err(e) = r.and_then(|()| store.put_cmaf(name, key, f.data)) {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -342,6 +401,48 @@ impl<S: SegmentStore> Origin<S> {
         };
         let (status, ctype, cache, body) = match route {
             Route::Streams => (200, "application/json", "no-cache", self.streams_json(now)),
+            Route::Time => match iso8601_utc(now) {
+                Some(t) => (200, "text/plain; charset=utf-8", "no-cache", Bytes::from(t)),
+                None => return text(500, "clock outside years 1970..=9999\n", head),
+            },
+            Route::CmafMultivariant(name) | Route::Mpd(name) | Route::RenditionMedia(name, _) => {
+                let Some(s) = self.streams.get(name) else {
+                    return text(404, "unknown stream\n", head);
+                };
+                let (found, ctype) = match route {
+                    Route::CmafMultivariant(_) => {
+                        (s.cmaf_multivariant_playlist_bytes(), PLAYLIST_TYPE)
+                    }
+                    Route::RenditionMedia(_, r) => (s.cmaf_media_playlist_bytes(r), PLAYLIST_TYPE),
+                    _ => (s.mpd_bytes(now), MPD_TYPE),
+                };
+                match found {
+                    Some(t) => (200, ctype, PLAYLIST_CACHE, t),
+                    None => return text(404, "no segment yet\n", head),
+                }
+            }
+            Route::Init(name, rendition) | Route::Fragment(name, rendition, _) => {
+                let key = match route {
+                    Route::Fragment(_, _, number) => CmafKey::Fragment { rendition, number },
+                    _ => CmafKey::Init { rendition },
+                };
+                let found = self
+                    .streams
+                    .get(name)
+                    .and_then(|_| self.store.get_cmaf(name, key));
+                match (found, key) {
+                    (Some(b), CmafKey::Init { .. }) => {
+                        let ctype = if rendition.starts_with('a') {
+                            "audio/mp4"
+                        } else {
+                            "video/mp4"
+                        };
+                        (200, ctype, INIT_CACHE, b)
+                    }
+                    (Some(b), _) => (200, FRAGMENT_TYPE, SEGMENT_CACHE, b),
+                    (None, _) => return text(404, "unknown segment\n", head),
+                }
+            }
             Route::Multivariant(name) | Route::Media(name) => {
                 let Some(s) = self.streams.get(name) else {
                     return text(404, "unknown stream\n", head);
@@ -509,27 +610,70 @@ fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
     }
     match parts.as_slice() {
         ["streams.json"] => Ok(Some(Route::Streams)),
+        [time] if *time == &TIME_PATH[1..] => Ok(Some(Route::Time)),
         ["live", name, file] => {
             if !valid_stream_name(name) {
                 return Err(());
             }
-            if *file == MULTIVARIANT_PLAYLIST {
-                return Ok(Some(Route::Multivariant(name)));
+            Ok(match *file {
+                MULTIVARIANT_PLAYLIST => Some(Route::Multivariant(name)),
+                MEDIA_PLAYLIST => Some(Route::Media(name)),
+                CMAF_PLAYLIST => Some(Route::CmafMultivariant(name)),
+                MPD_NAME => Some(Route::Mpd(name)),
+                _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
+            })
+        }
+        ["live", name, rendition, file] => {
+            if !valid_stream_name(name) || !valid_stream_name(rendition) {
+                return Err(());
             }
-            if *file == MEDIA_PLAYLIST {
-                return Ok(Some(Route::Media(name)));
-            }
-            let Some(digits) = file.strip_suffix(".ts") else {
-                return Ok(None);
-            };
-            if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Ok(None);
-            }
-            Ok(digits.parse().ok().map(|seq| Route::Segment(name, seq)))
+            Ok(match *file {
+                MEDIA_PLAYLIST => Some(Route::RenditionMedia(name, rendition)),
+                INIT_SEGMENT => Some(Route::Init(name, rendition)),
+                _ => number(file, ".m4s").map(|n| Route::Fragment(name, rendition, n)),
+            })
         }
         _ => Ok(None),
     }
+}
+
+/// The number of `{number}{suffix}` (1 to 20 ASCII digits that fit a `u64`).
+fn number(file: &str, suffix: &str) -> Option<u64> {
+    let digits = file.strip_suffix(suffix)?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `unix_ms` as an ISO 8601 UTC date with milliseconds (`2026-11-23T19:30:00.123Z`;
+/// the proleptic Gregorian calendar in integers, H. Hinnant's `civil_from_days`).
+/// `None` outside years 1970..=9999.
+fn iso8601_utc(unix_ms: i64) -> Option<String> {
+    const DAY_MS: i64 = 86_400_000;
+    // 10000-01-01 in days since the epoch.
+    const MAX_DAYS: i64 = 2_932_897;
+    let days = unix_ms.div_euclid(DAY_MS);
+    if !(0..MAX_DAYS).contains(&days) {
+        return None;
+    }
+    let ms = unix_ms.rem_euclid(DAY_MS);
+    let z = days + 719_468;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + z / 146_097 * 400 + i64::from(m <= 2);
+    let secs = ms / 1000;
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms % 1000
+    ))
 }
 
 #[cfg(test)]
@@ -555,6 +699,30 @@ mod tests {
         assert_eq!(route("/live/cam/.ts"), Ok(None));
         assert_eq!(route("/live/cam/99999999999999999999999.ts"), Ok(None));
         assert_eq!(route("/live/cam/other.m3u8"), Ok(None));
+        assert_eq!(route("/time"), Ok(Some(Route::Time)));
+        assert_eq!(route("/time?x"), Ok(Some(Route::Time)));
+        assert_eq!(
+            route("/live/cam/cmaf.m3u8"),
+            Ok(Some(Route::CmafMultivariant("cam")))
+        );
+        assert_eq!(route("/live/cam/manifest.mpd"), Ok(Some(Route::Mpd("cam"))));
+        assert_eq!(
+            route("/live/cam/v1/media.m3u8"),
+            Ok(Some(Route::RenditionMedia("cam", "v1")))
+        );
+        assert_eq!(
+            route("/live/cam/a2/init.mp4"),
+            Ok(Some(Route::Init("cam", "a2")))
+        );
+        assert_eq!(
+            route("/live/cam/v1/17.m4s?t=1"),
+            Ok(Some(Route::Fragment("cam", "v1", 17)))
+        );
+        assert_eq!(route("/live/cam/v1/17.ts"), Ok(None));
+        assert_eq!(route("/live/cam/v1/x.m4s"), Ok(None));
+        assert_eq!(route("/live/cam/v1/index.m3u8"), Ok(None));
+        assert_eq!(route("/live/cam/17.m4s"), Ok(None));
+        assert_eq!(route("/live/cam/v1/a/1.m4s"), Ok(None));
         assert_eq!(route("/"), Ok(None));
         assert_eq!(route("/index.html"), Ok(None));
         for bad in [
@@ -571,6 +739,13 @@ mod tests {
             "/live/cam//1.ts",
             "/live/ca.m/1.ts",
             "/live/ca m/1.ts",
+            "/live/cam/../v1/init.mp4",
+            "/live/cam/v.1/init.mp4",
+            "/live/cam/v1/..",
+            "/live/cam/%76%31/1.m4s",
+            "/live/cam/v1//1.m4s",
+            "/live/cam/./v1/1.m4s",
+            "/live/cam/v1\\1.m4s",
         ] {
             assert_eq!(route(bad), Err(()), "{bad}");
         }
@@ -632,6 +807,51 @@ mod tests {
             o.handle(&Request::get("/live/cam/4.ts"), 40_000).status,
             200
         );
+        // The same as CMAF: audio rendition `a2`, fragments numbered like the TS
+        // segments, the MPD says the stream is over.
+        let init = o.handle(&Request::get("/live/cam/a2/init.mp4"), 40_000);
+        assert_eq!(init.status, 200);
+        assert_eq!(init.header("content-type"), Some("audio/mp4"));
+        assert_eq!(init.header("cache-control"), Some(INIT_CACHE));
+        assert_eq!(&init.body[4..8], b"ftyp");
+        let frag = o.handle(&Request::get("/live/cam/a2/4.m4s"), 40_000);
+        assert_eq!(frag.status, 200);
+        assert_eq!(frag.header("content-type"), Some(FRAGMENT_TYPE));
+        assert_eq!(frag.header("cache-control"), Some(SEGMENT_CACHE));
+        assert_eq!(&frag.body[4..8], b"styp");
+        let head = o.handle(&Request::head("/live/cam/a2/4.m4s"), 40_000);
+        assert!(head.body.is_empty());
+        assert_eq!(
+            head.header("content-length"),
+            Some(frag.body.len().to_string().as_str())
+        );
+        assert_eq!(
+            o.handle(&Request::get("/live/cam/a2/5.m4s"), 40_000).status,
+            404
+        );
+        assert_eq!(
+            o.handle(&Request::get("/live/cam/v1/init.mp4"), 40_000)
+                .status,
+            404
+        );
+        let hls = o.handle(&Request::get("/live/cam/a2/media.m3u8"), 40_000);
+        assert_eq!(hls.header("content-type"), Some(PLAYLIST_TYPE));
+        assert!(hls.body.ends_with(b"4.m4s\n#EXT-X-ENDLIST\n"));
+        let mv = o.handle(&Request::get("/live/cam/cmaf.m3u8"), 40_000);
+        assert!(std::str::from_utf8(&mv.body)
+            .unwrap()
+            .contains("a2/media.m3u8"));
+        let mpd = o.handle(&Request::get("/live/cam/manifest.mpd"), 40_000);
+        assert_eq!(mpd.header("content-type"), Some(MPD_TYPE));
+        assert_eq!(mpd.header("cache-control"), Some(PLAYLIST_CACHE));
+        assert_eq!(mpd.header("access-control-allow-origin"), Some("*"));
+        let text = std::str::from_utf8(&mpd.body).unwrap();
+        assert!(text.contains(r#"type="dynamic""#), "{text}");
+        assert!(!text.contains("minimumUpdatePeriod"), "{text}");
+        assert!(
+            text.contains("mediaPresentationDuration=\"PT8.982S\""),
+            "{text}"
+        );
         o.tick(99_000);
         assert!(o.stream("cam").is_none());
         assert!(o.store().list("cam").is_empty());
@@ -644,6 +864,16 @@ mod tests {
         assert_eq!(o.stream("cam").unwrap().next_sequence(), next);
         audio(&mut o, "cam", 3, 100_000);
         assert_eq!(o.store().list("cam"), [5]);
+        assert!(o
+            .store()
+            .get_cmaf(
+                "cam",
+                CmafKey::Fragment {
+                    rendition: "a2",
+                    number: 5
+                }
+            )
+            .is_some());
         let pl = o.handle(&Request::get("/live/cam/media.m3u8"), 103_000);
         let text = std::str::from_utf8(&pl.body).unwrap();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
@@ -676,6 +906,14 @@ mod tests {
             "index",
             "media",
             "streams.json",
+            "time",
+            "cmaf",
+            "manifest.mpd",
+            "v1",
+            "a2",
+            "init.mp4",
+            ".m4s",
+            "/live/cam/",
             "?",
             "#",
             "a",
@@ -707,14 +945,26 @@ mod tests {
                 );
                 let clean = path.split(['?', '#']).next().unwrap();
                 if r.status == 200 {
+                    let numbered = |prefix: &str, suffix: &str| {
+                        clean
+                            .strip_prefix(prefix)
+                            .and_then(|c| c.strip_suffix(suffix))
+                            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                    };
                     assert!(
                         [
                             "/streams.json",
+                            "/time",
                             "/live/cam/index.m3u8",
-                            "/live/cam/media.m3u8"
+                            "/live/cam/media.m3u8",
+                            "/live/cam/cmaf.m3u8",
+                            "/live/cam/manifest.mpd",
+                            "/live/cam/a2/media.m3u8",
+                            "/live/cam/a2/init.mp4",
                         ]
                         .contains(&clean)
-                            || (clean.starts_with("/live/cam/") && clean.ends_with(".ts")),
+                            || numbered("/live/cam/", ".ts")
+                            || numbered("/live/cam/a2/", ".m4s"),
                         "{path:?}"
                     );
                 }
@@ -782,6 +1032,49 @@ mod tests {
         o.tick(34_001);
         assert_eq!(o.viewers("cam", 34_001), Some(0));
         assert!(o.viewers.as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn time_is_iso8601_utc_with_millis() {
+        let o = Origin::new(MemoryStore::default(), OriginOptions::default());
+        let r = o.handle(&Request::get("/time"), 1_700_000_000_123);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("cache-control"), Some("no-cache"));
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(&r.body[..], b"2023-11-14T22:13:20.123Z");
+        assert_eq!(o.handle(&Request::get("/time"), -1).status, 500);
+        // Leap day, end of a century year, last instant.
+        assert_eq!(
+            iso8601_utc(951_782_400_000).as_deref(),
+            Some("2000-02-29T00:00:00.000Z")
+        );
+        assert_eq!(
+            iso8601_utc(4_107_542_399_999).as_deref(),
+            Some("2100-02-28T23:59:59.999Z")
+        );
+        assert_eq!(
+            iso8601_utc(253_402_300_799_999).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(iso8601_utc(0).as_deref(), Some("1970-01-01T00:00:00.000Z"));
+        assert_eq!(iso8601_utc(253_402_300_800_000), None);
+        // Against the HLS writer's calendar, every ~11 days over 400 years.
+        let mut ms = 0i64;
+        while ms < 12_622_780_800_000 {
+            let mut pl =
+                crate::package::hls::MediaPlaylist::new(crate::package::hls::PlaylistType::Vod);
+            pl.push_segment(
+                crate::package::hls::MediaSegment::new(
+                    "0.ts",
+                    crate::time::Timestamp::from_secs(1),
+                )
+                .with_program_date_time(ms),
+            );
+            let text = pl.write().unwrap();
+            let ours = iso8601_utc(ms).unwrap();
+            assert!(text.contains(&ours), "{ms}: {ours} vs\n{text}");
+            ms += 987_654_321;
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! [`SegmentStore`]: where an origin keeps media segment bytes, and [`MemoryStore`],
-//! the bounded in-memory window.
+//! [`SegmentStore`]: where an origin keeps media segment bytes (MPEG-TS segments, and
+//! CMAF init segments and fragments per rendition), and [`MemoryStore`], the bounded
+//! in-memory window.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,8 +8,38 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
+/// What a CMAF object of a live stream is, within its stream: the init segment or a
+/// numbered fragment of one rendition (`v1`, `a2`; see [`crate::package::cmaf`]).
+/// Served as `/live/{stream}/{rendition}/init.mp4` and
+/// `/live/{stream}/{rendition}/{number}.m4s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CmafKey<'a> {
+    /// The rendition's init segment (`ftyp` + `moov`); a new one replaces the old.
+    Init {
+        /// The rendition name.
+        rendition: &'a str,
+    },
+    /// Media segment `number` of the rendition (`styp` + `moof` + `mdat`).
+    Fragment {
+        /// The rendition name.
+        rendition: &'a str,
+        /// The fragment number (DASH `$Number$`, HLS media sequence number).
+        number: u64,
+    },
+}
+
+impl CmafKey<'_> {
+    /// The rendition the object belongs to.
+    pub fn rendition(&self) -> &str {
+        match self {
+            CmafKey::Init { rendition } | CmafKey::Fragment { rendition, .. } => rendition,
+        }
+    }
+}
+
 /// Storage for the media segments of live streams, keyed by (stream name, media
-/// sequence number).
+/// sequence number), and for their CMAF objects, keyed by (stream name, [`CmafKey`]).
 ///
 /// A small trait the host may implement (a disk cache, a shared memory map, an
 /// object store behind a write-through cache). Implementations decide what they
@@ -38,11 +69,33 @@ pub trait SegmentStore {
             .map(|b| b.len())
             .sum()
     }
-    /// Removes every segment of `stream` (the stream ended and is gone).
+    /// Removes every segment of `stream` (the stream ended and is gone). The default
+    /// removes the MPEG-TS segments of [`list`](Self::list); a store that keeps CMAF
+    /// objects ([`put_cmaf`](Self::put_cmaf)) overrides it to remove those too.
     fn remove_stream(&mut self, stream: &str) {
         for seq in self.list(stream) {
             self.remove(stream, seq);
         }
+    }
+    /// Stores a CMAF object of `stream` (an init segment or a fragment, see
+    /// [`CmafKey`]), replacing any previous value. It must be in
+    /// [`stream_bytes`](Self::stream_bytes) and go with
+    /// [`remove_stream`](Self::remove_stream).
+    ///
+    /// The default keeps nothing (a store written for MPEG-TS only): the origin then
+    /// answers 404 for the CMAF files, and a host that wants no CMAF output sets
+    /// [`super::LiveStreamOptions::cmaf`] to `false`.
+    ///
+    /// Errors: an implementation-defined [`Error`] (for [`MemoryStore`]: as
+    /// [`put`](Self::put)).
+    fn put_cmaf(&mut self, stream: &str, key: CmafKey<'_>, data: Bytes) -> Result<()> {
+        let _ = (stream, key, data);
+        Ok(())
+    }
+    /// The bytes of a CMAF object of `stream`, if stored. The default: `None`.
+    fn get_cmaf(&self, stream: &str, key: CmafKey<'_>) -> Option<Bytes> {
+        let _ = (stream, key);
+        None
     }
 }
 
@@ -51,12 +104,15 @@ pub trait SegmentStore {
 #[non_exhaustive]
 pub struct MemoryStoreOptions {
     /// Most segments kept per stream; storing one more evicts the oldest (lowest
-    /// sequence). Set it to the playlist window plus a grace of a few segments so
+    /// sequence). The same bound holds for the fragments of each CMAF rendition of
+    /// the stream. Set it to the playlist window plus a grace of a few segments so
     /// that a player holding the previous playlist can still fetch what it lists.
     /// Default: 9 (a window of 6 plus 3). Values below 1 are treated as 1.
     pub max_segments_per_stream: usize,
     /// Most bytes kept per stream; storing a segment evicts the oldest ones until
-    /// the total fits (the newest segment is always kept). Default: 256 MiB.
+    /// the total fits (the newest segment is always kept). The same bound holds for
+    /// each CMAF rendition (its init segment and fragments; the init segment and the
+    /// newest fragment are always kept). Default: 256 MiB.
     pub max_bytes_per_stream: usize,
     /// Most streams held at once; a `put` for one more stream is an
     /// [`Error::limit`]. Default: 1024.
@@ -76,13 +132,39 @@ impl Default for MemoryStoreOptions {
 #[derive(Debug, Default)]
 struct StreamSegments {
     segments: BTreeMap<u64, Bytes>,
+    /// Bytes of `segments`.
+    bytes: usize,
+    /// CMAF renditions by name.
+    renditions: BTreeMap<String, RenditionObjects>,
+    /// Bytes of every rendition (init segments and fragments).
+    cmaf_bytes: usize,
+}
+
+impl StreamSegments {
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.renditions.is_empty()
+    }
+}
+
+/// The stored objects of one CMAF rendition.
+#[derive(Debug, Default)]
+struct RenditionObjects {
+    init: Option<Bytes>,
+    fragments: BTreeMap<u64, Bytes>,
+    /// Bytes of `init` and `fragments`.
     bytes: usize,
 }
+
+/// Most CMAF renditions a [`MemoryStore`] keeps per stream (as many as a
+/// [`crate::package::cmaf::CmafPresentation`] makes).
+const MAX_RENDITIONS: usize = crate::package::cmaf::MAX_RENDITIONS;
 
 /// A bounded in-memory [`SegmentStore`]: per stream, the newest
 /// [`MemoryStoreOptions::max_segments_per_stream`] segments within
 /// [`MemoryStoreOptions::max_bytes_per_stream`] bytes; older ones are evicted on
 /// `put`. Segments are [`Bytes`]: a `get` is a reference-count increment, no copy.
+/// CMAF objects ([`SegmentStore::put_cmaf`]) are kept per rendition under the same
+/// bounds, and counted by [`SegmentStore::stream_bytes`].
 ///
 /// ```
 /// use bytes::Bytes;
@@ -150,6 +232,49 @@ impl SegmentStore for MemoryStore {
         self.streams.get(stream)?.segments.get(&sequence).cloned()
     }
 
+    fn put_cmaf(&mut self, stream: &str, key: CmafKey<'_>, data: Bytes) -> Result<()> {
+        if !self.streams.contains_key(stream) && self.streams.len() >= self.opts.max_streams {
+            return Err(Error::limit("memory store: too many streams").context(stream.to_string()));
+        }
+        let name = key.rendition();
+        let s = self.streams.entry(stream.to_string()).or_default();
+        if !s.renditions.contains_key(name) && s.renditions.len() >= MAX_RENDITIONS {
+            if s.is_empty() {
+                self.streams.remove(stream);
+            }
+            return Err(
+                Error::limit("memory store: too many renditions").context(stream.to_string())
+            );
+        }
+        let r = s.renditions.entry(name.to_string()).or_default();
+        let len = data.len();
+        let old = match key {
+            CmafKey::Init { .. } => r.init.replace(data),
+            CmafKey::Fragment { number, .. } => r.fragments.insert(number, data),
+        };
+        let before = r.bytes;
+        r.bytes = r.bytes - old.map_or(0, |o| o.len()) + len;
+        let max_fragments = self.opts.max_segments_per_stream.max(1);
+        while r.fragments.len() > max_fragments
+            || (r.bytes > self.opts.max_bytes_per_stream && r.fragments.len() > 1)
+        {
+            match r.fragments.pop_first() {
+                Some((_, old)) => r.bytes -= old.len(),
+                None => break,
+            }
+        }
+        s.cmaf_bytes = s.cmaf_bytes - before + r.bytes;
+        Ok(())
+    }
+
+    fn get_cmaf(&self, stream: &str, key: CmafKey<'_>) -> Option<Bytes> {
+        let r = self.streams.get(stream)?.renditions.get(key.rendition())?;
+        match key {
+            CmafKey::Init { .. } => r.init.clone(),
+            CmafKey::Fragment { number, .. } => r.fragments.get(&number).cloned(),
+        }
+    }
+
     fn remove(&mut self, stream: &str, sequence: u64) -> bool {
         let Some(s) = self.streams.get_mut(stream) else {
             return false;
@@ -161,14 +286,16 @@ impl SegmentStore for MemoryStore {
             }
             None => false,
         };
-        if s.segments.is_empty() {
+        if s.is_empty() {
             self.streams.remove(stream);
         }
         removed
     }
 
     fn stream_bytes(&self, stream: &str) -> usize {
-        self.streams.get(stream).map_or(0, |s| s.bytes)
+        self.streams
+            .get(stream)
+            .map_or(0, |s| s.bytes + s.cmaf_bytes)
     }
 
     fn list(&self, stream: &str) -> Vec<u64> {
@@ -220,6 +347,66 @@ mod tests {
         assert_eq!(p.stream_bytes("a"), 123);
         p.remove_stream("a");
         assert_eq!(p.stream_bytes("a"), 0);
+    }
+
+    #[test]
+    fn cmaf_objects_per_rendition_with_the_same_bounds() {
+        let mut store = MemoryStore::new(MemoryStoreOptions {
+            max_segments_per_stream: 3,
+            max_bytes_per_stream: 1000,
+            max_streams: 1,
+        });
+        let init = |r| CmafKey::Init { rendition: r };
+        let frag = |r, number| CmafKey::Fragment {
+            rendition: r,
+            number,
+        };
+        // The provided methods keep nothing.
+        let mut plain = Plain::default();
+        plain.put_cmaf("a", init("v1"), seg(10)).unwrap();
+        assert_eq!(plain.get_cmaf("a", init("v1")), None);
+        assert_eq!(plain.stream_bytes("a"), 0);
+
+        store.put_cmaf("a", init("v1"), seg(50)).unwrap();
+        store.put_cmaf("a", init("a2"), seg(20)).unwrap();
+        for n in 0..5 {
+            store.put_cmaf("a", frag("v1", n), seg(100)).unwrap();
+            store.put_cmaf("a", frag("a2", n), seg(10)).unwrap();
+        }
+        store.put("a", 7, seg(188)).unwrap();
+        // Three fragments per rendition, the init segments stay.
+        assert_eq!(store.get_cmaf("a", frag("v1", 1)), None);
+        assert_eq!(store.get_cmaf("a", frag("v1", 2)).unwrap().len(), 100);
+        assert_eq!(store.get_cmaf("a", frag("a2", 4)).unwrap().len(), 10);
+        assert_eq!(store.get_cmaf("a", init("v1")).unwrap().len(), 50);
+        assert_eq!(store.get_cmaf("a", frag("x9", 4)), None);
+        assert_eq!(store.stream_bytes("a"), 50 + 300 + 20 + 30 + 188);
+        // Bytes: a big fragment evicts the older ones, never the init segment.
+        store.put_cmaf("a", frag("v1", 5), seg(900)).unwrap();
+        assert_eq!(store.get_cmaf("a", frag("v1", 4)), None);
+        assert_eq!(store.get_cmaf("a", init("v1")).unwrap().len(), 50);
+        assert_eq!(store.stream_bytes("a"), 950 + 20 + 30 + 188);
+        // A new init segment replaces the old one.
+        store.put_cmaf("a", init("v1"), seg(60)).unwrap();
+        assert_eq!(store.stream_bytes("a"), 960 + 20 + 30 + 188);
+        // Removing the TS segments keeps the stream while CMAF objects remain.
+        assert!(store.remove("a", 7));
+        assert_eq!(store.stream_count(), 1);
+        // The stream limit holds for CMAF objects too.
+        let e = store.put_cmaf("b", init("v1"), seg(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        store.remove_stream("a");
+        assert_eq!(store.stream_bytes("a"), 0);
+        assert_eq!(store.get_cmaf("a", init("v1")), None);
+        assert_eq!(store.stream_count(), 0);
+        // Renditions per stream are bounded.
+        for i in 0..MAX_RENDITIONS {
+            let name = format!("a{i}");
+            let key = CmafKey::Init { rendition: &name };
+            store.put_cmaf("c", key, seg(1)).unwrap();
+        }
+        let e = store.put_cmaf("c", init("v0"), seg(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
     }
 
     #[test]

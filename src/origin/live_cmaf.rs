@@ -1,0 +1,363 @@
+//! The CMAF side of a [`super::LiveStream`]: every segment also written as one CMAF
+//! fragment per track through a [`CmafPresentation`], with the fMP4 HLS playlists and a
+//! dynamic DASH MPD that list them.
+//!
+//! Timing of the MPD (ISO/IEC 23009-1 §5.3.9.5.3 segment availability; DASH-IF IOP
+//! v4.3 §4.3 live services):
+//!
+//! * `@availabilityStartTime` (AST) is the wall-clock time of media time 0 and never
+//!   changes while the stream lives: the arrival time of the first fragment minus its
+//!   media start.
+//! * A fragment becomes available at AST + its end. The origin lists a fragment in the
+//!   MPD only once it is stored *and* that time has passed, so a player that trusts the
+//!   MPD and the clock of `UTCTiming` never asks for a fragment too early. A publisher
+//!   whose media runs ahead of the wall clock has its newest fragments held back until
+//!   their time (the stream calls [`LiveCmaf::catch_up`] on every push and tick).
+//! * When a new publisher joins (or a publisher's clock restarts) after a pause, its
+//!   media times are moved forward so that its first fragment starts where the wall
+//!   clock says: the timeline stays contiguous (the [`CmafPresentation`] gives the gap
+//!   to the first fragment after it, which players jump) and the live edge stays at
+//!   the wall clock.
+//! * `@publishTime` is the time of the last change, `@minimumUpdatePeriod` the target
+//!   duration, `@timeShiftBufferDepth` the listed window, `@suggestedPresentationDelay`
+//!   three target durations.
+//! * Once the stream ends (DASH-IF IOP v4.3 §4.4.3.1 "MPD update after the end"), the
+//!   MPD loses `@minimumUpdatePeriod` and gains `@mediaPresentationDuration` (the end of
+//!   the last fragment), and the fMP4 HLS playlists get `EXT-X-ENDLIST`.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::package::cmaf::{CmafOptions, CmafPresentation};
+use crate::package::dash::{Mpd, MpdType, SegmentTimeline};
+use crate::package::hls::PlaylistType;
+use crate::package::Segment;
+use crate::time::{Rounding, Timescale, Timestamp};
+
+/// `UTCTiming` URL written in the MPD: the origin's `/time` route.
+pub const TIME_PATH: &str = "/time";
+
+/// One CMAF fragment of a [`super::LiveSegment`], ready for a
+/// [`super::SegmentStore`] ([`super::SegmentStore::put_cmaf`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LiveFragment {
+    /// The rendition (`v1`, `a2`): the folder of its files.
+    pub rendition: String,
+    /// The fragment number (`{number}.m4s`, DASH `$Number$`).
+    pub number: u64,
+    /// The media segment (`styp` + `moof` + `mdat`).
+    pub data: Bytes,
+    /// The rendition's init segment, when it is new (first fragment of the rendition,
+    /// or a new track configuration): store it as `init.mp4` before the fragment.
+    pub init: Option<Bytes>,
+}
+
+/// Ceiling of `ticks` of `scale` in milliseconds.
+fn ceil_ms(ticks: u64, scale: Timescale) -> i64 {
+    let t = Timestamp::new(ticks.min(i64::MAX as u64) as i64, scale);
+    t.rescale(Timescale::MILLIS, Rounding::Up).ticks()
+}
+
+/// Floor of `ticks` of `scale` in milliseconds.
+fn floor_ms(ticks: u64, scale: Timescale) -> i64 {
+    let t = Timestamp::new(ticks.min(i64::MAX as u64) as i64, scale);
+    t.rescale(Timescale::MILLIS, Rounding::Down).ticks()
+}
+
+/// `xs:duration` of `ms` milliseconds: `PT{s}.{ms}S`.
+fn xs_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
+/// The CMAF packaging of one live stream and its cached manifests.
+#[derive(Debug)]
+pub(super) struct LiveCmaf {
+    pres: CmafPresentation,
+    /// The segmenter's target duration: `@minimumUpdatePeriod`.
+    target: Timestamp,
+    /// `@availabilityStartTime`, Unix ms; set by the first fragment.
+    ast: Option<i64>,
+    /// Added to every frame time (90 kHz) to keep media time on the wall clock after
+    /// a pause of the publisher; only grows.
+    extra_90k: i64,
+    /// Renditions whose init segment was handed out, with the bytes.
+    inits: Vec<(String, Bytes)>,
+    ended: bool,
+    multivariant: Option<Bytes>,
+    media: Vec<(String, Bytes)>,
+    mpd: Option<Bytes>,
+    /// When (Unix ms) a written fragment that the MPD does not list yet becomes
+    /// available: the MPD is rebuilt then.
+    mpd_due: Option<i64>,
+}
+
+impl LiveCmaf {
+    /// A presentation numbering fragments from `first_number`, listing `window`
+    /// fragments per rendition.
+    pub(super) fn new(window: usize, first_number: u64, target: Timestamp) -> Self {
+        let target_ms = target.as_millis().max(1);
+        let pres = CmafPresentation::new(CmafOptions {
+            window: Some(window.max(1)),
+            first_number,
+            playlist_type: PlaylistType::Live,
+            target_duration: Some(((target_ms + 999) / 1000) as u64),
+        });
+        LiveCmaf {
+            pres,
+            target,
+            ast: None,
+            extra_90k: 0,
+            inits: Vec::new(),
+            ended: false,
+            multivariant: None,
+            media: Vec::new(),
+            mpd: None,
+            mpd_due: None,
+        }
+    }
+
+    /// The number the next fragment of any rendition gets at least: above every
+    /// number used so far.
+    pub(super) fn next_number(&self) -> u64 {
+        self.pres
+            .renditions()
+            .iter()
+            .map(|r| r.next_number())
+            .max()
+            .unwrap_or(self.pres.options().first_number)
+    }
+
+    /// `@availabilityStartTime` (Unix ms), once the first fragment is written.
+    pub(super) fn availability_start_time(&self) -> Option<i64> {
+        self.ast
+    }
+
+    /// The presentation (renditions, playlists, timelines).
+    pub(super) fn presentation(&self) -> &CmafPresentation {
+        &self.pres
+    }
+
+    /// Writes `seg`, whose first frame arrived at `pdt` (Unix ms), at wall clock `now`.
+    pub(super) fn write(&mut self, seg: &Segment, pdt: i64, now: i64) -> Result<Vec<LiveFragment>> {
+        let mut moved;
+        let mut seg = seg;
+        if let Some(ast) = self.ast {
+            if seg.discontinuity {
+                // Put the joining publisher's first fragment on the wall clock.
+                let start = seg
+                    .start
+                    .ticks_in(Timescale::MPEG)
+                    .saturating_add(self.extra_90k)
+                    .saturating_add(self.pres.time_shift_90k());
+                let wall = pdt.saturating_sub(ast).saturating_mul(90);
+                if wall > start {
+                    self.extra_90k = self.extra_90k.saturating_add(wall - start);
+                }
+            }
+            if self.extra_90k != 0 {
+                moved = seg.clone();
+                let by = Timestamp::new(self.extra_90k, Timescale::MPEG);
+                for f in &mut moved.frames {
+                    f.dts = f.dts.add(by);
+                    f.pts = f.pts.add(by);
+                }
+                moved.start = moved.start.add(by);
+                seg = &moved;
+            }
+        }
+        let written = self.pres.write_segment(seg, Some(pdt))?;
+        if self.ast.is_none() {
+            let start = self
+                .pres
+                .renditions()
+                .iter()
+                .filter_map(|r| Some(floor_ms(r.time_range()?.0, r.track().timescale)))
+                .min()
+                .unwrap_or(0);
+            self.ast = Some(pdt.saturating_sub(start).max(0));
+        }
+        let mut out = Vec::with_capacity(written.len());
+        for f in written {
+            let init = match self.pres.rendition(&f.rendition) {
+                Some(r) => r.init_segment(),
+                None => continue,
+            };
+            let known = self.inits.iter_mut().find(|(n, _)| *n == f.rendition);
+            let fresh = match known {
+                Some((_, bytes)) if *bytes == init && !f.new_init => None,
+                Some((_, bytes)) => {
+                    *bytes = init.clone();
+                    Some(init)
+                }
+                None => {
+                    self.inits.push((f.rendition.clone(), init.clone()));
+                    Some(init)
+                }
+            };
+            out.push(LiveFragment {
+                rendition: f.rendition,
+                number: f.number,
+                data: f.data,
+                init: fresh,
+            });
+        }
+        self.refresh(now)?;
+        Ok(out)
+    }
+
+    /// No more fragments: `EXT-X-ENDLIST`, and an MPD that says the stream is over.
+    pub(super) fn set_ended(&mut self, now: i64) -> Result<()> {
+        self.ended = true;
+        self.pres.set_ended();
+        self.refresh(now)
+    }
+
+    /// Rebuilds the MPD when a held-back fragment became available by `now`.
+    pub(super) fn catch_up(&mut self, now: i64) -> Result<()> {
+        match self.mpd_due {
+            Some(due) if now >= due => self.refresh_mpd(now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rebuilds every manifest; on error none is served.
+    fn refresh(&mut self, now: i64) -> Result<()> {
+        let r = self.refresh_hls().and_then(|()| self.refresh_mpd(now));
+        if r.is_err() {
+            self.multivariant = None;
+            self.media.clear();
+            self.mpd = None;
+            self.mpd_due = None;
+        }
+        r
+    }
+
+    fn refresh_hls(&mut self) -> Result<()> {
+        let mv = self.pres.multivariant_playlist()?.write()?;
+        let mut media = Vec::with_capacity(self.pres.renditions().len());
+        for r in self.pres.renditions() {
+            media.push((
+                r.name().to_string(),
+                Bytes::from(r.media_playlist().write()?),
+            ));
+        }
+        self.multivariant = Some(Bytes::from(mv));
+        self.media = media;
+        Ok(())
+    }
+
+    /// Rebuilds the MPD at `now`.
+    fn refresh_mpd(&mut self, now: i64) -> Result<()> {
+        let (mpd, due) = self.build_mpd(now)?;
+        self.mpd = mpd;
+        self.mpd_due = due;
+        Ok(())
+    }
+
+    /// The MPD at `now`, listing only fragments available by then (AST + end <= now),
+    /// and when the next fragment not listed becomes available. `None` before every
+    /// rendition has an available fragment.
+    fn build_mpd(&self, now: i64) -> Result<(Option<Bytes>, Option<i64>)> {
+        let Some(ast) = self.ast else {
+            return Ok((None, None));
+        };
+        let mut mpd: Mpd = self.pres.mpd(MpdType::Static {
+            media_presentation_duration: Timestamp::from_millis(0),
+        })?;
+        let mut due: Option<i64> = None;
+        let (mut window_ms, mut end_ms) = (0i64, 0i64);
+        let mut empty = false;
+        for rep in mpd
+            .adaptation_sets
+            .iter_mut()
+            .flat_map(|a| a.representations.iter_mut())
+        {
+            let t = &mut rep.segment_template;
+            let scale = t.timescale;
+            let mut kept = Vec::new();
+            'runs: for e in t.timeline.entries() {
+                for i in 0..e.count() {
+                    let start = e.t.saturating_add(e.d.saturating_mul(i));
+                    let end = start.saturating_add(e.d);
+                    let available = ast.saturating_add(ceil_ms(end, scale));
+                    if available > now && !self.ended {
+                        due = Some(due.map_or(available, |d| d.min(available)));
+                        break 'runs;
+                    }
+                    kept.push((start, e.d));
+                }
+            }
+            let (Some(&(first, _)), Some(&(last, d))) = (kept.first(), kept.last()) else {
+                empty = true;
+                continue;
+            };
+            window_ms = window_ms.max(ceil_ms(last + d - first, scale));
+            end_ms = end_ms.max(ceil_ms(last + d, scale));
+            t.timeline = SegmentTimeline::from_segments(kept)?;
+        }
+        if empty {
+            // A rendition has nothing available yet: no MPD until it has.
+            return Ok((None, due));
+        }
+        mpd.mpd_type = MpdType::Dynamic {
+            availability_start_time: ast,
+            publish_time: now,
+            minimum_update_period: self.target,
+            time_shift_buffer_depth: Some(Timestamp::from_millis(window_ms)),
+            suggested_presentation_delay: Some(Timestamp::from_millis(
+                self.target.as_millis().saturating_mul(3),
+            )),
+        };
+        mpd.utc_timing = Some(TIME_PATH.to_string());
+        let mut text = mpd.write()?;
+        if self.ended {
+            text = ended_mpd(&text, end_ms)?;
+        }
+        Ok((Some(Bytes::from(text)), due))
+    }
+
+    /// The fMP4 multivariant playlist (`cmaf.m3u8`), shared.
+    pub(super) fn multivariant_bytes(&self) -> Option<Bytes> {
+        self.multivariant.clone()
+    }
+
+    /// The fMP4 media playlist of `rendition`, shared.
+    pub(super) fn media_bytes(&self, rendition: &str) -> Option<Bytes> {
+        self.media
+            .iter()
+            .find(|(n, _)| n == rendition)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// The MPD at `now`: the cached text, unless a held-back fragment became
+    /// available since it was built (no push or tick came in between): then one built
+    /// for this request.
+    pub(super) fn mpd_bytes(&self, now: i64) -> Option<Bytes> {
+        match self.mpd_due {
+            Some(due) if now >= due => self.build_mpd(now).ok().and_then(|(m, _)| m),
+            _ => self.mpd.clone(),
+        }
+    }
+}
+
+/// A dynamic MPD text after the end (DASH-IF IOP v4.3 §4.4.3.1): no
+/// `@minimumUpdatePeriod`, and `@mediaPresentationDuration` up to the end of the last
+/// fragment (`end_ms` after the Period start, media time 0).
+fn ended_mpd(text: &str, end_ms: i64) -> Result<String> {
+    const ATTR: &str = " minimumUpdatePeriod=\"";
+    let at = text
+        .find(ATTR)
+        .ok_or(Error::usage("MPD without minimumUpdatePeriod"))?;
+    let rest = &text[at + ATTR.len()..];
+    let close = rest
+        .find('"')
+        .ok_or(Error::usage("MPD attribute not closed"))?;
+    Ok(format!(
+        "{} mediaPresentationDuration=\"{}\"{}",
+        &text[..at],
+        xs_duration(end_ms),
+        &rest[close + 1..]
+    ))
+}
