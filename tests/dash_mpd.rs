@@ -18,11 +18,15 @@ use bytes::BytesMut;
 use common::cmaf::{cut, demux, shift_to_zero};
 use common::{avc_aac_25, decode_errors, framemd5, streams, Container, TempDir};
 use strom::container::fmp4::Fmp4Writer;
+use strom::container::mp4::Mp4Demuxer;
 use strom::media::{Frame, MediaKind, TrackInfo};
+use strom::package::cmaf::{CmafOptions, CmafPresentation};
 use strom::package::dash::{
     AdaptationSet, Mpd, MpdType, Representation, Role, SegmentTemplate, SegmentTimeline,
 };
-use strom::package::hls::BandwidthMeter;
+use strom::package::hls::{BandwidthMeter, PlaylistType};
+use strom::package::{Segmenter, SegmenterOptions};
+use strom::pipeline::{drain, Stage};
 use strom::time::Timestamp;
 
 /// Writes `<dir>/<id>/init.mp4` and `<dir>/<id>/<n>.m4s` (n from 1); returns the
@@ -263,4 +267,170 @@ fn timeline_rejects_gaps_from_real_fragments() {
             .map(|(_, i)| (i.base_decode_time, i.duration)),
     );
     assert_eq!(skipped.unwrap_err().kind(), strom::ErrorKind::Usage);
+}
+
+/// Fragments of one rendition as written: (number, tfdt, duration) in track ticks.
+type Written = std::collections::BTreeMap<String, Vec<(u64, u64, u64)>>;
+
+/// Packages `source` through the segmenter and a [`CmafPresentation`] (2 s target), the
+/// path the VOD packager and the live origin share; returns it and what it wrote.
+fn present(source: &Path, opts: CmafOptions) -> (CmafPresentation, Written) {
+    let items = Mp4Demuxer::read_all(bytes::Bytes::from(fs::read(source).unwrap())).unwrap();
+    let mut seg_opts = SegmenterOptions::default();
+    seg_opts.target_duration = Timestamp::from_secs(2);
+    let mut segmenter = Segmenter::new(seg_opts).unwrap();
+    let mut cmaf = CmafPresentation::new(opts);
+    let mut written = Written::new();
+    let mut take = |cmaf: &mut CmafPresentation, segs: Vec<strom::package::Segment>| {
+        for s in segs {
+            for f in cmaf.write_segment(&s, Some(1_700_000_000_000)).unwrap() {
+                written.entry(f.rendition.clone()).or_default().push((
+                    f.number,
+                    f.info.base_decode_time,
+                    f.info.duration,
+                ));
+            }
+        }
+    };
+    for item in items {
+        segmenter.push(item).unwrap();
+        let segs = drain(&mut segmenter).unwrap();
+        take(&mut cmaf, segs);
+    }
+    segmenter.finish().unwrap();
+    let segs = drain(&mut segmenter).unwrap();
+    take(&mut cmaf, segs);
+    (cmaf, written)
+}
+
+/// The `(t, d)` of every segment a parsed `SegmentTimeline` lists (`@r` expanded).
+fn expand(tl: &dash_mpd_core::SegmentTimeline) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for s in &tl.segments {
+        let mut t = s.t.unwrap_or(next);
+        for _ in 0..=s.r.unwrap_or(0).max(0) {
+            out.push((t, s.d));
+            t += s.d;
+        }
+        next = t;
+    }
+    out
+}
+
+/// The MPDs of a three-language presentation, static and dynamic, read by an
+/// independent parser (`dash-mpd-core`): no conformity error, one video and three
+/// audio AdaptationSets with the right languages and roles, and every
+/// Representation's timeline matches the fragments written (contiguous, starting at
+/// the first `tfdt`, one entry per fragment, numbers from `@startNumber`).
+#[test]
+fn cmaf_mpds_parse_independently_and_match_the_fragments() {
+    let source = common::avc_multi_audio(12);
+    let (mut cmaf, written) = present(&source, CmafOptions::default());
+    cmaf.set_ended();
+    let xml = cmaf.static_mpd().unwrap().write().unwrap();
+    let mpd = dash_mpd_core::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let errors = dash_mpd_core::check_conformity(&mpd);
+    assert!(errors.is_empty(), "conformity: {errors:?}\n{xml}");
+    assert_eq!(mpd.mpdtype.as_deref(), Some("static"));
+    let duration = mpd.mediaPresentationDuration.expect("duration");
+    assert!(
+        (11_900..=12_100).contains(&duration.as_millis()),
+        "{duration:?}"
+    );
+    assert_eq!(mpd.periods.len(), 1);
+    let sets = &mpd.periods[0].adaptations;
+    let described: Vec<String> = sets
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {}",
+                a.contentType.as_deref().unwrap_or("-"),
+                a.lang.as_deref().unwrap_or("-"),
+                a.Role
+                    .first()
+                    .and_then(|r| r.value.as_deref())
+                    .unwrap_or("-"),
+                a.representations[0].id.as_deref().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            "video - main v1",
+            "audio en main a2",
+            "audio fr dub a3",
+            "audio de dub a4"
+        ]
+    );
+    for set in sets {
+        let rep = &set.representations[0];
+        let id = rep.id.clone().unwrap();
+        let tpl = rep.SegmentTemplate.as_ref().expect("SegmentTemplate");
+        assert_eq!(
+            tpl.media.as_deref(),
+            Some("$RepresentationID$/$Number$.m4s")
+        );
+        assert_eq!(tpl.startNumber, Some(1));
+        let listed = expand(tpl.SegmentTimeline.as_ref().expect("timeline"));
+        let frags = &written[&id];
+        assert_eq!(listed.len(), frags.len(), "{id}: one S per fragment");
+        assert_eq!(listed[0].0, frags[0].1, "{id}: starts at the first tfdt");
+        for (i, ((t, d), (n, tfdt, dur))) in listed.iter().zip(frags).enumerate() {
+            assert_eq!(*n, i as u64 + 1, "{id}: numbers from 1");
+            // Contiguous timeline; each entry within one tick of its fragment.
+            assert!(t.abs_diff(*tfdt) <= 1, "{id} #{n}: S@t {t} vs tfdt {tfdt}");
+            assert!((t + d).abs_diff(tfdt + dur) <= 1, "{id} #{n}: end");
+        }
+        assert!(rep.bandwidth.unwrap_or(0) > 0);
+    }
+
+    // Live: a window of 3 fragments, dates and update period as the origin sets them.
+    let mut live = CmafOptions::default();
+    live.window = Some(3);
+    live.first_number = 40;
+    live.playlist_type = PlaylistType::Live;
+    live.target_duration = Some(2);
+    let (cmaf, written) = present(&source, live);
+    let mut model = cmaf
+        .mpd(MpdType::Dynamic {
+            availability_start_time: 1_700_000_000_000,
+            publish_time: 1_700_000_012_345,
+            minimum_update_period: Timestamp::from_secs(2),
+            time_shift_buffer_depth: Some(Timestamp::from_secs(6)),
+            suggested_presentation_delay: Some(Timestamp::from_secs(6)),
+        })
+        .unwrap();
+    model.utc_timing = Some("/time".into());
+    let xml = model.write().unwrap();
+    let mpd = dash_mpd_core::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    assert!(dash_mpd_core::check_conformity(&mpd).is_empty());
+    assert_eq!(mpd.mpdtype.as_deref(), Some("dynamic"));
+    assert_eq!(
+        mpd.availabilityStartTime.unwrap().timestamp_millis(),
+        1_700_000_000_000
+    );
+    assert_eq!(
+        mpd.publishTime.unwrap().timestamp_millis(),
+        1_700_000_012_345
+    );
+    assert_eq!(mpd.minimumUpdatePeriod.unwrap().as_millis(), 2000);
+    assert_eq!(mpd.timeShiftBufferDepth.unwrap().as_millis(), 6000);
+    assert_eq!(mpd.UTCTiming[0].value.as_deref(), Some("/time"));
+    for set in &mpd.periods[0].adaptations {
+        let rep = &set.representations[0];
+        let id = rep.id.clone().unwrap();
+        let tpl = rep.SegmentTemplate.as_ref().unwrap();
+        let frags = &written[&id];
+        let window = &frags[frags.len() - 3..];
+        assert_eq!(
+            tpl.startNumber,
+            Some(window[0].0),
+            "{id}: startNumber moves"
+        );
+        let listed = expand(tpl.SegmentTimeline.as_ref().unwrap());
+        assert_eq!(listed.len(), 3);
+        assert!(listed[0].0.abs_diff(window[0].1) <= 1);
+    }
 }
