@@ -643,6 +643,9 @@ impl Fmp4Reader {
         if u64::from(count) * entry > left {
             return Err(Error::malformed("trun sample count exceeds its box").at_offset(at));
         }
+        if flags & TRUN_SIZE == 0 && u64::from(count) * u64::from(d.size) > call.data.len() as u64 {
+            return Err(Error::malformed("trun sample data exceeds the data").at_offset(at));
+        }
         call.samples = total;
         let mut start = match data_offset {
             Some(o) => {
@@ -663,8 +666,10 @@ impl Fmp4Reader {
         let video = state.video;
         let nal_length_size = state.nal_length_size;
         if emit.is_some() {
-            // Bounded: count was checked against the limit above.
-            call.frames.reserve(count as usize);
+            // Bounded by the limit and by the bytes the entries or payloads take; frames
+            // of zero-byte samples with zero-byte entries grow the vector as they come.
+            let bytes = (b.len() - p) as u64 + call.data.len() as u64;
+            call.frames.reserve(u64::from(count).min(bytes) as usize);
         }
         for i in 0..count {
             let mut get = |bit: u32, default: u32| -> u32 {
