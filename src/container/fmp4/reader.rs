@@ -1056,6 +1056,54 @@ mod tests {
         assert!(e.to_string().contains("without trex"), "{e}");
     }
 
+    /// Two trafs of one track in one moof, neither with a base flag: the first's base is the
+    /// moof, the second's the end of the first's data (§8.8.7.1); the second has no tfdt
+    /// and continues the first's decode time. Its trun has no data_offset either.
+    #[test]
+    fn second_traf_continues_after_the_first() {
+        let audio = audio_track(4);
+        let mut reader = Fmp4Reader::new(init_of(&audio)).unwrap();
+        let traf = |tfdt: Option<u64>, sizes: &[u32], data_offset: Option<i32>| {
+            let mut t = full(b"tfhd", 0, TFHD_DEFAULT_DURATION, &{
+                let mut b = 4u32.to_be_bytes().to_vec();
+                b.extend_from_slice(&100u32.to_be_bytes());
+                b
+            });
+            if let Some(d) = tfdt {
+                t.extend(full(b"tfdt", 1, 0, &d.to_be_bytes()));
+            }
+            let mut body = (sizes.len() as u32).to_be_bytes().to_vec();
+            let mut flags = TRUN_SIZE;
+            if let Some(o) = data_offset {
+                flags |= TRUN_DATA_OFFSET;
+                body.extend_from_slice(&o.to_be_bytes());
+            }
+            for s in sizes {
+                body.extend_from_slice(&s.to_be_bytes());
+            }
+            t.extend(full(b"trun", 0, flags, &body));
+            boxed(b"traf", &t)
+        };
+        let moof_of = |off: i32| {
+            let mut m = traf(Some(1000), &[2, 1], Some(off));
+            m.extend(traf(None, &[3], None));
+            boxed(b"moof", &m)
+        };
+        let len = moof_of(0).len() as i32;
+        let mut seg = moof_of(len + 8);
+        seg.extend(boxed(b"mdat", &[1, 1, 2, 3, 3, 3]));
+        let read = reader.read_segment(Bytes::from(seg)).unwrap();
+        let got: Vec<(i64, Vec<u8>)> = read
+            .iter()
+            .map(|f| (f.dts.ticks(), f.data.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1000, vec![1, 1]), (1100, vec![2]), (1200, vec![3, 3, 3])]
+        );
+        assert_eq!(reader.next_decode_time(4), Some(1300));
+    }
+
     #[test]
     fn two_byte_nal_lengths_become_canonical() {
         // An avcC with lengthSizeMinusOne = 1.
