@@ -137,6 +137,34 @@ pub struct CmafFragment {
     /// The rendition's init segment changed with this fragment (a new track
     /// configuration): store [`CmafRendition::init_segment`] again.
     pub new_init: bool,
+    /// The sample payloads that follow `data`, in order, when the fragment was written
+    /// by [`CmafPresentation::write_segment_by_reference`] (then `data` holds only
+    /// `styp`, `moof` and the `mdat` header); empty otherwise.
+    pub payloads: Vec<Bytes>,
+}
+
+impl CmafFragment {
+    /// Length of the whole media segment in bytes: `data` plus `payloads`.
+    pub fn len(&self) -> usize {
+        self.info.len
+    }
+    /// Whether the media segment is empty (never, for a written fragment).
+    pub fn is_empty(&self) -> bool {
+        self.info.len == 0
+    }
+    /// The fragment's duration in its track's timescale, as the manifests list it.
+    pub fn duration(&self) -> u64 {
+        self.info.duration
+    }
+}
+
+/// How [`CmafRendition::write`] hands out the sample payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payloads {
+    /// Copied after the header into one buffer.
+    Copy,
+    /// Returned as the frames' own `Bytes`, after a header-only buffer.
+    Reference,
 }
 
 /// One fragment as the manifests list it.
@@ -252,6 +280,7 @@ impl CmafRendition {
         seg: &Segment,
         pdt: Option<i64>,
         window: Option<usize>,
+        mode: Payloads,
     ) -> Result<CmafFragment> {
         let mut new_init = false;
         if let Some(t) = seg.tracks.iter().find(|t| t.id == self.track.id) {
@@ -265,11 +294,25 @@ impl CmafRendition {
                 new_init = true;
             }
         }
-        let len: usize = frames.iter().map(|f| f.data.len()).sum();
-        let mut out = BytesMut::with_capacity(len + 256 + 16 * frames.len());
-        let info = self
-            .writer
-            .media_segment(frames, self.next_sequence, None, &mut out)?;
+        let header = 256 + 16 * frames.len();
+        let (info, out, payloads) = match mode {
+            Payloads::Copy => {
+                let len: usize = frames.iter().map(|f| f.data.len()).sum();
+                let mut out = BytesMut::with_capacity(len + header);
+                let info = self
+                    .writer
+                    .media_segment(frames, self.next_sequence, None, &mut out)?;
+                (info, out, Vec::new())
+            }
+            Payloads::Reference => {
+                let mut out = BytesMut::with_capacity(header);
+                let info =
+                    self.writer
+                        .media_segment_header(frames, self.next_sequence, None, &mut out)?;
+                let payloads = frames.iter().map(|f| f.data.clone()).collect();
+                (info, out, payloads)
+            }
+        };
         self.next_sequence = self.next_sequence.wrapping_add(1).max(1);
         let number = self.next_number;
         self.next_number += 1;
@@ -282,7 +325,7 @@ impl CmafRendition {
         self.end = Some(start + duration);
         let scale = self.track.timescale;
         let exact = Timestamp::new(duration.min(i64::MAX as u64) as i64, scale);
-        self.meter.record(out.len() as u64, exact);
+        self.meter.record(info.len as u64, exact);
         let mut entry = MediaSegment::new(format!("{number}.m4s"), exact)
             .with_discontinuity(seg.discontinuity || new_init);
         entry.program_date_time = pdt;
@@ -304,6 +347,7 @@ impl CmafRendition {
             data: out.freeze(),
             info,
             new_init,
+            payloads,
         })
     }
 }
@@ -374,6 +418,27 @@ impl CmafPresentation {
         seg: &Segment,
         program_date_time: Option<i64>,
     ) -> Result<Vec<CmafFragment>> {
+        self.write(seg, program_date_time, Payloads::Copy)
+    }
+
+    /// Like [`CmafPresentation::write_segment`], without copying the sample payloads:
+    /// each fragment's `data` holds `styp`, `moof` and the `mdat` header, and
+    /// [`CmafFragment::payloads`] the frames' payloads that follow it, in order (a host
+    /// writes them with vectored IO). The bytes are the same as `write_segment`'s.
+    pub fn write_segment_by_reference(
+        &mut self,
+        seg: &Segment,
+        program_date_time: Option<i64>,
+    ) -> Result<Vec<CmafFragment>> {
+        self.write(seg, program_date_time, Payloads::Reference)
+    }
+
+    fn write(
+        &mut self,
+        seg: &Segment,
+        program_date_time: Option<i64>,
+        mode: Payloads,
+    ) -> Result<Vec<CmafFragment>> {
         let shift = *self.shift_90k.get_or_insert_with(|| {
             let min = seg
                 .frames
@@ -410,7 +475,7 @@ impl CmafPresentation {
             };
             let window = self.opts.window;
             let fragment = self.renditions[at]
-                .write(&frames, seg, program_date_time, window)
+                .write(&frames, seg, program_date_time, window, mode)
                 .map_err(|e| e.context(format!("CMAF rendition {}", track.id)))?;
             out.push(fragment);
         }
@@ -800,6 +865,41 @@ mod tests {
         assert!(mpd.contains(r#"lang="en""#) && mpd.contains(r#"lang="fr""#));
         assert!(mpd.contains(r#"value="dub""#));
         assert!(mpd.contains(r#"<S t="0" d="25600" r="4"/>"#), "{mpd}");
+    }
+
+    #[test]
+    fn by_reference_gives_the_same_bytes_and_manifests() {
+        let mut copied = CmafPresentation::new(CmafOptions::default());
+        let mut referenced = CmafPresentation::new(CmafOptions::default());
+        let mut n = 0;
+        for seg in segments(6, 0) {
+            let a = copied.write_segment(&seg, None).unwrap();
+            let b = referenced.write_segment_by_reference(&seg, None).unwrap();
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(&b) {
+                assert!(a.payloads.is_empty());
+                assert!(!b.payloads.is_empty());
+                assert_eq!(
+                    b.data.len(),
+                    b.info.data_offset,
+                    "header ends at the payloads"
+                );
+                let mut whole = b.data.to_vec();
+                for p in &b.payloads {
+                    whole.extend_from_slice(p);
+                }
+                assert_eq!(whole, a.data);
+                assert_eq!((a.len(), b.len()), (whole.len(), whole.len()));
+                assert_eq!(a.info, b.info);
+                assert_eq!((&a.rendition, a.number), (&b.rendition, b.number));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 9);
+        let mpd = |p: &CmafPresentation| p.static_mpd().unwrap().write().unwrap();
+        assert_eq!(mpd(&copied), mpd(&referenced));
+        let mv = |p: &CmafPresentation| p.multivariant_playlist().unwrap().write().unwrap();
+        assert_eq!(mv(&copied), mv(&referenced));
     }
 
     #[test]

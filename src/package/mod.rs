@@ -2,6 +2,8 @@
 
 mod civil;
 pub mod cmaf;
+mod cmaf_vod;
+pub use cmaf_vod::VodFormats;
 pub mod dash;
 pub mod hls;
 mod segment;

@@ -1,13 +1,29 @@
-//! [`VodPackager`]: frames in, MPEG-TS segments and HLS VOD playlists out.
+//! [`VodPackager`]: frames in, VOD segments and manifests out: HLS with MPEG-TS
+//! segments, HLS with CMAF (fMP4) segments, DASH, or any combination
+//! ([`VodFormats`]).
 //!
-//! Composes the [`Segmenter`] and the [`TsMuxer`] and keeps the playlist
+//! Composes the [`Segmenter`], the [`TsMuxer`] and a
+//! [`CmafPresentation`](super::cmaf::CmafPresentation) and keeps the playlist
 //! bookkeeping, so a host only moves bytes: it pushes [`Item`]s from any demuxer and
-//! stores each [`VodOutput`] under its name. A segment is muxed as the host polls,
-//! in pieces of about [`VodPackagerOptions::chunk_size`] bytes, and each frame is
-//! released once muxed: memory stays at about one segment of input plus one piece
-//! of output, and each piece is still in cache when the host writes it. The
-//! playlists come out last, after [`Stage::finish`], so a failed run never leaves a
-//! playlist that looks complete.
+//! stores each [`VodOutput`] under its name. The segmenter runs once; each segment it
+//! cuts feeds both the TS muxer and the CMAF writer. A TS segment is muxed as the host
+//! polls, in pieces of about [`VodPackagerOptions::chunk_size`] bytes, and each frame
+//! is released once muxed: memory stays at about one segment of input plus one piece
+//! of output, and each piece is still in cache when the host writes it. CMAF
+//! fragments come out whole, one per track and segment, as a header and the frames'
+//! payloads by reference ([`VodOutput::parts`]). The playlists and manifests come out
+//! last, after [`Stage::finish`], so a failed run never leaves a playlist that looks
+//! complete.
+//!
+//! File layout (names relative to the top-level playlists; `/` separates folders):
+//!
+//! | format | files |
+//! |---|---|
+//! | [`VodFormats::HLS_TS`] | `segmentNNNNN.ts`, `media.m3u8`, `index.m3u8` |
+//! | [`VodFormats::HLS_FMP4`] | `{rendition}/init.mp4`, `{rendition}/{n}.m4s`, `{rendition}/media.m3u8`, `cmaf.m3u8` |
+//! | [`VodFormats::DASH`] | `{rendition}/init.mp4`, `{rendition}/{n}.m4s`, `manifest.mpd` |
+//!
+//! Renditions are named `v{track id}` and `a{track id}` (see [`super::cmaf`]).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -36,16 +52,53 @@
 //!
 //! A host appends the pieces of a segment in order; [`VodOutput::SegmentData`]'s
 //! `first` says when to start a new file.
+//!
+//! The same audio as DASH and HLS fMP4 (one rendition, `a2`):
+//!
+//! ```
+//! # use bytes::Bytes;
+//! # use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, Item, TrackInfo};
+//! # use strom::package::{VodFormats, VodOutput, VodPackager, VodPackagerOptions};
+//! # use strom::pipeline::{drain, Stage};
+//! # use strom::time::{Timescale, Timestamp};
+//! # let asc = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+//! # let track = TrackInfo::new(2, Timescale::new(48_000).unwrap(), CodecConfig::Aac(asc));
+//! let mut opts = VodPackagerOptions::default();
+//! opts.formats = VodFormats::HLS_FMP4 | VodFormats::DASH;
+//! let mut p = VodPackager::new(opts).unwrap();
+//! p.push(Item::Event(Event::TrackAdded(track))).unwrap();
+//! # let mut outs = Vec::new();
+//! # for i in 0..500 {
+//! #     let t = Timestamp::new(i * 1024, Timescale::new(48_000).unwrap());
+//! #     let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+//! #         .with_flags(FrameFlags::KEYFRAME)
+//! #         .with_duration(Timestamp::new(1024, t.scale()));
+//! #     p.push(Item::Frame(f)).unwrap();
+//! #     outs.extend(drain(&mut p).unwrap());
+//! # }
+//! p.finish().unwrap();
+//! outs.extend(drain(&mut p).unwrap());
+//! let names: Vec<&str> = outs.iter().map(|o| o.name()).collect();
+//! assert_eq!(
+//!     names,
+//!     ["a2/init.mp4", "a2/1.m4s", "a2/2.m4s", "a2/media.m3u8", "cmaf.m3u8", "manifest.mpd"]
+//! );
+//! // A fragment is its header (styp, moof, mdat header) and the frames' payloads.
+//! let VodOutput::Fragment { header, payloads, .. } = &outs[1] else { panic!() };
+//! assert_eq!(&header[4..8], b"styp");
+//! assert_eq!(outs[1].len(), header.len() + 3 * payloads.len());
+//! ```
 
 use std::collections::VecDeque;
 use std::vec::IntoIter;
 
 use bytes::{Bytes, BytesMut};
 
+use super::cmaf_vod::CmafVod;
 use super::hls::{
     BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Variant,
 };
-use super::{Segment, Segmenter, SegmenterOptions};
+use super::{Segment, Segmenter, SegmenterOptions, VodFormats};
 use crate::container::ts::{TsMuxer, TsMuxerOptions};
 use crate::error::{Error, Result};
 use crate::media::{Item, MediaKind, TrackInfo};
@@ -70,6 +123,13 @@ pub struct VodPackagerOptions {
     /// Target size of one [`VodOutput::SegmentData`] piece, in bytes. A piece ends at
     /// the first frame boundary at or past this size. Default: 256 KiB.
     pub chunk_size: usize,
+    /// The outputs to write. Default: [`VodFormats::HLS_TS`].
+    pub formats: VodFormats,
+    /// Name of the HLS multivariant playlist of the CMAF renditions (with
+    /// [`VodFormats::HLS_FMP4`]). Default: `"cmaf.m3u8"`.
+    pub cmaf_playlist: String,
+    /// Name of the DASH MPD (with [`VodFormats::DASH`]). Default: `"manifest.mpd"`.
+    pub dash_manifest: String,
 }
 
 impl Default for VodPackagerOptions {
@@ -81,6 +141,9 @@ impl Default for VodPackagerOptions {
             media_playlist: "media.m3u8".into(),
             multivariant_playlist: "index.m3u8".into(),
             chunk_size: 256 * 1024,
+            formats: VodFormats::default(),
+            cmaf_playlist: "cmaf.m3u8".into(),
+            dash_manifest: "manifest.mpd".into(),
         }
     }
 }
@@ -105,7 +168,35 @@ pub enum VodOutput {
         /// TS packets (a whole number of 188-byte packets).
         data: Bytes,
     },
-    /// A playlist, emitted at the end: the media playlist, then the multivariant one.
+    /// The init segment (`ftyp` + `moov`) of a CMAF rendition, emitted before the
+    /// rendition's first [`VodOutput::Fragment`].
+    InitSegment {
+        /// File name: `{rendition}/init.mp4`.
+        name: String,
+        /// The rendition (`v1`, `a2`).
+        rendition: String,
+        /// The init segment.
+        data: Bytes,
+    },
+    /// A CMAF media segment of one rendition (`styp` + `moof` + `mdat`): `header`
+    /// then each of `payloads`, in order, make the file.
+    Fragment {
+        /// File name: `{rendition}/{number}.m4s`.
+        name: String,
+        /// The rendition (`v1`, `a2`).
+        rendition: String,
+        /// Number of the fragment in its rendition, from 1.
+        number: u64,
+        /// Duration as the manifests list it, in the track's timescale.
+        duration: Timestamp,
+        /// `styp`, `moof` and the `mdat` header.
+        header: Bytes,
+        /// The sample payloads (slices of the input, not copies).
+        payloads: Vec<Bytes>,
+    },
+    /// A playlist or manifest, emitted at the end: the TS media playlist and its
+    /// multivariant playlist, the CMAF renditions' media playlists, the fMP4
+    /// multivariant playlist, the MPD (each when its format is chosen, in this order).
     Playlist {
         /// File name.
         name: String,
@@ -115,18 +206,54 @@ pub enum VodOutput {
 }
 
 impl VodOutput {
-    /// The name to store this output under.
+    /// The name to store this output under (a relative path; `/` separates folders).
     pub fn name(&self) -> &str {
         match self {
-            VodOutput::SegmentData { name, .. } | VodOutput::Playlist { name, .. } => name,
+            VodOutput::SegmentData { name, .. }
+            | VodOutput::InitSegment { name, .. }
+            | VodOutput::Fragment { name, .. }
+            | VodOutput::Playlist { name, .. } => name,
         }
     }
-    /// The bytes to store (or append, for a segment piece that is not `first`).
+    /// The bytes to store (or append, for a segment piece that is not `first`). A
+    /// [`VodOutput::Fragment`] is copied into one buffer: [`VodOutput::parts`] avoids
+    /// that.
     pub fn data(&self) -> Bytes {
         match self {
-            VodOutput::SegmentData { data, .. } => data.clone(),
+            VodOutput::SegmentData { data, .. } | VodOutput::InitSegment { data, .. } => {
+                data.clone()
+            }
+            VodOutput::Fragment { .. } => {
+                let mut b = BytesMut::with_capacity(self.len());
+                for p in self.parts() {
+                    b.extend_from_slice(p);
+                }
+                b.freeze()
+            }
             VodOutput::Playlist { text, .. } => Bytes::from(text.clone()),
         }
+    }
+    /// The bytes to store, as consecutive slices (one, but for a
+    /// [`VodOutput::Fragment`]: its header, then its payloads), for vectored writes.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let (first, rest): (&[u8], &[Bytes]) = match self {
+            VodOutput::SegmentData { data, .. } | VodOutput::InitSegment { data, .. } => {
+                (data, &[])
+            }
+            VodOutput::Fragment {
+                header, payloads, ..
+            } => (header, payloads),
+            VodOutput::Playlist { text, .. } => (text.as_bytes(), &[]),
+        };
+        std::iter::once(first).chain(rest.iter().map(|b| &b[..]))
+    }
+    /// Length of [`VodOutput::data`] in bytes.
+    pub fn len(&self) -> usize {
+        self.parts().map(<[u8]>::len).sum()
+    }
+    /// Whether [`VodOutput::data`] is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -134,12 +261,15 @@ impl VodOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct VodSummary {
-    /// Segments written completely.
+    /// Segments written completely (each is one TS segment and one fragment per CMAF
+    /// rendition).
     pub segments: u64,
     /// Sum of the complete segments' durations in milliseconds.
     pub duration_ms: i64,
-    /// Bytes of TS written.
+    /// Bytes of media written: TS segments, CMAF init segments and fragments.
     pub bytes: u64,
+    /// CMAF renditions (0 without a CMAF format).
+    pub renditions: u64,
     /// Frames the segmenter dropped (before the first keyframe, unknown tracks).
     pub dropped_frames: u64,
 }
@@ -156,12 +286,16 @@ struct Writing {
     first: bool,
 }
 
-/// Packages a frame stream as HLS VOD with MPEG-TS segments (one variant, all
-/// tracks muxed together). A [`Stage`]: push items, poll outputs, finish.
+/// Packages a frame stream as VOD: HLS with MPEG-TS segments (one variant, all
+/// tracks muxed together), and/or CMAF renditions (one per track) with their HLS and
+/// DASH manifests, as [`VodPackagerOptions::formats`] says. A [`Stage`]: push items,
+/// poll outputs, finish.
 #[derive(Debug)]
 pub struct VodPackager {
     opts: VodPackagerOptions,
     segmenter: Segmenter,
+    /// The CMAF writer, with a CMAF format.
+    cmaf: Option<CmafVod>,
     muxer: Option<(Vec<TrackInfo>, TsMuxer)>,
     playlist: MediaPlaylist,
     meter: BandwidthMeter,
@@ -170,7 +304,9 @@ pub struct VodPackager {
     /// Segments cut and not yet muxed.
     pending: VecDeque<Segment>,
     writing: Option<Writing>,
-    playlists: VecDeque<VodOutput>,
+    /// Outputs ready to hand out before the TS pieces: CMAF init segments and
+    /// fragments, then at the end the playlists.
+    queue: VecDeque<VodOutput>,
     summary: VodSummary,
     buf: BytesMut,
     finished: bool,
@@ -179,19 +315,28 @@ pub struct VodPackager {
 }
 
 impl VodPackager {
-    /// A packager with `opts`; errors when the segmenter options are invalid.
+    /// A packager with `opts`. Errors: the segmenter options are invalid,
+    /// [`Error::usage`] for empty [`VodPackagerOptions::formats`].
     pub fn new(opts: VodPackagerOptions) -> Result<Self> {
+        if opts.formats.is_empty() {
+            return Err(Error::usage("VodPackager: no output format"));
+        }
         let segmenter = Segmenter::new(opts.segmenter.clone())?;
+        let cmaf = opts
+            .formats
+            .has_cmaf()
+            .then(|| CmafVod::new(opts.formats, &opts.cmaf_playlist, &opts.dash_manifest));
         Ok(VodPackager {
             opts,
             segmenter,
+            cmaf,
             muxer: None,
             playlist: MediaPlaylist::new(PlaylistType::Vod),
             meter: BandwidthMeter::new(),
             tracks: Vec::new(),
             pending: VecDeque::new(),
             writing: None,
-            playlists: VecDeque::new(),
+            queue: VecDeque::new(),
             summary: VodSummary::default(),
             buf: BytesMut::new(),
             finished: false,
@@ -204,7 +349,28 @@ impl VodPackager {
     pub fn summary(&self) -> VodSummary {
         VodSummary {
             dropped_frames: self.segmenter.dropped_frames(),
+            renditions: self.cmaf.as_ref().map_or(0, |c| c.renditions() as u64),
             ..self.summary
+        }
+    }
+
+    /// The formats written.
+    pub fn formats(&self) -> VodFormats {
+        self.opts.formats
+    }
+
+    /// Starts writing `seg`: its CMAF fragments are queued whole, its TS segment is
+    /// muxed piece by piece as the host polls.
+    fn start(&mut self, seg: Segment) -> Result<()> {
+        if let Some(cmaf) = &mut self.cmaf {
+            self.summary.bytes += cmaf.write_segment(&seg, &mut self.queue)?;
+        }
+        if self.opts.formats.contains(VodFormats::HLS_TS) {
+            self.begin(seg)
+        } else {
+            self.summary.segments += 1;
+            self.summary.duration_ms += seg.duration.as_millis();
+            Ok(())
         }
     }
 
@@ -290,26 +456,37 @@ impl VodPackager {
             self.summary.segments += 1;
             self.summary.duration_ms += w.duration.as_millis();
         }
-        self.summary.bytes += out.data().len() as u64;
+        self.summary.bytes += out.len() as u64;
         Ok(out)
     }
 
     fn step(&mut self) -> Result<Option<VodOutput>> {
-        if self.writing.is_none() {
-            if let Some(seg) = self.pending.pop_front() {
-                self.begin(seg)?;
+        loop {
+            if let Some(o) = self.queue.pop_front() {
+                return Ok(Some(o));
             }
+            if self.writing.is_some() {
+                return self.next_piece().map(Some);
+            }
+            if let Some(seg) = self.pending.pop_front() {
+                self.start(seg)?;
+                continue;
+            }
+            if self.finished && !self.playlists_made {
+                self.playlists_made = true;
+                if self.opts.formats.contains(VodFormats::HLS_TS) {
+                    self.make_playlists()?;
+                }
+                if let Some(cmaf) = &mut self.cmaf {
+                    cmaf.manifests(&mut self.queue)?;
+                }
+                continue;
+            }
+            return Ok(None);
         }
-        if self.writing.is_some() {
-            return self.next_piece().map(Some);
-        }
-        if self.finished && !self.playlists_made {
-            self.playlists_made = true;
-            self.make_playlists()?;
-        }
-        Ok(self.playlists.pop_front())
     }
 
+    /// The TS media and multivariant playlists.
     fn make_playlists(&mut self) -> Result<()> {
         if self.playlist.segments.is_empty() {
             return Err(Error::malformed(
@@ -336,11 +513,11 @@ impl VodPackager {
         let mut mv = MultivariantPlaylist::new();
         mv.variants.push(v);
         let multi = mv.write()?;
-        self.playlists.push_back(VodOutput::Playlist {
+        self.queue.push_back(VodOutput::Playlist {
             name: self.opts.media_playlist.clone(),
             text: media,
         });
-        self.playlists.push_back(VodOutput::Playlist {
+        self.queue.push_back(VodOutput::Playlist {
             name: self.opts.multivariant_playlist.clone(),
             text: multi,
         });
@@ -482,6 +659,226 @@ mod tests {
         assert_eq!(
             p.summary().bytes,
             expected.iter().map(|b| b.len() as u64).sum::<u64>()
+        );
+    }
+
+    /// Video (25 fps, keyframe every 2 s) and two audio languages, as items.
+    fn av_items(secs: i64) -> Vec<Item> {
+        use crate::media::H264Config;
+        const SPS: &[u8] = &[
+            0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02,
+            0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
+        ];
+        const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+        let h264 =
+            H264Config::from_parameter_sets(Bytes::from_static(SPS), Bytes::from_static(PPS))
+                .unwrap();
+        let asc = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let v = Timescale::new(90_000).unwrap();
+        let a = Timescale::new(48_000).unwrap();
+        let mut items = vec![Item::Event(Event::TrackAdded(TrackInfo::new(
+            1,
+            v,
+            CodecConfig::H264(h264),
+        )))];
+        for (id, lang) in [(2, "eng"), (3, "fra")] {
+            items.push(Item::Event(Event::TrackAdded(
+                TrackInfo::new(id, a, CodecConfig::Aac(asc.clone())).with_language(lang),
+            )));
+        }
+        let mut audio_t = 0i64;
+        for i in 0..secs * 25 {
+            let t = Timestamp::new(i * 3600, v);
+            let mut f = Frame::new(1, t, t, Bytes::from(vec![0, 0, 0, 2, 0x65, i as u8]))
+                .with_duration(Timestamp::new(3600, v));
+            if i % 50 == 0 {
+                f = f.with_flags(FrameFlags::KEYFRAME);
+            }
+            items.push(Item::Frame(f));
+            while audio_t * 1024 * 90_000 < (i + 1) * 3600 * 48_000 {
+                for id in [2, 3] {
+                    let t = Timestamp::new(audio_t * 1024, a);
+                    items.push(Item::Frame(
+                        Frame::new(id, t, t, Bytes::from(vec![0x21, id as u8, audio_t as u8]))
+                            .with_flags(FrameFlags::KEYFRAME)
+                            .with_duration(Timestamp::new(1024, a)),
+                    ));
+                }
+                audio_t += 1;
+            }
+        }
+        items
+    }
+
+    fn run(opts: VodPackagerOptions, items: Vec<Item>) -> (Vec<VodOutput>, VodSummary) {
+        let mut p = VodPackager::new(opts).unwrap();
+        let mut outs = Vec::new();
+        for it in items {
+            p.push(it).unwrap();
+            outs.extend(drain(&mut p).unwrap());
+        }
+        p.finish().unwrap();
+        outs.extend(drain(&mut p).unwrap());
+        (outs, p.summary())
+    }
+
+    #[test]
+    fn all_formats_from_one_segmenter_pass() {
+        use crate::package::cmaf::{CmafOptions, CmafPresentation};
+        let ts_opts = VodPackagerOptions {
+            segmenter: SegmenterOptions {
+                target_duration: Timestamp::from_secs(2),
+                ..SegmenterOptions::default()
+            },
+            ..VodPackagerOptions::default()
+        };
+        let (ts_only, ts_summary) = run(ts_opts.clone(), av_items(8));
+        let (all, summary) = run(
+            VodPackagerOptions {
+                formats: VodFormats::ALL,
+                ..ts_opts.clone()
+            },
+            av_items(8),
+        );
+        // The TS output is the same with or without the CMAF formats.
+        let ts_of = |outs: &[VodOutput]| -> Vec<(String, Bytes)> {
+            outs.iter()
+                .filter(|o| {
+                    matches!(o, VodOutput::SegmentData { .. }) || o.name().ends_with("m3u8")
+                })
+                .filter(|o| !o.name().contains('/') && o.name() != "cmaf.m3u8")
+                .map(|o| (o.name().to_string(), o.data()))
+                .collect()
+        };
+        assert_eq!(ts_of(&ts_only), ts_of(&all));
+        assert_eq!(summary.segments, 4);
+        assert_eq!(summary.segments, ts_summary.segments);
+        assert_eq!(summary.duration_ms, 8000);
+        assert_eq!(summary.renditions, 3);
+        assert_eq!(ts_summary.renditions, 0);
+        let total: u64 = all
+            .iter()
+            .filter(|o| !matches!(o, VodOutput::Playlist { .. }))
+            .map(|o| o.len() as u64)
+            .sum();
+        assert_eq!(summary.bytes, total);
+
+        // The CMAF files are what a presentation makes of the segmenter's segments.
+        let mut seg = Segmenter::new(ts_opts.segmenter.clone()).unwrap();
+        let mut cmaf = CmafPresentation::new(CmafOptions::default());
+        let mut expected: Vec<(String, Bytes)> = Vec::new();
+        let mut feed = |s: Segment, expected: &mut Vec<(String, Bytes)>| {
+            for f in cmaf.write_segment(&s, None).unwrap() {
+                if f.number == 1 {
+                    let init = cmaf.rendition(&f.rendition).unwrap().init_segment();
+                    expected.push((format!("{}/init.mp4", f.rendition), init));
+                }
+                expected.push((format!("{}/{}.m4s", f.rendition, f.number), f.data));
+            }
+        };
+        for it in av_items(8) {
+            seg.push(it).unwrap();
+            for s in drain(&mut seg).unwrap() {
+                feed(s, &mut expected);
+            }
+        }
+        seg.finish().unwrap();
+        for s in drain(&mut seg).unwrap() {
+            feed(s, &mut expected);
+        }
+        let got: Vec<(String, Bytes)> = all
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    VodOutput::InitSegment { .. } | VodOutput::Fragment { .. }
+                )
+            })
+            .map(|o| (o.name().to_string(), o.data()))
+            .collect();
+        assert_eq!(got.len(), 3 + 3 * 4);
+        assert!(got == expected, "CMAF files differ");
+        // Fragments of a segment come before its TS pieces; manifests last.
+        let first_ts = all
+            .iter()
+            .position(|o| o.name() == "segment00000.ts")
+            .unwrap();
+        assert_eq!(first_ts, 6, "three inits and three fragments first");
+        let names: Vec<&str> = all[all.len() - 7..].iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "media.m3u8",
+                "index.m3u8",
+                "v1/media.m3u8",
+                "a2/media.m3u8",
+                "a3/media.m3u8",
+                "cmaf.m3u8",
+                "manifest.mpd"
+            ]
+        );
+        cmaf.set_ended();
+        let mpd = cmaf.static_mpd().unwrap().write().unwrap();
+        assert_eq!(all.last().unwrap().data(), Bytes::from(mpd));
+
+        // DASH alone: no HLS playlist, the same fragments.
+        let (dash, s) = run(
+            VodPackagerOptions {
+                formats: VodFormats::DASH,
+                ..ts_opts
+            },
+            av_items(8),
+        );
+        assert_eq!(s.segments, 4);
+        assert_eq!(s.duration_ms, 8000);
+        let names: Vec<&str> = dash
+            .iter()
+            .filter(|o| matches!(o, VodOutput::Playlist { .. }))
+            .map(|o| o.name())
+            .collect();
+        assert_eq!(names, ["manifest.mpd"]);
+        assert_eq!(dash.len(), got.len() + 1);
+    }
+
+    #[test]
+    fn a_changed_init_segment_is_refused_by_cmaf_vod() {
+        let mut items = av_items(6);
+        // Mid-stream, track 2 turns into mono: a different init segment.
+        let at = items.len() / 2;
+        let asc = AacConfig::from_asc(Bytes::from_static(&[0x11, 0x88])).unwrap();
+        let mono = TrackInfo::new(2, Timescale::new(48_000).unwrap(), CodecConfig::Aac(asc))
+            .with_language("eng");
+        items.insert(at, Item::Event(Event::TrackChanged(mono)));
+        let opts = VodPackagerOptions {
+            formats: VodFormats::DASH,
+            ..VodPackagerOptions::default()
+        };
+        let mut p = VodPackager::new(opts).unwrap();
+        let mut err = None;
+        'feed: for it in items {
+            p.push(it).unwrap();
+            while let Some(o) = p.poll() {
+                if let Err(e) = o {
+                    err = Some(e);
+                    break 'feed;
+                }
+            }
+        }
+        if err.is_none() {
+            p.finish().unwrap();
+            err = drain(&mut p).err();
+        }
+        let e = err.expect("a changed init segment is an error");
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported, "{e}");
+        assert!(p.poll().is_none());
+        assert_eq!(
+            VodPackager::new(VodPackagerOptions {
+                formats: VodFormats::parse("hls-ts").unwrap().union(VodFormats::DASH),
+                ..VodPackagerOptions::default()
+            })
+            .unwrap()
+            .formats(),
+            VodFormats::HLS_TS | VodFormats::DASH
         );
     }
 

@@ -1,0 +1,258 @@
+//! The CMAF side of the [`VodPackager`](super::VodPackager): [`VodFormats`] chooses the
+//! outputs, and [`CmafVod`] turns each cut segment into init segments and fragments
+//! (one CMAF rendition per track, with a [`CmafPresentation`]) and, at the end, into
+//! the fMP4 HLS playlists and the DASH manifest that share those files.
+//!
+//! The segmenter runs once: the packager hands every [`Segment`] to the TS muxer and
+//! to this writer, so a TS segment and the fragments cut from the same frames cover the
+//! same media time.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::BitOr;
+
+use bytes::Bytes;
+
+use super::cmaf::{CmafOptions, CmafPresentation, INIT_SEGMENT, MEDIA_PLAYLIST};
+use super::{Segment, VodOutput};
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The outputs a [`VodPackager`](super::VodPackager) writes: any combination of HLS
+/// with MPEG-TS segments, HLS with CMAF (fMP4) segments and DASH. The two CMAF formats
+/// share the same rendition files (ISO/IEC 23000-19 CMAF tracks); only their
+/// manifests differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VodFormats(u8);
+
+impl VodFormats {
+    /// HLS with MPEG-TS segments (RFC 8216bis §3.3): `segmentNNNNN.ts`, `media.m3u8`,
+    /// `index.m3u8`.
+    pub const HLS_TS: VodFormats = VodFormats(1);
+    /// HLS with CMAF segments (RFC 8216bis §3.3.2, `EXT-X-MAP`): the renditions'
+    /// files, `{rendition}/media.m3u8` and `cmaf.m3u8`.
+    pub const HLS_FMP4: VodFormats = VodFormats(2);
+    /// DASH (ISO/IEC 23009-1, static MPD, `SegmentTemplate` + `SegmentTimeline`): the
+    /// renditions' files and `manifest.mpd`.
+    pub const DASH: VodFormats = VodFormats(4);
+    /// All three.
+    pub const ALL: VodFormats = VodFormats(7);
+    /// The command-line names, in [`VodFormats::parse`] order.
+    pub const NAMES: [(&'static str, VodFormats); 4] = [
+        ("hls-ts", VodFormats::HLS_TS),
+        ("hls-fmp4", VodFormats::HLS_FMP4),
+        ("dash", VodFormats::DASH),
+        ("all", VodFormats::ALL),
+    ];
+
+    /// Whether every format of `other` is chosen.
+    pub const fn contains(self, other: VodFormats) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Both sets.
+    #[must_use]
+    pub const fn union(self, other: VodFormats) -> VodFormats {
+        VodFormats(self.0 | other.0)
+    }
+    /// No format chosen (a [`VodPackager`](super::VodPackager) refuses it).
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Whether a CMAF format (HLS fMP4 or DASH) is chosen.
+    pub const fn has_cmaf(self) -> bool {
+        self.0 & (VodFormats::HLS_FMP4.0 | VodFormats::DASH.0) != 0
+    }
+
+    /// Parses a comma-separated list of [`VodFormats::NAMES`] (`hls-ts`, `hls-fmp4`,
+    /// `dash`, `all`), such as `"hls-ts,dash"`. Errors: [`Error::usage`] for an empty
+    /// list or an unknown name.
+    pub fn parse(list: &str) -> Result<VodFormats> {
+        let mut out = VodFormats(0);
+        for name in list.split(',').map(str::trim) {
+            let (_, f) = VodFormats::NAMES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    Error::usage("unknown output format (hls-ts, hls-fmp4, dash, all)")
+                        .context(format!("{name:?}"))
+                })?;
+            out = out.union(*f);
+        }
+        if out.is_empty() {
+            return Err(Error::usage("no output format"));
+        }
+        Ok(out)
+    }
+}
+
+impl Default for VodFormats {
+    /// [`VodFormats::HLS_TS`].
+    fn default() -> Self {
+        VodFormats::HLS_TS
+    }
+}
+
+impl BitOr for VodFormats {
+    type Output = VodFormats;
+    fn bitor(self, rhs: VodFormats) -> VodFormats {
+        self.union(rhs)
+    }
+}
+
+impl fmt::Display for VodFormats {
+    /// The chosen names joined by `+` (`hls-ts+dash`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (name, fmt) in &VodFormats::NAMES[..3] {
+            if self.contains(*fmt) {
+                if !first {
+                    f.write_str("+")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes segments as CMAF renditions and makes their manifests at the end. Crate
+/// internal: the [`VodPackager`](super::VodPackager) drives it.
+#[derive(Debug)]
+pub(crate) struct CmafVod {
+    presentation: CmafPresentation,
+    formats: VodFormats,
+    hls_name: String,
+    dash_name: String,
+    /// The init segment stored for each rendition so far.
+    inits: Vec<(String, Bytes)>,
+}
+
+impl CmafVod {
+    /// A writer for the CMAF formats of `formats`; the fMP4 HLS multivariant playlist
+    /// is named `hls_name`, the MPD `dash_name`.
+    pub(crate) fn new(formats: VodFormats, hls_name: &str, dash_name: &str) -> Self {
+        CmafVod {
+            presentation: CmafPresentation::new(CmafOptions::default()),
+            formats,
+            hls_name: hls_name.to_string(),
+            dash_name: dash_name.to_string(),
+            inits: Vec::new(),
+        }
+    }
+
+    /// Renditions so far.
+    pub(crate) fn renditions(&self) -> usize {
+        self.presentation.renditions().len()
+    }
+
+    /// Writes `seg` as one fragment per track into `out` (each rendition's init
+    /// segment before its first fragment); returns the bytes queued.
+    ///
+    /// Errors: those of [`CmafPresentation::write_segment`], and
+    /// [`Error::unsupported`] when a track's init segment changes mid-stream (a VOD
+    /// rendition has one init segment; its older fragments would not decode with a new
+    /// one).
+    pub(crate) fn write_segment(
+        &mut self,
+        seg: &Segment,
+        out: &mut VecDeque<VodOutput>,
+    ) -> Result<u64> {
+        let fragments = self.presentation.write_segment_by_reference(seg, None)?;
+        let mut bytes = 0u64;
+        for f in fragments {
+            let rendition = self
+                .presentation
+                .rendition(&f.rendition)
+                .ok_or(Error::usage("fragment of an unknown CMAF rendition"))?;
+            let init = rendition.init_segment();
+            let scale = rendition.track().timescale;
+            match self.inits.iter().find(|(n, _)| *n == f.rendition) {
+                None => {
+                    bytes += init.len() as u64;
+                    out.push_back(VodOutput::InitSegment {
+                        name: format!("{}/{INIT_SEGMENT}", f.rendition),
+                        rendition: f.rendition.clone(),
+                        data: init.clone(),
+                    });
+                    self.inits.push((f.rendition.clone(), init));
+                }
+                Some((_, old)) if f.new_init && *old != init => {
+                    return Err(Error::unsupported(
+                        "track configuration changes mid-stream: a CMAF VOD rendition has \
+                         one init segment",
+                    )
+                    .context(format!(
+                        "rendition {}, segment {}",
+                        f.rendition, seg.sequence
+                    )));
+                }
+                Some(_) => {}
+            }
+            bytes += f.len() as u64;
+            let duration = Timestamp::new(f.duration().min(i64::MAX as u64) as i64, scale);
+            out.push_back(VodOutput::Fragment {
+                name: format!("{}/{}.m4s", f.rendition, f.number),
+                rendition: f.rendition,
+                number: f.number,
+                duration,
+                header: f.data,
+                payloads: f.payloads,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The manifests of the finished presentation, into `out`: with HLS fMP4 every
+    /// rendition's media playlist then the multivariant playlist, with DASH the MPD.
+    ///
+    /// Errors: [`Error::malformed`] when no fragment was written.
+    pub(crate) fn manifests(&mut self, out: &mut VecDeque<VodOutput>) -> Result<()> {
+        if self.presentation.renditions().is_empty() {
+            return Err(Error::malformed(
+                "no segment could be made: the input has no decodable frames",
+            ));
+        }
+        self.presentation.set_ended();
+        if self.formats.contains(VodFormats::HLS_FMP4) {
+            for r in self.presentation.renditions() {
+                out.push_back(VodOutput::Playlist {
+                    name: format!("{}/{MEDIA_PLAYLIST}", r.name()),
+                    text: r.media_playlist().write()?,
+                });
+            }
+            out.push_back(VodOutput::Playlist {
+                name: self.hls_name.clone(),
+                text: self.presentation.multivariant_playlist()?.write()?,
+            });
+        }
+        if self.formats.contains(VodFormats::DASH) {
+            out.push_back(VodOutput::Playlist {
+                name: self.dash_name.clone(),
+                text: self.presentation.static_mpd()?.write()?,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn formats_parse_and_print() {
+        assert_eq!(VodFormats::parse("all").unwrap(), VodFormats::ALL);
+        let f = VodFormats::parse("hls-ts, DASH").unwrap();
+        assert_eq!(f, VodFormats::HLS_TS | VodFormats::DASH);
+        assert!(f.has_cmaf() && !f.contains(VodFormats::HLS_FMP4));
+        assert_eq!(f.to_string(), "hls-ts+dash");
+        assert_eq!(VodFormats::ALL.to_string(), "hls-ts+hls-fmp4+dash");
+        assert!(!VodFormats::default().has_cmaf());
+        for bad in ["", "hls", "dash,,", "mp4"] {
+            let e = VodFormats::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{bad:?}");
+        }
+    }
+}
