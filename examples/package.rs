@@ -1,24 +1,30 @@
-//! HLS VOD packager: an FLV or MP4 file in, MPEG-TS segments and playlists out.
+//! VOD packager: an FLV or MP4 file in, HLS (MPEG-TS or CMAF segments) and/or DASH out.
 //!
 //! ```sh
-//! cargo run --release --example package -- INPUT --out DIR [--segment-duration SECS]
+//! cargo run --release --example package -- INPUT --out DIR [--segment-duration SECS] \
+//!     [--format hls-ts|hls-fmp4|dash|all[,...]]
 //! ```
 //!
-//! Writes `DIR/index.m3u8` (multivariant), `DIR/media.m3u8` and `DIR/segmentNNNNN.ts`.
-//! Segments are written piece by piece as they are muxed (memory stays at about one
-//! segment of input); the playlists are written last, each to a temporary name then renamed, so a failed
-//! run leaves no playlist that looks complete. Exits non-zero with a message on error.
+//! `hls-ts` (the default) writes `DIR/index.m3u8` (multivariant), `DIR/media.m3u8` and
+//! `DIR/segmentNNNNN.ts`. `hls-fmp4` and `dash` share one CMAF rendition per track,
+//! `DIR/{v1,a2,...}/init.mp4` and `DIR/{rendition}/{n}.m4s`; `hls-fmp4` adds
+//! `DIR/{rendition}/media.m3u8` and `DIR/cmaf.m3u8`, `dash` adds `DIR/manifest.mpd`.
+//! Segments are written as they are cut (memory stays at about one segment of input;
+//! CMAF fragments go out with vectored writes straight from the input buffers); the
+//! playlists and manifests are written last, each to a temporary name then renamed, so
+//! a failed run leaves no playlist that looks complete. Exits non-zero with a message
+//! on error.
 
 mod common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::input::{read_file, InputError};
-use strom::package::{VodOutput, VodPackager, VodPackagerOptions};
+use strom::package::{VodFormats, VodOutput, VodPackager, VodPackagerOptions};
 use strom::pipeline::Stage;
 use strom::time::Timestamp;
 
@@ -26,14 +32,17 @@ struct Args {
     input: PathBuf,
     out: PathBuf,
     segment_ms: i64,
+    formats: VodFormats,
 }
 
-const USAGE: &str = "usage: package INPUT --out DIR [--segment-duration SECS]";
+const USAGE: &str = "usage: package INPUT --out DIR [--segment-duration SECS] \
+                     [--format hls-ts|hls-fmp4|dash|all[,...]]";
 
 fn parse_args() -> Result<Args, String> {
     let mut input = None;
     let mut out = None;
     let mut segment_ms = 6000;
+    let mut formats = VodFormats::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -41,6 +50,10 @@ fn parse_args() -> Result<Args, String> {
             "--segment-duration" => {
                 let v = it.next().ok_or(USAGE)?;
                 segment_ms = parse_millis(&v).ok_or(format!("bad --segment-duration {v:?}"))?;
+            }
+            "--format" | "-f" => {
+                let v = it.next().ok_or(USAGE)?;
+                formats = VodFormats::parse(&v).map_err(|e| format!("bad --format: {e}"))?;
             }
             "-h" | "--help" => return Err(USAGE.into()),
             _ if input.is_none() && !a.starts_with('-') => input = Some(PathBuf::from(a)),
@@ -51,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         input: input.ok_or(USAGE)?,
         out: out.ok_or(USAGE)?,
         segment_ms,
+        formats,
     })
 }
 
@@ -74,21 +88,66 @@ fn parse_millis(s: &str) -> Option<i64> {
     (ms > 0).then_some(ms)
 }
 
+/// Writes `name` (a relative path, `/` between folders) under `dir` through a
+/// temporary file beside it, renamed when complete.
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let file = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file}.tmp"));
     let mut f = fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))
+    fs::rename(&tmp, path)
+}
+
+/// Writes all of `parts`, in order, with as few `write` calls as the OS allows.
+fn write_all_vectored<'a>(
+    f: &mut fs::File,
+    parts: impl Iterator<Item = &'a [u8]>,
+) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'a>> = parts.filter(|p| !p.is_empty()).map(IoSlice::new).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        // Linux takes at most IOV_MAX (1024) slices per call.
+        let n = rest.len().min(1024);
+        match f.write_vectored(&rest[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(k) => IoSlice::advance_slices(&mut rest, k),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a CMAF rendition folder (`v1`, `a2`).
+fn is_rendition_dir(name: &str) -> bool {
+    let mut c = name.chars();
+    matches!(c.next(), Some('v' | 'a'))
+        && !c.as_str().is_empty()
+        && c.as_str().bytes().all(|b| b.is_ascii_digit())
 }
 
 fn run(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut opts = VodPackagerOptions::default();
+    opts.formats = args.formats;
     // Playlists of an earlier run would describe segments we are about to replace.
-    for p in [&opts.multivariant_playlist, &opts.media_playlist] {
+    for p in [
+        &opts.multivariant_playlist,
+        &opts.media_playlist,
+        &opts.cmaf_playlist,
+        &opts.dash_manifest,
+    ] {
         let _ = fs::remove_file(args.out.join(p));
+    }
+    if let Ok(entries) = fs::read_dir(&args.out) {
+        for e in entries.flatten() {
+            if is_rendition_dir(&e.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(e.path().join("media.m3u8"));
+            }
+        }
     }
     opts.segmenter.target_duration = Timestamp::from_millis(args.segment_ms);
     let mut packager = VodPackager::new(opts).map_err(|e| e.to_string())?;
@@ -99,6 +158,8 @@ fn run(args: &Args) -> Result<(), String> {
     let mut io_err: Option<String> = None;
     // The segment file being written: pieces are appended as they come.
     let mut current: Option<fs::File> = None;
+    // Rendition folders created so far.
+    let mut dirs: Vec<String> = Vec::new();
     let mut store = |out: VodOutput, dir: &Path| -> Result<(), strom::Error> {
         let r = match &out {
             VodOutput::SegmentData {
@@ -117,6 +178,19 @@ fn run(args: &Args) -> Result<(), String> {
                     current = None;
                 }
                 Ok(())
+            })(),
+            VodOutput::InitSegment {
+                name, rendition, ..
+            }
+            | VodOutput::Fragment {
+                name, rendition, ..
+            } => (|| {
+                if !dirs.contains(rendition) {
+                    fs::create_dir_all(dir.join(rendition))?;
+                    dirs.push(rendition.clone());
+                }
+                let mut f = fs::File::create(dir.join(name))?;
+                write_all_vectored(&mut f, out.parts())
             })(),
             VodOutput::Playlist { name, text } => write_atomic(dir, name, text.as_bytes()),
             _ => Ok(()),
@@ -159,15 +233,29 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let s = packager.summary();
     let wall = started.elapsed().as_secs_f64();
+    // One TS variant (all tracks muxed) plus the CMAF renditions.
+    let renditions = s.renditions + u64::from(args.formats.contains(VodFormats::HLS_TS));
+    let top = [
+        (VodFormats::HLS_TS, "index.m3u8"),
+        (VodFormats::HLS_FMP4, "cmaf.m3u8"),
+        (VodFormats::DASH, "manifest.mpd"),
+    ]
+    .iter()
+    .filter(|(f, _)| args.formats.contains(*f))
+    .map(|(_, n)| args.out.join(n).display().to_string())
+    .collect::<Vec<_>>()
+    .join(" ");
     println!(
-        "packaged {} segments, {:.3} s of media, {:.1} MB in {:.2} s ({:.0}x realtime, {:.0} MB/s) -> {}",
+        "packaged {} segments, {:.3} s of media, {} renditions ({}), {:.1} MB in {:.2} s ({:.0}x realtime, {:.0} MB/s) -> {}",
         s.segments,
         s.duration_ms as f64 / 1000.0,
+        renditions,
+        args.formats,
         s.bytes as f64 / 1e6,
         wall,
         s.duration_ms as f64 / 1000.0 / wall.max(1e-9),
         total as f64 / 1e6 / wall.max(1e-9),
-        args.out.join("index.m3u8").display()
+        top
     );
     Ok(())
 }
