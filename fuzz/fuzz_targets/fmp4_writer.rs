@@ -196,6 +196,32 @@ fn check_fragment(
         assert_eq!((s.dts, s.duration, s.composition_offset), *e);
         assert_eq!(s.keyframe, !video || f.is_keyframe());
     }
+    // NAL units: video samples whose 4-byte length prefixes add up exactly are split
+    // into contiguous ranges covering the sample; anything else has none.
+    for (i, (s, f)) in info.samples.iter().zip(frames).enumerate() {
+        let nals = info.sample_nal_units(i);
+        assert_eq!(nals.len(), s.nal_count as usize);
+        if !video {
+            assert!(nals.is_empty(), "audio has no NAL units");
+            continue;
+        }
+        let mut at = s.offset;
+        for n in nals {
+            assert_eq!(n.offset, at, "NAL units are contiguous");
+            let prefix = &seg[at..at + 4];
+            assert_eq!(u32::from_be_bytes(prefix.try_into().unwrap()), n.len);
+            assert!(n.len > 0);
+            at += 4 + n.len as usize;
+        }
+        if nals.is_empty() {
+            assert!(
+                f.data.is_empty() || !parses_exactly(&f.data),
+                "a parseable sample lists its NAL units"
+            );
+        } else {
+            assert_eq!(at, s.offset + s.size as usize, "NAL units cover the sample");
+        }
+    }
 
     let b = boxes(seg);
     assert_eq!(b.len(), 3, "styp + moof + mdat");
@@ -363,3 +389,19 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Whether `data` is a sequence of non-empty NAL units with 4-byte length prefixes.
+fn parses_exactly(data: &[u8]) -> bool {
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let Some(p) = data.get(pos..pos + 4) else {
+            return false;
+        };
+        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+        if len == 0 || data.len() - pos - 4 < len {
+            return false;
+        }
+        pos += 4 + len;
+    }
+    true
+}
