@@ -6,7 +6,7 @@
 //! [`Fmp4Writer`] appends to a caller-owned [`BytesMut`]. Sample payloads are the
 //! pipeline's canonical form, which is already what `avc1`/`hvc1` (4-byte NAL lengths)
 //! and `mp4a`/`Opus` (raw frames) samples are, so `mdat` is the payloads end to end.
-//! Each fragment's [`FragmentInfo`] keeps the sample table (offsets, sizes, key flags)
+//! Each fragment's [`FragmentInfo`] keeps the sample table (offsets, sizes, key flags, NAL units)
 //! for later per-request encryption. A host that sends payloads by reference can write
 //! only the headers with [`Fmp4Writer::media_segment_header`].
 //!
@@ -53,7 +53,7 @@ mod reader;
 use bytes::BytesMut;
 
 pub use fragment::{
-    FragmentInfo, SampleInfo, MAX_SAMPLES_PER_FRAGMENT, SAMPLE_FLAGS_DISPOSABLE,
+    FragmentInfo, NalRange, SampleInfo, MAX_SAMPLES_PER_FRAGMENT, SAMPLE_FLAGS_DISPOSABLE,
     SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC, SEGMENT_COMPATIBLE_BRANDS, SEGMENT_MAJOR_BRAND,
 };
 pub use init::{write_init_segment, INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
