@@ -260,7 +260,35 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Input buffers (the MP4 demuxer's reads, ~0.1-1 MB each) live until their frames
+/// are written. glibc's default dynamic thresholds hand each one fresh pages, either a
+/// new mapping or heap grown again after a trim: one page fault (and a zeroed page) per
+/// 4 KiB read. Keeping freed buffers in the heap (no trim below 64 MiB, blocks up to
+/// 32 MiB from the heap) lets the next read reuse them: about 3.4x fewer page faults and
+/// ~15 % less CPU on a 1080p MP4 (scripts/bench_dash_vs_ffmpeg.sh), for ~3 MB more RSS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // SAFETY: mallopt only sets allocator parameters; it is called once, first thing in
+    // main, before any other thread exists, with documented parameters and values
+    // (32 MiB is glibc's largest M_MMAP_THRESHOLD on 64-bit targets).
+    let ok = unsafe {
+        mallopt(M_TRIM_THRESHOLD, 64 << 20) == 1 && mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1
+    };
+    if !ok {
+        eprintln!("package: mallopt failed; reading may cost more page faults");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
