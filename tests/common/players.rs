@@ -331,7 +331,7 @@ impl PlayOutcome {
     /// One line for test logs: player, verdict, progress, picture, audio, live, errors.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "{} {}: advanced {:.2}/{:.2} s, {}x{}, frames {}/{} dropped",
+            "{} {}: advanced {:.2}/{:.2} s, {}x{}, {} frames ({} dropped)",
             if self.player.is_empty() {
                 "player?"
             } else {
@@ -342,8 +342,8 @@ impl PlayOutcome {
             self.required_s,
             self.video_width,
             self.video_height,
-            self.dropped_frames,
             self.total_frames,
+            self.dropped_frames,
         );
         if self.live {
             s += &format!(", live latency {:?} s", self.live_latency_s);
