@@ -664,12 +664,8 @@ mod tests {
 
     /// Video (25 fps, keyframe every 2 s) and two audio languages, as items.
     fn av_items(secs: i64) -> Vec<Item> {
+        use crate::bitstream::test_vectors::{PPS_720P as PPS, SPS_720P as SPS};
         use crate::media::H264Config;
-        const SPS: &[u8] = &[
-            0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02,
-            0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
-        ];
-        const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
         let h264 =
             H264Config::from_parameter_sets(Bytes::from_static(SPS), Bytes::from_static(PPS))
                 .unwrap();

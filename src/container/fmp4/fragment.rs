@@ -322,16 +322,14 @@ mod tests {
 
     use super::super::Fmp4Writer;
     use super::*;
+    use crate::bitstream::test_vectors::{PPS_720P, SPS_720P};
     use crate::media::{AacConfig, CodecConfig, H264Config};
     use crate::time::Timescale;
     use crate::ErrorKind;
 
     fn video() -> Fmp4Writer {
-        let sps = Bytes::from_static(&[
-            0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02,
-            0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x07, 0x8c, 0x18, 0xcb,
-        ]);
-        let pps = Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]);
+        let sps = Bytes::from_static(SPS_720P);
+        let pps = Bytes::from_static(PPS_720P);
         let cfg = H264Config::from_parameter_sets(sps, pps).unwrap();
         let t = TrackInfo::new(7, Timescale::new(90_000).unwrap(), CodecConfig::H264(cfg));
         Fmp4Writer::new(t).unwrap()
