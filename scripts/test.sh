@@ -7,7 +7,7 @@
 # node_modules is missing or package-lock.json changed) -> cargo fmt --check -> cargo clippy
 # -D warnings -> cargo test --release -> cargo check of the fuzz crate.
 # Idempotent; with everything installed and built it only runs the cargo steps.
-# Environment: STROM_SKIP_BROWSER=1 skips the browser install and the hls.js playback tests
+# Environment: STROM_SKIP_BROWSER=1 skips the browser install and the browser playback tests (hls.js, dash.js, Shaka)
 # (they print SKIP). CI=true turns cargo colours off.
 set -euo pipefail
 
