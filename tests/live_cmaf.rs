@@ -156,6 +156,20 @@ struct MpdState {
     numbers: BTreeMap<String, (u64, u64)>,
     /// MPDs read.
     reads: u64,
+    /// Per MPD read: how far the newest video segment's end is behind the wall clock
+    /// (`/time` - availabilityStartTime - end), ms.
+    lags: Vec<i64>,
+}
+
+impl MpdState {
+    /// (min, max) of [`MpdState::lags`] over the reads `range`.
+    fn lag_range(&self, range: std::ops::Range<usize>) -> (i64, i64) {
+        let lags = &self.lags[range.start.min(self.lags.len())..range.end.min(self.lags.len())];
+        (
+            lags.iter().copied().min().unwrap_or(0),
+            lags.iter().copied().max().unwrap_or(0),
+        )
+    }
 }
 
 /// The `(t, d)` of every segment of a parsed `SegmentTimeline` (`@r` expanded).
@@ -235,6 +249,9 @@ fn check_mpd(live: &Live, state: &mut MpdState, fetch: bool) -> String {
                 ast + end_ms,
                 ast + end_ms - now
             );
+            if set.contentType.as_deref() == Some("video") {
+                state.lags.push(now - ast - end_ms);
+            }
             let newest = start + listed.len() as u64 - 1;
             if let Some(&(prev_start, prev_newest)) = state.numbers.get(&id) {
                 assert!(start >= prev_start, "{id}: startNumber went back\n{xml}");
@@ -500,6 +517,13 @@ fn dash_js_soak() {
         state.reads,
         first.1,
         first.0
+    );
+    let n = state.lags.len();
+    let (first_min, first_max) = state.lag_range(0..n / 5);
+    let (last_min, last_max) = state.lag_range(n - n / 5..n);
+    println!(
+        "newest video segment end behind the wall clock: {first_min}..{first_max} ms over the \
+         first fifth of the reads, {last_min}..{last_max} ms over the last fifth"
     );
     assert!(o.ok, "{}\n{}", o.summary(), o.raw);
     assert!(o.live);

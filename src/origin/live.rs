@@ -223,6 +223,14 @@ struct Session {
 ///   publisher's first keyframe; `EXT-X-TARGETDURATION` is unaffected.
 /// * [`tick`](Self::tick) ends a stream left without a publisher for
 ///   [`LiveStreamOptions::idle_timeout_ms`]: `EXT-X-ENDLIST` is written.
+/// * With [`LiveStreamOptions::cmaf`] (the default) every segment is also written as
+///   CMAF, one fragment per track ([`LiveSegment::fragments`], numbered like the
+///   segments), listed by fMP4 HLS playlists
+///   ([`cmaf_multivariant_playlist_bytes`](Self::cmaf_multivariant_playlist_bytes))
+///   and a dynamic DASH MPD ([`mpd_bytes`](Self::mpd_bytes)) whose
+///   `availabilityStartTime` is the wall-clock time of media time 0: a fragment is
+///   listed there only once the wall clock passed its end, and a joining publisher's
+///   media time is moved to the wall clock (the timeline stays contiguous).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -1244,6 +1252,7 @@ mod tests {
             let mut now = T0;
             let mut media_ms: i64 = 0;
             let (mut last_seq, mut last_media_seq, mut last_disc) = (None, 0, 0);
+            let mut last_numbers = std::collections::HashMap::new();
             for _ in 0..3000 {
                 let r = next();
                 now += (r % 50) as i64;
@@ -1288,6 +1297,14 @@ mod tests {
                     }
                 };
                 while let Some(seg) = live.poll_segment() {
+                    for f in &seg.fragments {
+                        // Fragment numbers only grow, per rendition; each new
+                        // rendition comes with its init segment.
+                        let last = last_numbers.insert(f.rendition.clone(), f.number);
+                        assert!(last.is_none_or(|l| f.number > l), "{}", f.rendition);
+                        assert!(last.is_some() || f.init.is_some());
+                        assert!(f.number < live.next_number());
+                    }
                     assert!(last_seq.is_none_or(|l| seg.sequence == l + 1));
                     last_seq = Some(seg.sequence);
                     total += 1;
@@ -1307,6 +1324,7 @@ mod tests {
                 if live.is_ended() {
                     assert!(pl.ended);
                 }
+                assert!(live.cmaf_error().is_none(), "{:?}", live.cmaf_error());
             }
             joins += live.stats(now).publishes;
             ended += u64::from(live.is_ended());

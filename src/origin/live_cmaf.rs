@@ -82,8 +82,10 @@ pub(super) struct LiveCmaf {
     /// Added to every frame time (90 kHz) to keep media time on the wall clock after
     /// a pause of the publisher; only grows.
     extra_90k: i64,
-    /// Renditions whose init segment was handed out, with the bytes.
-    inits: Vec<(String, Bytes)>,
+    /// Renditions whose init segment was handed out.
+    inits: Vec<String>,
+    /// Per track: the last decode time written (90 kHz, after `extra_90k`).
+    last_dts: Vec<(u32, i64)>,
     ended: bool,
     multivariant: Option<Bytes>,
     media: Vec<(String, Bytes)>,
@@ -110,6 +112,7 @@ impl LiveCmaf {
             ast: None,
             extra_90k: 0,
             inits: Vec::new(),
+            last_dts: Vec::new(),
             ended: false,
             multivariant: None,
             media: Vec::new(),
@@ -156,16 +159,70 @@ impl LiveCmaf {
                     self.extra_90k = self.extra_90k.saturating_add(wall - start);
                 }
             }
-            if self.extra_90k != 0 {
-                moved = seg.clone();
-                let by = Timestamp::new(self.extra_90k, Timescale::MPEG);
+        }
+        // A publisher's decode times that go back without a discontinuity (MPEG-TS
+        // carries them; a CMAF fragment cannot, ISO/IEC 14496-12 §8.6.1.2): such frames
+        // are left out of the fragments.
+        let extra = self.extra_90k;
+        let last = &mut self.last_dts;
+        let mut keep = Vec::with_capacity(seg.frames.len());
+        for f in &seg.frames {
+            let dts = f.dts.ticks_in(Timescale::MPEG).saturating_add(extra);
+            let ok = match last.iter_mut().find(|(t, _)| *t == f.track) {
+                Some((_, l)) if dts < *l => false,
+                Some((_, l)) => {
+                    *l = dts;
+                    true
+                }
+                None => {
+                    if last.len() < crate::package::cmaf::MAX_RENDITIONS {
+                        last.push((f.track, dts));
+                    }
+                    true
+                }
+            };
+            keep.push(ok);
+        }
+        // A track with a single frame of unknown duration in this segment: the frame
+        // lasts until the segment's end, or 1 ms when it starts there (the fMP4 writer
+        // needs a last duration).
+        let end = seg.start.add(seg.duration);
+        let mut single: Vec<(u32, usize, usize)> = Vec::new(); // (track, frames, index)
+        for (i, f) in seg.frames.iter().enumerate().filter(|(i, _)| keep[*i]) {
+            match single.iter_mut().find(|(t, _, _)| *t == f.track) {
+                Some(s) => s.1 += 1,
+                None => single.push((f.track, 1, i)),
+            }
+        }
+        single.retain(|&(_, n, i)| n == 1 && seg.frames[i].duration.is_none());
+        if extra != 0 || keep.contains(&false) || !single.is_empty() {
+            let dropped = keep.iter().filter(|k| !**k).count();
+            if dropped > 0 {
+                tracing::debug!(
+                    "live CMAF: {dropped} frames with decreasing decode times left out"
+                );
+            }
+            moved = seg.clone();
+            for &(_, _, i) in &single {
+                let f = &mut moved.frames[i];
+                let scale = f.dts.scale();
+                let until_end = end.ticks_in(scale).saturating_sub(f.dts.ticks());
+                let one_ms = Timestamp::from_millis(1)
+                    .rescale(scale, Rounding::Up)
+                    .ticks();
+                f.duration = Some(Timestamp::new(until_end.max(one_ms).max(1), scale));
+            }
+            let mut k = keep.iter();
+            moved.frames.retain(|_| k.next().copied().unwrap_or(true));
+            let by = Timestamp::new(extra, Timescale::MPEG);
+            if extra != 0 {
                 for f in &mut moved.frames {
                     f.dts = f.dts.add(by);
                     f.pts = f.pts.add(by);
                 }
                 moved.start = moved.start.add(by);
-                seg = &moved;
             }
+            seg = &moved;
         }
         let written = self.pres.write_segment(seg, Some(pdt))?;
         if self.ast.is_none() {
@@ -180,21 +237,14 @@ impl LiveCmaf {
         }
         let mut out = Vec::with_capacity(written.len());
         for f in written {
-            let init = match self.pres.rendition(&f.rendition) {
-                Some(r) => r.init_segment(),
-                None => continue,
-            };
-            let known = self.inits.iter_mut().find(|(n, _)| *n == f.rendition);
-            let fresh = match known {
-                Some((_, bytes)) if *bytes == init && !f.new_init => None,
-                Some((_, bytes)) => {
-                    *bytes = init.clone();
-                    Some(init)
-                }
-                None => {
-                    self.inits.push((f.rendition.clone(), init.clone()));
-                    Some(init)
-                }
+            let known = self.inits.contains(&f.rendition);
+            if !known {
+                self.inits.push(f.rendition.clone());
+            }
+            let fresh = if known && !f.new_init {
+                None
+            } else {
+                self.pres.rendition(&f.rendition).map(|r| r.init_segment())
             };
             out.push(LiveFragment {
                 rendition: f.rendition,
