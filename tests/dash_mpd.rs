@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::cmaf::{cut, demux, shift_to_zero};
+use common::cmaf::{cut, demux, expand, shift_to_zero};
 use common::{avc_aac_25, decode_errors, framemd5, streams, Container, TempDir};
 use strom::container::fmp4::Fmp4Writer;
 use strom::container::mp4::Mp4Demuxer;
@@ -101,7 +101,8 @@ fn package(source: &Path, dir: &Path, live: Option<(i64, i64)>) -> String {
         Some((availability_start_time, publish_time)) => MpdType::Dynamic {
             availability_start_time,
             publish_time,
-            minimum_update_period: Timestamp::from_secs(2),
+            minimum_update_period: Some(Timestamp::from_secs(2)),
+            media_presentation_duration: None,
             time_shift_buffer_depth: Some(Timestamp::from_secs(30)),
             suggested_presentation_delay: Some(Timestamp::from_secs(4)),
         },
@@ -303,21 +304,6 @@ fn present(source: &Path, opts: CmafOptions) -> (CmafPresentation, Written) {
     (cmaf, written)
 }
 
-/// The `(t, d)` of every segment a parsed `SegmentTimeline` lists (`@r` expanded).
-fn expand(tl: &dash_mpd_core::SegmentTimeline) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut next = 0;
-    for s in &tl.segments {
-        let mut t = s.t.unwrap_or(next);
-        for _ in 0..=s.r.unwrap_or(0).max(0) {
-            out.push((t, s.d));
-            t += s.d;
-        }
-        next = t;
-    }
-    out
-}
-
 /// The MPDs of a three-language presentation, static and dynamic, read by an
 /// independent parser (`dash-mpd-core`): no conformity error, one video and three
 /// audio AdaptationSets with the right languages and roles, and every
@@ -397,7 +383,8 @@ fn cmaf_mpds_parse_independently_and_match_the_fragments() {
         .mpd(MpdType::Dynamic {
             availability_start_time: 1_700_000_000_000,
             publish_time: 1_700_000_012_345,
-            minimum_update_period: Timestamp::from_secs(2),
+            minimum_update_period: Some(Timestamp::from_secs(2)),
+            media_presentation_duration: None,
             time_shift_buffer_depth: Some(Timestamp::from_secs(6)),
             suggested_presentation_delay: Some(Timestamp::from_secs(6)),
         })

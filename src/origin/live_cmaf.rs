@@ -27,7 +27,7 @@
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::package::cmaf::{CmafOptions, CmafPresentation};
 use crate::package::dash::{Mpd, MpdType, SegmentTimeline};
 use crate::package::hls::PlaylistType;
@@ -63,12 +63,6 @@ fn ceil_ms(ticks: u64, scale: Timescale) -> i64 {
 fn floor_ms(ticks: u64, scale: Timescale) -> i64 {
     let t = Timestamp::new(ticks.min(i64::MAX as u64) as i64, scale);
     t.rescale(Timescale::MILLIS, Rounding::Down).ticks()
-}
-
-/// `xs:duration` of `ms` milliseconds: `PT{s}.{ms}S`.
-fn xs_duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
 }
 
 /// The CMAF packaging of one live stream and its cached manifests.
@@ -354,18 +348,16 @@ impl LiveCmaf {
         mpd.mpd_type = MpdType::Dynamic {
             availability_start_time: ast,
             publish_time: now,
-            minimum_update_period: self.target,
+            // After the end: no more updates, and the duration up to the last fragment.
+            minimum_update_period: (!self.ended).then_some(self.target),
+            media_presentation_duration: self.ended.then(|| Timestamp::from_millis(end_ms)),
             time_shift_buffer_depth: Some(Timestamp::from_millis(window_ms)),
             suggested_presentation_delay: Some(Timestamp::from_millis(
                 self.target.as_millis().saturating_mul(3),
             )),
         };
         mpd.utc_timing = Some(TIME_PATH.to_string());
-        let mut text = mpd.write()?;
-        if self.ended {
-            text = ended_mpd(&text, end_ms)?;
-        }
-        Ok((Some(Bytes::from(text)), due))
+        Ok((Some(Bytes::from(mpd.write()?)), due))
     }
 
     /// The fMP4 multivariant playlist (`cmaf.m3u8`), shared.
@@ -390,24 +382,4 @@ impl LiveCmaf {
             _ => self.mpd.clone(),
         }
     }
-}
-
-/// A dynamic MPD text after the end (DASH-IF IOP v4.3 §4.4.3.1): no
-/// `@minimumUpdatePeriod`, and `@mediaPresentationDuration` up to the end of the last
-/// fragment (`end_ms` after the Period start, media time 0).
-fn ended_mpd(text: &str, end_ms: i64) -> Result<String> {
-    const ATTR: &str = " minimumUpdatePeriod=\"";
-    let at = text
-        .find(ATTR)
-        .ok_or(Error::usage("MPD without minimumUpdatePeriod"))?;
-    let rest = &text[at + ATTR.len()..];
-    let close = rest
-        .find('"')
-        .ok_or(Error::usage("MPD attribute not closed"))?;
-    Ok(format!(
-        "{} mediaPresentationDuration=\"{}\"{}",
-        &text[..at],
-        xs_duration(end_ms),
-        &rest[close + 1..]
-    ))
 }

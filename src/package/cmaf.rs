@@ -935,7 +935,8 @@ mod tests {
             .mpd(MpdType::Dynamic {
                 availability_start_time: 1_700_000_000_000,
                 publish_time: 1_700_000_012_000,
-                minimum_update_period: Timestamp::from_secs(2),
+                minimum_update_period: Some(Timestamp::from_secs(2)),
+                media_presentation_duration: None,
                 time_shift_buffer_depth: Some(Timestamp::from_secs(6)),
                 suggested_presentation_delay: Some(Timestamp::from_secs(4)),
             })

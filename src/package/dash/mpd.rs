@@ -44,7 +44,11 @@ pub enum MpdType {
         /// `@publishTime`: when this version of the MPD was made (Unix milliseconds).
         publish_time: i64,
         /// `@minimumUpdatePeriod`: how long a client may keep this MPD before reloading.
-        minimum_update_period: Timestamp,
+        /// `None` once the stream has ended: no update will follow (DASH-IF IOP §4.4.3.1).
+        minimum_update_period: Option<Timestamp>,
+        /// `@mediaPresentationDuration`: set when the stream has ended, to the end of its
+        /// last segment after the Period start.
+        media_presentation_duration: Option<Timestamp>,
         /// `@timeShiftBufferDepth`: how far behind the live edge segments stay available.
         time_shift_buffer_depth: Option<Timestamp>,
         /// `@suggestedPresentationDelay`: how far behind the live edge players should play.
@@ -438,6 +442,7 @@ impl Mpd {
                 availability_start_time,
                 publish_time,
                 minimum_update_period,
+                media_presentation_duration,
                 time_shift_buffer_depth,
                 suggested_presentation_delay,
             } => {
@@ -445,9 +450,17 @@ impl Mpd {
                 xml::date_time(&mut out, *availability_start_time, "availabilityStartTime")?;
                 out.push_str("\" publishTime=\"");
                 xml::date_time(&mut out, *publish_time, "publishTime")?;
-                out.push_str("\" minimumUpdatePeriod=\"");
-                xml::duration(&mut out, *minimum_update_period, "minimumUpdatePeriod")?;
                 out.push('"');
+                if let Some(d) = minimum_update_period {
+                    out.push_str(" minimumUpdatePeriod=\"");
+                    xml::duration(&mut out, *d, "minimumUpdatePeriod")?;
+                    out.push('"');
+                }
+                if let Some(d) = media_presentation_duration {
+                    out.push_str(" mediaPresentationDuration=\"");
+                    xml::duration(&mut out, *d, "mediaPresentationDuration")?;
+                    out.push('"');
+                }
                 if let Some(d) = time_shift_buffer_depth {
                     out.push_str(" timeShiftBufferDepth=\"");
                     xml::duration(&mut out, *d, "timeShiftBufferDepth")?;
@@ -683,7 +696,8 @@ mod tests {
         let mut mpd = Mpd::new(MpdType::Dynamic {
             availability_start_time: 1_709_164_800_000, // 2024-02-29T00:00:00Z
             publish_time: 1_709_164_862_345,
-            minimum_update_period: Timestamp::from_secs(2),
+            minimum_update_period: Some(Timestamp::from_secs(2)),
+            media_presentation_duration: None,
             time_shift_buffer_depth: Some(Timestamp::from_secs(30)),
             suggested_presentation_delay: Some(Timestamp::from_millis(6_500)),
         });
@@ -806,7 +820,8 @@ mod tests {
         m.mpd_type = MpdType::Dynamic {
             availability_start_time: i64::MAX,
             publish_time: 0,
-            minimum_update_period: Timestamp::from_secs(2),
+            minimum_update_period: Some(Timestamp::from_secs(2)),
+            media_presentation_duration: None,
             time_shift_buffer_depth: None,
             suggested_presentation_delay: None,
         };

@@ -37,6 +37,8 @@ mod media;
 mod multivariant;
 mod tags;
 
+pub(crate) use tags::iso8601_millis;
+
 pub use bandwidth::BandwidthMeter;
 pub use media::{MediaPlaylist, MediaSegment, PlaylistType};
 pub use multivariant::{MultivariantPlaylist, Rendition, RenditionType, Variant};
