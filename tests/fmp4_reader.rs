@@ -9,11 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use bytes::{Bytes, BytesMut};
 use common::cmaf::{cut, demux, shift_to_zero};
-use common::{avc_aac_25, avc_multi_audio, media, packets, tool, Container, TempDir};
+use common::{avc_aac_25, avc_multi_audio, ffmpeg_dash_cmd, media, packets, Container, TempDir};
 use strom::container::fmp4::{Fmp4Reader, Fmp4Writer};
 use strom::media::{Frame, FrameFlags, MediaKind, TrackInfo};
 use strom::ErrorKind;
@@ -139,21 +138,7 @@ fn ffmpeg_dash_representations_read() {
     let src = avc_multi_audio(6);
     let (src_tracks, src_frames) = demux(&src);
     let dir = TempDir::new("fmp4-reader-dash");
-    let out = Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(&src)
-        .args([
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "dash",
-            "-seg_duration",
-            "2",
-        ])
-        .args(["-use_template", "1", "-use_timeline", "1"])
-        .arg(dir.join("manifest.mpd"))
+    let out = ffmpeg_dash_cmd(&src, dir.path(), &[], &[])
         .output()
         .unwrap();
     assert!(

@@ -9,6 +9,7 @@
 //! `STROM_SOAK_SECS` (default 60) sets how long [`dash_js_soak`] plays.
 mod common;
 
+use common::cmaf::expand;
 use common::live::*;
 use common::players::{self, PlayOpts, PlayOutcome, Player};
 use common::*;
@@ -170,21 +171,6 @@ impl MpdState {
             lags.iter().copied().max().unwrap_or(0),
         )
     }
-}
-
-/// The `(t, d)` of every segment of a parsed `SegmentTimeline` (`@r` expanded).
-fn expand(tl: &dash_mpd_core::SegmentTimeline) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut next = 0;
-    for s in &tl.segments {
-        let mut t = s.t.unwrap_or(next);
-        for _ in 0..=s.r.unwrap_or(0).max(0) {
-            out.push((t, s.d));
-            t += s.d;
-        }
-        next = t;
-    }
-    out
 }
 
 /// Reads the MPD and `/time` right after it; checks it with an independent parser and the

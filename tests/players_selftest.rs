@@ -8,7 +8,9 @@
 mod common;
 
 use common::players::{play, same_lang, PlayOpts, PlayOutcome, Player, Source};
-use common::{avc_aac_25, avc_multi_audio, tool, Container, TempDir, MULTI_AUDIO_LANGS};
+use common::{
+    avc_aac_25, avc_multi_audio, ffmpeg_dash_cmd, tool, Container, TempDir, MULTI_AUDIO_LANGS,
+};
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,32 +22,6 @@ use std::time::{Duration, Instant};
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// ffmpeg's DASH muxer (`-c copy`, 2 s segments, SegmentTemplate + SegmentTimeline) of every
-/// stream of `input` into `out/manifest.mpd`; `input_opts` go before `-i` (`-re`),
-/// `output_opts` before the output (live window options).
-fn ffmpeg_dash_cmd(input: &Path, out: &Path, input_opts: &[&str], output_opts: &[&str]) -> Command {
-    let mut cmd = Command::new(tool("ffmpeg"));
-    cmd.args(["-nostdin", "-y", "-v", "error"])
-        .args(input_opts)
-        .arg("-i")
-        .arg(input)
-        .args([
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "dash",
-            "-seg_duration",
-            "2",
-        ])
-        .args(["-use_template", "1", "-use_timeline", "1"])
-        .args(output_opts)
-        .arg(out.join("manifest.mpd"))
-        .stdin(Stdio::null());
-    cmd
 }
 
 fn ffmpeg_dash(input: &Path, out: &Path) {

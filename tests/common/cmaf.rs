@@ -1,5 +1,6 @@
 //! CMAF test helpers shared by the fMP4 and DASH tests: demux an MP4 with strom into
-//! tracks and frames, shift a track to a zero first decode time, cut it into fragments.
+//! tracks and frames, shift a track to a zero first decode time, cut it into fragments,
+//! expand a parsed DASH `SegmentTimeline`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -48,5 +49,20 @@ pub fn cut(frames: &[Frame], every: i64, video: bool) -> Vec<std::ops::Range<usi
         }
     }
     out.push(start..frames.len());
+    out
+}
+
+/// The `(t, d)` of every segment a parsed `SegmentTimeline` lists (`@r` expanded).
+pub fn expand(tl: &dash_mpd_core::SegmentTimeline) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for s in &tl.segments {
+        let mut t = s.t.unwrap_or(next);
+        for _ in 0..=s.r.unwrap_or(0).max(0) {
+            out.push((t, s.d));
+            t += s.d;
+        }
+        next = t;
+    }
     out
 }

@@ -11,7 +11,8 @@
 //!   [`video_only`] are the acceptance matrix (bit-exact: x264 runs single-threaded).
 //! * [`ffprobe_flat`], [`streams`], [`packets`]: ffprobe output parsed by hand (no serde).
 //! * [`framemd5`], [`decode_errors`]: what a decoder makes of a file.
-//! * [`ffmpeg_hls`]: the reference packager (ffmpeg's own HLS muxer) for comparisons.
+//! * [`ffmpeg_hls`], [`ffmpeg_dash_cmd`]: the reference packagers (ffmpeg's own HLS and DASH
+//!   muxers) for comparisons.
 //! * [`play_in_browser`]: hls.js in Chromium; `STROM_SKIP_BROWSER=1` skips it with a SKIP line.
 //! * [`TempDir`]: a unique scratch directory removed on drop.
 #![allow(dead_code)]
@@ -595,6 +596,37 @@ pub fn decode_errors(path: &Path) -> String {
         s = format!("ffmpeg exited with {}", out.status);
     }
     s
+}
+
+/// ffmpeg's DASH muxer (`-c copy`, 2 s segments, SegmentTemplate + SegmentTimeline) of every
+/// stream of `input` into `out/manifest.mpd`; `input_opts` go before `-i` (`-re`),
+/// `output_opts` before the output (live window options).
+pub fn ffmpeg_dash_cmd(
+    input: &Path,
+    out: &Path,
+    input_opts: &[&str],
+    output_opts: &[&str],
+) -> Command {
+    let mut cmd = Command::new(tool("ffmpeg"));
+    cmd.args(["-nostdin", "-y", "-v", "error"])
+        .args(input_opts)
+        .arg("-i")
+        .arg(input)
+        .args([
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "dash",
+            "-seg_duration",
+            "2",
+        ])
+        .args(["-use_template", "1", "-use_timeline", "1"])
+        .args(output_opts)
+        .arg(out.join("manifest.mpd"))
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// The reference: ffmpeg's own HLS muxer (`-c copy -f hls -hls_time N -hls_playlist_type vod`)
