@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
-//!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS]
+//!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -25,7 +25,8 @@
 //! session timeouts (defaults 10 000 and 30 000). `--read-coalesce-ms` (default 60)
 //! is the shortest time between two reads of a publisher's socket once its first
 //! segment is out: fewer, larger reads for at most that much ingest latency (0 reads
-//! as soon as bytes arrive).
+//! as soon as bytes arrive). `--cmaf off` serves MPEG-TS HLS only (no fMP4 HLS, no
+//! DASH), for origins whose players all take TS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,6 +81,8 @@ struct Args {
     session: RtmpConfig,
     /// Shortest time between two reads of a publisher's socket.
     read_coalesce: Duration,
+    /// Package CMAF (fMP4 HLS, DASH) next to MPEG-TS.
+    cmaf: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -89,6 +92,7 @@ fn parse_args() -> Result<Args, String> {
         secret: None,
         session: RtmpConfig::default(),
         read_coalesce: Duration::from_millis(READ_COALESCE_MS),
+        cmaf: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -106,6 +110,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--idle-timeout-ms" => {
                 a.session.idle_timeout_ms = v.parse().map_err(|e| format!("{k} {v}: {e}"))?
+            }
+            "--cmaf" => {
+                a.cmaf = match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("{k} {v}: on or off")),
+                }
             }
             _ => return Err(format!("unknown option {k}")),
         }
@@ -579,15 +590,16 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]");
             std::process::exit(2);
         }
     };
     let origin: Shared = Arc::new(Mutex::new(Live {
-        origin: Origin::new(
-            MemoryStore::new(MemoryStoreOptions::default()),
-            OriginOptions::default(),
-        ),
+        origin: Origin::new(MemoryStore::new(MemoryStoreOptions::default()), {
+            let mut o = OriginOptions::default();
+            o.live.cmaf = args.cmaf;
+            o
+        }),
         relays: HashMap::new(),
     }));
     let auth = args

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acceptance benchmark: strom's live origin (examples/live_origin.rs) vs nginx-rtmp, same job, same run.
 #
-#   ./scripts/bench_live_vs_nginx.sh   (env: STREAMS=20 WARMUP=16 MEASURE=30 REPS=3)
+#   ./scripts/bench_live_vs_nginx.sh   (env: STREAMS=20 WARMUP=16 MEASURE=30 REPS=3, STROM_ARGS="--cmaf off")
 #
 # Job: STREAMS publishers push RTMP into the server, which serves live HLS (MPEG-TS, 2 s segments,
 # 6-segment window). Input (generated once, cached): target/bench-media/live_1m.flv, 60 s of
@@ -10,7 +10,9 @@
 #   ffmpeg -nostdin -v error -re -stream_loop -1 -i live_1m.flv -c copy -f flv rtmp://127.0.0.1:P/live/sN
 #
 # Servers (free ports on 127.0.0.1 only; HLS output of nginx on tmpfs under /dev/shm):
-#   strom: target/release/examples/live_origin --rtmp 127.0.0.1:P --http 127.0.0.1:H
+#   strom: target/release/examples/live_origin --rtmp 127.0.0.1:P --http 127.0.0.1:H $STROM_ARGS
+#          (by default it packages CMAF too: fMP4 HLS and DASH beside the TS HLS nginx-rtmp makes;
+#          STROM_ARGS="--cmaf off" measures the same job as nginx-rtmp's, TS HLS only)
 #          -> /live/sN/media.m3u8, segments kept in the process memory (stored_bytes in /streams.json)
 #   nginx: nginx + libnginx-mod-rtmp, 1 worker, `live on; hls on; hls_fragment 2s;
 #          hls_playlist_length 12s; hls_cleanup on`, config written below -> /hls/sN.m3u8
@@ -224,7 +226,8 @@ run_server() {
   while [ "$http" = "$rtmp" ]; do http=$(free_port); done
   local slog="$OUT/$srv-server.log"
   if [ "$srv" = strom ]; then
-    "$ORIGIN" --rtmp "127.0.0.1:$rtmp" --http "127.0.0.1:$http" >"$slog" 2>&1 &
+    # shellcheck disable=SC2086 # STROM_ARGS is a list of options
+    "$ORIGIN" --rtmp "127.0.0.1:$rtmp" --http "127.0.0.1:$http" ${STROM_ARGS:-} >"$slog" 2>&1 &
     master=$!
     STARTED+=("$master")
     purl() { echo "http://127.0.0.1:$http/live/$1/media.m3u8"; }
