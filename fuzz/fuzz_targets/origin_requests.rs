@@ -1,0 +1,200 @@
+//! Drives the live `Origin` with a random publisher (tracks, frames with random times
+//! and key flags, discontinuities, unpublish, clock steps) and random HTTP requests
+//! (any method, any request target bytes, paths built from the routes it serves:
+//! TS and fMP4 HLS, DASH MPD, init segments, fragments, `/time`, `/streams.json`), and
+//! checks after every request:
+//! * the status is one the origin documents (200, 204, 400, 404, 405, 500);
+//! * HEAD answers carry no body; 200 GETs of playlists and MPDs are UTF-8 text with
+//!   their content type, and a served MPD is dynamic;
+//! * a served media playlist names only segments or fragments the origin then serves
+//!   (nothing listed is missing, at the same instant).
+//!
+//! Errors from `publish`/`push` are allowed (typed errors for bad publisher input);
+//! panics are not.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use strom::bitstream::aac::build_asc;
+use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, H264Config, Item, TrackInfo};
+use strom::origin::{MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request};
+use strom::time::{Timescale, Timestamp};
+
+#[path = "shared/input.rs"]
+mod input;
+#[path = "shared/params.rs"]
+mod params;
+use input::Input;
+
+const NAMES: [&str; 2] = ["cam", "b-2"];
+const FILES: [&str; 12] = [
+    "index.m3u8",
+    "cmaf.m3u8",
+    "manifest.mpd",
+    "0.ts",
+    "3.ts",
+    "v1/media.m3u8",
+    "a2/media.m3u8",
+    "v1/init.mp4",
+    "a2/init.mp4",
+    "v1/0.m4s",
+    "a2/2.m4s",
+    "v9/1.m4s",
+];
+
+fn tracks() -> [Item; 2] {
+    let h264 = H264Config::from_parameter_sets(
+        Bytes::from_static(params::SPS),
+        Bytes::from_static(params::PPS),
+    )
+    .expect("valid parameter sets");
+    let aac = AacConfig::from_asc(build_asc(2, 3, 2)).expect("valid ASC");
+    [
+        Event::TrackAdded(TrackInfo::new(
+            1,
+            Timescale::MILLIS,
+            CodecConfig::H264(h264),
+        ))
+        .into(),
+        Event::TrackAdded(TrackInfo::new(2, Timescale::MILLIS, CodecConfig::Aac(aac))).into(),
+    ]
+}
+
+fn path(inp: &mut Input) -> String {
+    match inp.u8() % 8 {
+        // Raw bytes: anything a client could send.
+        0 => {
+            let n = usize::from(inp.u8() % 48);
+            let raw: Vec<u8> = (0..n).map(|_| inp.u8()).collect();
+            String::from_utf8_lossy(&raw).into_owned()
+        }
+        1 => "/time".to_string(),
+        2 => "/streams.json".to_string(),
+        _ => {
+            let name = NAMES[usize::from(inp.u8()) % NAMES.len()];
+            let file = FILES[usize::from(inp.u8()) % FILES.len()];
+            let query = if inp.u8() % 4 == 0 { "?token=x&y" } else { "" };
+            format!("/live/{name}/{file}{query}")
+        }
+    }
+}
+
+/// The URIs a playlist lists (non-tag lines and `URI="..."` of EXT-X-MAP).
+fn listed(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_string());
+            }
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut inp = Input(data);
+    let store = MemoryStore::new(MemoryStoreOptions::default());
+    let mut origin = Origin::new(store, OriginOptions::default());
+    let mut now: i64 = 1_700_000_000_000;
+    let mut media_ms: i64 = 0;
+    let mut ops = 0;
+    while !inp.is_empty() && ops < 2000 {
+        ops += 1;
+        let name = NAMES[usize::from(inp.u8() & 1)];
+        match inp.u8() % 16 {
+            0 => {
+                let _ = origin.publish(name, now);
+                for t in tracks() {
+                    let _ = origin.push(name, t, now);
+                }
+            }
+            1 => {
+                let _ = origin.unpublish(name, now);
+            }
+            2 => {
+                let _ = origin.push(name, Event::Discontinuity { track: None }.into(), now);
+            }
+            3 => {
+                now = now.saturating_add(i64::from(inp.u16()) * 10);
+                origin.tick(now);
+            }
+            4..=9 => {
+                // A burst of video and audio frames, with jitter and the odd jump back.
+                let n = inp.u8() % 32;
+                for _ in 0..n {
+                    let step = i64::from(inp.u8() % 64);
+                    media_ms = if inp.u8() == 0 {
+                        media_ms - 500
+                    } else {
+                        media_ms + step
+                    };
+                    now += step;
+                    let t = Timestamp::from_millis(media_ms);
+                    let key = inp.u8() % 24 == 0;
+                    let item: Item = if inp.u8() % 3 == 0 {
+                        Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+                            .with_flags(FrameFlags::KEYFRAME)
+                            .into()
+                    } else {
+                        let nal: &'static [u8] = if key {
+                            b"\0\0\0\x02\x65\x88"
+                        } else {
+                            b"\0\0\0\x02\x41\x9a"
+                        };
+                        let cts = Timestamp::from_millis(media_ms + i64::from(inp.u8() % 3) * 40);
+                        let f = Frame::new(1, cts, t, Bytes::from_static(nal));
+                        if key {
+                            f.with_flags(FrameFlags::KEYFRAME).into()
+                        } else {
+                            f.into()
+                        }
+                    };
+                    let _ = origin.push(name, item, now);
+                }
+            }
+            _ => {
+                let method = match inp.u8() % 8 {
+                    0 => Method::Head,
+                    1 => Method::Options,
+                    2 => Method::Other("POST".to_string()),
+                    _ => Method::Get,
+                };
+                let p = path(&mut inp);
+                let head = method == Method::Head;
+                let get = method == Method::Get;
+                let r = origin.handle(&Request::new(method, p.clone()), now);
+                assert!(
+                    matches!(r.status, 200 | 204 | 400 | 404 | 405 | 500),
+                    "{p}: status {}",
+                    r.status
+                );
+                if head {
+                    assert!(r.body.is_empty(), "{p}: HEAD with a body");
+                }
+                let plain = p.split('?').next().unwrap_or("");
+                if r.status == 200 && get && (plain.ends_with(".m3u8") || plain.ends_with(".mpd")) {
+                    let text = std::str::from_utf8(&r.body).expect("manifest is UTF-8");
+                    let ctype = r.header("content-type").unwrap_or("");
+                    if plain.ends_with(".mpd") {
+                        assert_eq!(ctype, "application/dash+xml", "{p}");
+                        assert!(text.contains("type=\"dynamic\""), "{p}: {text}");
+                    } else {
+                        assert!(ctype.contains("mpegurl"), "{p}: {ctype}");
+                        // Everything a media playlist lists is served now.
+                        if !text.contains("#EXT-X-STREAM-INF") {
+                            let dir = &plain[..plain.rfind('/').unwrap_or(0)];
+                            for uri in listed(text) {
+                                let uri = uri.split('?').next().unwrap_or("");
+                                let got = origin.handle(&Request::get(format!("{dir}/{uri}")), now);
+                                assert_eq!(got.status, 200, "{p} lists {uri}:\n{text}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+});
