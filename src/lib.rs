@@ -41,6 +41,7 @@
 pub mod auth;
 pub mod bitstream;
 pub mod container;
+pub mod crypto;
 pub mod error;
 pub mod ingest;
 pub mod media;
