@@ -19,6 +19,7 @@ pub mod key;
 pub mod sample_aes;
 mod types;
 
+pub use key::{HmacIv, HmacKeyProvider, KeyProvider, KeyRotation, StaticKeyProvider, StreamKey};
 pub use types::{
     ContentKey, Iv, KeyId, Scheme, CLEARKEY_SYSTEM_ID, PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID,
 };
