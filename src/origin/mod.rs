@@ -31,6 +31,7 @@
 //! assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 //! ```
 
+pub mod clearkey;
 mod http;
 mod live;
 mod live_cmaf;
