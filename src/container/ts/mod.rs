@@ -7,6 +7,8 @@
 //!   and the packetiser that lays one PES packet out over 188-byte packets.
 //! * [`pes`]: the PES packet header with PTS/DTS (§2.4.3.6, §2.4.3.7).
 //! * [`psi`]: PAT and PMT sections with their CRC-32/MPEG-2 (§2.4.4, Annex A).
+//! * [`sample_aes`]: HLS SAMPLE-AES signalling ([`TsEncryption`], stream types
+//!   `0xdb`/`0xcf` and their descriptors) and [`write_sample_aes_segment`].
 //! * [`TsMuxer`]: tracks, PIDs, continuity counters, PCR, Annex B and ADTS conversion.
 //!
 //! ```
@@ -44,9 +46,14 @@ mod muxer;
 pub mod packet;
 pub mod pes;
 pub mod psi;
+pub mod sample_aes;
 
 pub use muxer::{
     TsMuxer, TsMuxerOptions, DEFAULT_AUDIO_PES_MAX_BYTES, MAX_TRACKS, PCR_DELAY, PCR_MAX_INTERVAL,
     PROGRAM_NUMBER, TRANSPORT_STREAM_ID,
 };
-pub use psi::{STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_HEVC, STREAM_TYPE_SCTE35};
+pub use psi::{
+    STREAM_TYPE_AAC_ADTS, STREAM_TYPE_AAC_SAMPLE_AES, STREAM_TYPE_H264,
+    STREAM_TYPE_H264_SAMPLE_AES, STREAM_TYPE_HEVC, STREAM_TYPE_SCTE35,
+};
+pub use sample_aes::{write_sample_aes_segment, TsEncryption};

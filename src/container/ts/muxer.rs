@@ -5,7 +5,9 @@
 //! is no video). Video becomes Annex B with an access unit delimiter in front of every
 //! access unit and the decoder configuration's parameter sets in front of every
 //! random access point; AAC gets a 7-byte ADTS header per raw frame, and consecutive
-//! frames of a track are grouped into one PES packet.
+//! frames of a track are grouped into one PES packet. With
+//! [`TsEncryption::SampleAes`] the H.264 slices and AAC frames are encrypted on the
+//! way out (HLS SAMPLE-AES, [`super::sample_aes`]).
 
 use bytes::BytesMut;
 
@@ -15,8 +17,13 @@ use super::packet::{
 use super::pes::{
     PesHeader, MAX_PES_PACKET_LENGTH, STREAM_ID_AUDIO, STREAM_ID_VIDEO, TIMESTAMP_MASK,
 };
-use super::psi::{self, PmtStream, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_HEVC};
+use super::psi::{
+    self, PmtStream, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_AAC_SAMPLE_AES, STREAM_TYPE_H264,
+    STREAM_TYPE_H264_SAMPLE_AES, STREAM_TYPE_HEVC,
+};
+use super::sample_aes::{self as senc, TsEncryption};
 use crate::bitstream::{aac, h264, h265};
+use crate::crypto::sample_aes::SampleAes;
 use crate::error::{Error, Result};
 use crate::media::{AacConfig, CodecConfig, Frame, MediaKind, TrackId, TrackInfo};
 use crate::package::Segment;
@@ -67,6 +74,10 @@ pub struct TsMuxerOptions {
     /// [`DEFAULT_AUDIO_PES_MAX_BYTES`] (2930, like ffmpeg); 0 or 1 writes one frame per
     /// PES packet. Capped so that `PES_packet_length` fits in 16 bits.
     pub audio_pes_max_bytes: usize,
+    /// Protection of the elementary streams. Default [`TsEncryption::Clear`];
+    /// [`TsEncryption::SampleAes`] writes HLS SAMPLE-AES (H.264 and AAC only). Change
+    /// it on a running muxer with [`TsMuxer::set_encryption`].
+    pub encryption: TsEncryption,
 }
 
 impl Default for TsMuxerOptions {
@@ -76,6 +87,7 @@ impl Default for TsMuxerOptions {
             first_es_pid: 0x100,
             timestamp_offset: Timestamp::new(126_000, Timescale::MPEG),
             audio_pes_max_bytes: DEFAULT_AUDIO_PES_MAX_BYTES,
+            encryption: TsEncryption::Clear,
         }
     }
 }
@@ -121,6 +133,8 @@ struct Track {
     pid: u16,
     stream_id: u8,
     stream_type: u8,
+    /// `ES_info` descriptors besides the language (SAMPLE-AES signalling).
+    descriptors: Vec<u8>,
     cc: ContinuityCounter,
     codec: Codec,
 }
@@ -144,7 +158,8 @@ fn language_code(info: &TrackInfo) -> Option<[u8; 3]> {
 }
 
 impl Track {
-    fn new(info: TrackInfo, pid: u16) -> Result<Self> {
+    /// A track of `info` on `pid`; `encrypted` picks the SAMPLE-AES stream types.
+    fn new(info: TrackInfo, pid: u16, encrypted: bool) -> Result<Self> {
         let (stream_id, stream_type, codec) = match &info.config {
             CodecConfig::H264(c) => (
                 STREAM_ID_VIDEO,
@@ -186,11 +201,33 @@ impl Track {
                 ))
             }
         };
+        let (stream_type, descriptors) = match (&codec, encrypted) {
+            (_, false) => (stream_type, Vec::new()),
+            (
+                Codec::Video {
+                    codec: VideoCodec::H264,
+                    ..
+                },
+                true,
+            ) => (
+                STREAM_TYPE_H264_SAMPLE_AES,
+                senc::h264_descriptors().to_vec(),
+            ),
+            (Codec::Aac { cfg, .. }, true) => {
+                (STREAM_TYPE_AAC_SAMPLE_AES, senc::aac_descriptors(cfg)?)
+            }
+            (Codec::Video { .. }, true) => {
+                return Err(Error::unsupported(
+                    "SAMPLE-AES in MPEG-TS covers H.264 video only",
+                ))
+            }
+        };
         Ok(Track {
             info,
             pid,
             stream_id,
             stream_type,
+            descriptors,
             cc: ContinuityCounter::new(),
             codec,
         })
@@ -258,6 +295,18 @@ pub struct TsMuxer {
     head: Vec<u8>,
     /// Scratch: byte offsets of the NAL length prefixes of the current video frame.
     nal_offsets: Vec<usize>,
+    /// The SAMPLE-AES cipher when [`TsMuxerOptions::encryption`] asks for it.
+    sample_aes: Option<SampleAes>,
+    /// Scratch: the encrypted Annex B body of the current video frame.
+    body: Vec<u8>,
+}
+
+/// The cipher of an encryption mode. Errors: an 8-byte IV ([`Error::usage`]).
+fn cipher_of(enc: &TsEncryption) -> Result<Option<SampleAes>> {
+    match enc {
+        TsEncryption::Clear => Ok(None),
+        TsEncryption::SampleAes { key, iv } => SampleAes::new(key, iv).map(Some),
+    }
 }
 
 impl TsMuxer {
@@ -265,8 +314,9 @@ impl TsMuxer {
     /// [`Error::unsupported`]).
     ///
     /// Errors with [`Error::usage`] for no tracks, duplicate track ids or PIDs outside
-    /// `0x0010..=0x1FFE` (or colliding), and [`Error::limit`] for more than
-    /// [`MAX_TRACKS`] tracks or a PMT too large for one packet.
+    /// `0x0010..=0x1FFE` (or colliding) or an 8-byte SAMPLE-AES IV,
+    /// [`Error::unsupported`] for H.265 with SAMPLE-AES, and [`Error::limit`] for more
+    /// than [`MAX_TRACKS`] tracks or a PMT too large for one packet.
     pub fn new(tracks: &[TrackInfo], opts: TsMuxerOptions) -> Result<Self> {
         if tracks.is_empty() {
             return Err(Error::usage("TsMuxer needs at least one track"));
@@ -297,10 +347,15 @@ impl TsMuxer {
                     .iter()
                     .filter(|t| t.config.kind() != MediaKind::Video),
             );
+        let sample_aes = cipher_of(&opts.encryption)?;
         let mut built = Vec::with_capacity(tracks.len());
         for (i, t) in ordered.enumerate() {
-            let track = Track::new(t.clone(), opts.first_es_pid + i as u16)
-                .map_err(|e| e.context(format!("ts muxer: track {}", t.id)))?;
+            let track = Track::new(
+                t.clone(),
+                opts.first_es_pid + i as u16,
+                sample_aes.is_some(),
+            )
+            .map_err(|e| e.context(format!("ts muxer: track {}", t.id)))?;
             built.push(track);
         }
         let offset_90k = opts.timestamp_offset.ticks_in(Timescale::MPEG);
@@ -318,6 +373,8 @@ impl TsMuxer {
             last_pcr: None,
             head: Vec::with_capacity(256),
             nal_offsets: Vec::with_capacity(16),
+            sample_aes,
+            body: Vec::new(),
         };
         mux.build_tables()?;
         Ok(mux)
@@ -350,12 +407,14 @@ impl TsMuxer {
             stream_type: 0,
             pid: 0,
             language: None,
+            descriptors: &[],
         }; MAX_TRACKS];
         for (s, t) in streams.iter_mut().zip(&self.tracks) {
             *s = PmtStream {
                 stream_type: t.stream_type,
                 pid: t.pid,
                 language: language_code(&t.info),
+                descriptors: &t.descriptors,
             };
         }
         let pmt = psi::pmt_section(
@@ -390,7 +449,11 @@ impl TsMuxer {
                 "update_track cannot change a track's media kind",
             ));
         }
-        let mut new = Track::new(track.clone(), self.tracks[idx].pid)?;
+        let mut new = Track::new(
+            track.clone(),
+            self.tracks[idx].pid,
+            self.sample_aes.is_some(),
+        )?;
         let old = &mut self.tracks[idx];
         new.cc = old.cc;
         if let (Codec::Aac { group: g_new, .. }, Codec::Aac { group: g_old, .. }) =
@@ -415,6 +478,45 @@ impl TsMuxer {
             return Err(e);
         }
         self.tables_due = true;
+        Ok(())
+    }
+
+    /// Changes the protection of everything written from now on, from the next PES
+    /// packet (AAC frames still grouped included): HLS key rotation, a new IV per
+    /// segment, SAMPLE-AES on or off (see [`TsMuxerOptions::encryption`]).
+    ///
+    /// Another key or IV in the same mode changes nothing else. Between clear and
+    /// SAMPLE-AES the stream types change: the PMT `version_number` is bumped and PAT
+    /// and PMT are written again before the next PES. Errors ([`Error::usage`] for an
+    /// 8-byte IV, [`Error::unsupported`] for SAMPLE-AES with an H.265 track) leave the
+    /// muxer unchanged.
+    pub fn set_encryption(&mut self, encryption: TsEncryption) -> Result<()> {
+        let cipher = cipher_of(&encryption)?;
+        if cipher.is_some() != self.sample_aes.is_some() {
+            let mut signalling = Vec::with_capacity(self.tracks.len());
+            for t in &self.tracks {
+                let n = Track::new(t.info.clone(), t.pid, cipher.is_some())
+                    .map_err(|e| e.context(format!("ts muxer: track {}", t.info.id)))?;
+                signalling.push((n.stream_type, n.descriptors));
+            }
+            let swap = |tracks: &mut [Track], sig: &mut Vec<(u8, Vec<u8>)>| {
+                for (t, (st, d)) in tracks.iter_mut().zip(sig.iter_mut()) {
+                    std::mem::swap(&mut t.stream_type, st);
+                    std::mem::swap(&mut t.descriptors, d);
+                }
+            };
+            swap(&mut self.tracks, &mut signalling);
+            let old_version = self.pmt_version;
+            self.pmt_version = (self.pmt_version + 1) & 0x1f;
+            if let Err(e) = self.build_tables() {
+                swap(&mut self.tracks, &mut signalling);
+                self.pmt_version = old_version;
+                return Err(e);
+            }
+            self.tables_due = true;
+        }
+        self.sample_aes = cipher;
+        self.opts.encryption = encryption;
         Ok(())
     }
 
@@ -638,7 +740,31 @@ impl TsMuxer {
         let skip = first_aud_len.map_or(0, |l| 4 + l);
         let params: &[u8] = if insert_params { params } else { &[] };
         let aud_len = if skip > 0 { skip } else { aud.len() };
-        let payload_len = aud_len + params.len() + (data.len() - skip);
+        // SAMPLE-AES: the body is rebuilt as Annex B with its slices encrypted (one
+        // copy, into a reused buffer); clear bodies are written from the frame.
+        let encrypted = match &self.sample_aes {
+            Some(sa) => {
+                self.body.clear();
+                self.body.reserve(data.len() - skip + 16);
+                for &off in self.nal_offsets.iter().filter(|&&o| o >= skip) {
+                    let nal = data
+                        .get(off..off + 4)
+                        .map(|p| u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize)
+                        .and_then(|len| data.get(off + 4..off + 4 + len))
+                        .unwrap_or(&[]);
+                    self.body.extend_from_slice(&START_CODE);
+                    sa.encrypt_h264_nal(nal, &mut self.body);
+                }
+                true
+            }
+            None => false,
+        };
+        let body_len = if encrypted {
+            self.body.len()
+        } else {
+            data.len() - skip
+        };
+        let payload_len = aud_len + params.len() + body_len;
         let pts = self.to_90k(frame.pts);
         let dts = self.to_90k(frame.dts);
         let (hdr, n) = PesHeader {
@@ -663,6 +789,10 @@ impl TsMuxer {
         }
         let start = self.start_flags(idx, dts, keyframe, out);
         let t = &mut self.tracks[idx];
+        if encrypted {
+            packet::put_pes(out, t.pid, &mut t.cc, start, &self.head, &self.body);
+            return Ok(());
+        }
         let body = &data[skip..];
         let layout = packet::put_pes(out, t.pid, &mut t.cc, start, &self.head, body);
         // Length prefixes become start codes of the same size, in place.
@@ -740,6 +870,12 @@ impl TsMuxer {
         let start = self.start_flags(idx, dts, idx == self.pcr_track, out);
         let t = &mut self.tracks[idx];
         if let Codec::Aac { group, .. } = &mut t.codec {
+            if let Some(sa) = &self.sample_aes {
+                // Encrypted when written, under the key in force now. The buffer holds
+                // the ADTS frames this muxer built, so it always splits into frames.
+                let r = sa.encrypt_adts(&mut group.data);
+                debug_assert!(r.is_ok(), "grouped ADTS frames: {r:?}");
+            }
             packet::put_pes(out, t.pid, &mut t.cc, start, &hdr[..n], &group.data);
             group.data.clear();
             group.frames = 0;

@@ -1,6 +1,8 @@
 //! Program specific information: the program association section (PAT, ISO/IEC
 //! 13818-1 §2.4.4.3), the TS program map section (PMT, §2.4.4.8), the ISO 639 language
-//! descriptor (§2.6.18) and the section CRC (CRC-32/MPEG-2, Annex A).
+//! descriptor (§2.6.18) and the section CRC (CRC-32/MPEG-2, Annex A). Other
+//! descriptors of an elementary stream (the SAMPLE-AES signalling of
+//! [`super::sample_aes`]) are passed in as bytes.
 
 use super::packet::{self, AFC_PAYLOAD, PACKET_SIZE};
 use crate::error::{Error, Result};
@@ -16,12 +18,21 @@ pub const STREAM_TYPE_H264: u8 = 0x1b;
 pub const STREAM_TYPE_HEVC: u8 = 0x24;
 /// `stream_type` of ISO/IEC 13818-7 audio with ADTS transport syntax (AAC).
 pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
+/// `stream_type` of SAMPLE-AES encrypted H.264 (Apple, MPEG-2 Stream Encryption
+/// Format for HTTP Live Streaming §3).
+pub const STREAM_TYPE_H264_SAMPLE_AES: u8 = 0xdb;
+/// `stream_type` of SAMPLE-AES encrypted AAC in ADTS (same specification, §3).
+pub const STREAM_TYPE_AAC_SAMPLE_AES: u8 = 0xcf;
 /// `stream_type` of SCTE-35 splice information (SCTE 35 §8.1, user private 0x86).
 /// Reserved for the cue track; the muxer does not write SCTE-35 sections yet.
 pub const STREAM_TYPE_SCTE35: u8 = 0x86;
 
 /// `descriptor_tag` of the ISO 639 language descriptor (§2.6.18).
 pub const DESCRIPTOR_ISO_639_LANGUAGE: u8 = 0x0a;
+/// `descriptor_tag` of the registration descriptor (§2.6.8).
+pub const DESCRIPTOR_REGISTRATION: u8 = 0x05;
+/// `descriptor_tag` of the private data indicator descriptor (§2.6.28).
+pub const DESCRIPTOR_PRIVATE_DATA_INDICATOR: u8 = 0x0f;
 
 /// Longest section that fits in one transport packet after the pointer field.
 pub const MAX_SINGLE_PACKET_SECTION: usize = packet::MAX_PAYLOAD - 1;
@@ -93,13 +104,16 @@ pub fn pat_section(
 
 /// One elementary stream entry of a PMT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PmtStream {
+pub struct PmtStream<'a> {
     /// `stream_type` (`STREAM_TYPE_*`).
     pub stream_type: u8,
     /// `elementary_PID`.
     pub pid: u16,
     /// ISO 639-2 language code, written as an ISO 639 language descriptor.
     pub language: Option<[u8; 3]>,
+    /// Further descriptors, whole (tag, length, body), written after the language
+    /// descriptor in the stream's `ES_info` loop.
+    pub descriptors: &'a [u8],
 }
 
 /// A TS program map section (§2.4.4.8) for `program_number`, no program descriptors.
@@ -110,12 +124,11 @@ pub fn pmt_section(
     program_number: u16,
     version: u8,
     pcr_pid: u16,
-    streams: &[PmtStream],
+    streams: &[PmtStream<'_>],
 ) -> Result<Vec<u8>> {
-    let es_len: usize = streams
-        .iter()
-        .map(|s| 5 + if s.language.is_some() { 6 } else { 0 })
-        .sum();
+    let info_len =
+        |s: &PmtStream<'_>| (if s.language.is_some() { 6 } else { 0 }) + s.descriptors.len();
+    let es_len: usize = streams.iter().map(|s| 5 + info_len(s)).sum();
     let body_len = 4 + es_len;
     if 3 + 5 + body_len + 4 > MAX_SINGLE_PACKET_SECTION {
         return Err(Error::limit(
@@ -128,20 +141,12 @@ pub fn pmt_section(
     for st in streams {
         s.push(st.stream_type);
         s.extend_from_slice(&(0xe000 | (st.pid & 0x1fff)).to_be_bytes());
-        match st.language {
-            Some(lang) => {
-                s.extend_from_slice(&0xf006u16.to_be_bytes());
-                s.extend_from_slice(&[
-                    DESCRIPTOR_ISO_639_LANGUAGE,
-                    4,
-                    lang[0],
-                    lang[1],
-                    lang[2],
-                    0,
-                ]);
-            }
-            None => s.extend_from_slice(&0xf000u16.to_be_bytes()),
+        // ES_info_length: the whole section fits in one packet, so in 12 bits.
+        s.extend_from_slice(&(0xf000 | info_len(st) as u16).to_be_bytes());
+        if let Some(lang) = st.language {
+            s.extend_from_slice(&[DESCRIPTOR_ISO_639_LANGUAGE, 4, lang[0], lang[1], lang[2], 0]);
         }
+        s.extend_from_slice(st.descriptors);
     }
     Ok(finish_section(s))
 }
@@ -191,11 +196,13 @@ mod tests {
                 stream_type: STREAM_TYPE_H264,
                 pid: 0x100,
                 language: None,
+                descriptors: &[],
             },
             PmtStream {
                 stream_type: STREAM_TYPE_AAC_ADTS,
                 pid: 0x101,
                 language: Some(*b"eng"),
+                descriptors: &[],
             },
         ];
         let s = pmt_section(1, 3, 0x100, &streams).unwrap();
@@ -220,5 +227,13 @@ mod tests {
         assert_eq!(&p[..5], &[0x47, 0x50, 0x00, 0x10, 0x00]);
         assert_eq!(&p[5..5 + s.len()], &s[..]);
         assert!(p[5 + s.len()..].iter().all(|&b| b == 0xff));
+        // Extra descriptors follow the language descriptor and count in ES_info_length.
+        let extra = [DESCRIPTOR_PRIVATE_DATA_INDICATOR, 4, b'a', b'a', b'c', b'd'];
+        let mut with = streams;
+        with[1].descriptors = &extra;
+        let s = pmt_section(1, 0, 0x100, &with).unwrap();
+        assert_eq!(&s[17..22], &[0x0f, 0xe1, 0x01, 0xf0, 12]);
+        assert_eq!(&s[28..34], &extra);
+        assert_eq!(crc32_mpeg2(&s), 0);
     }
 }
