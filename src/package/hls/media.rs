@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::key::{self, Key};
 use super::tags;
 use crate::error::Result;
 use crate::package::Segment;
@@ -22,8 +23,8 @@ pub enum PlaylistType {
     Vod,
 }
 
-/// One media segment line group: `EXT-X-DISCONTINUITY`, `EXT-X-PROGRAM-DATE-TIME`,
-/// `EXTINF` and the URI (RFC 8216bis §4.4.4).
+/// One media segment line group: `EXT-X-DISCONTINUITY`, `EXT-X-KEY`,
+/// `EXT-X-PROGRAM-DATE-TIME`, `EXTINF` and the URI (RFC 8216bis §4.4.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MediaSegment {
@@ -36,6 +37,11 @@ pub struct MediaSegment {
     /// Wall-clock time of the segment's first sample, in milliseconds since the Unix
     /// epoch (UTC); written as `EXT-X-PROGRAM-DATE-TIME` (§4.4.4.6) when set.
     pub program_date_time: Option<i64>,
+    /// The keys in force for this segment, one per key system (`KEYFORMAT`), all of
+    /// one `METHOD` (§4.4.4.4). Empty (or a lone [`Key::none`]): not encrypted. The
+    /// playlist writes `EXT-X-KEY` tags only where this set differs from the
+    /// previous segment's. Default: empty.
+    pub keys: Vec<Key>,
 }
 
 impl MediaSegment {
@@ -46,6 +52,7 @@ impl MediaSegment {
             duration,
             discontinuity: false,
             program_date_time: None,
+            keys: Vec::new(),
         }
     }
     /// The playlist entry of a segmenter [`Segment`] stored at `uri`: its duration and
@@ -66,6 +73,12 @@ impl MediaSegment {
     #[must_use]
     pub fn with_program_date_time(mut self, unix_ms: i64) -> Self {
         self.program_date_time = Some(unix_ms);
+        self
+    }
+    /// Sets the keys in force for the segment (builder style); see [`Self::keys`].
+    #[must_use]
+    pub fn with_keys(mut self, keys: Vec<Key>) -> Self {
+        self.keys = keys;
         self
     }
 }
@@ -148,14 +161,23 @@ impl MediaPlaylist {
         Some(segment)
     }
 
-    /// `EXT-X-VERSION`: 3, for `EXTINF` durations with decimals (RFC 8216bis §7); 7
-    /// with an [`EXT-X-MAP`](Self::map) (version 6 allows the tag outside I-frame
-    /// playlists, 7 is what players expect of fMP4 playlists).
+    /// `EXT-X-VERSION`: 3, for `EXTINF` durations with decimals (RFC 8216bis §7); 5
+    /// when a listed segment's key has `KEYFORMAT` or `KEYFORMATVERSIONS` (an `IV`
+    /// needs 2, below 3); 7 with an [`EXT-X-MAP`](Self::map) (version 6 allows the
+    /// tag outside I-frame playlists, 7 is what players expect of fMP4 playlists).
     pub fn version(&self) -> u8 {
+        let keys = self
+            .segments
+            .iter()
+            .flat_map(|s| key::effective(&s.keys))
+            .map(Key::version)
+            .max()
+            .unwrap_or(1);
+        let v = keys.max(3);
         if self.map.is_some() {
-            7
+            v.max(7)
         } else {
-            3
+            v
         }
     }
 
@@ -189,8 +211,15 @@ impl MediaPlaylist {
 
     /// The playlist text, lines ending in `\n`.
     ///
+    /// `EXT-X-KEY` tags go before the first segment that has keys and wherever a
+    /// segment's key set differs from the previous one's (`METHOD=NONE` where clear
+    /// segments follow encrypted ones), so the first listed segment of a sliding
+    /// window always has its key stated.
+    ///
     /// Errors: [`Error::usage`](crate::Error::usage) for a negative duration, an invalid URI (empty,
-    /// several lines, starting with `#`) or a program date-time outside years 0..=9999.
+    /// several lines, starting with `#`), a program date-time outside years 0..=9999,
+    /// an invalid key (see [`Key::to_tag`]), a segment's keys mixing methods or
+    /// repeating a `KEYFORMAT`, or a key system dropped while segments stay encrypted.
     pub fn write(&self) -> Result<String> {
         let mut out = String::with_capacity(128 + 64 * self.segments.len());
         out.push_str("#EXTM3U\n");
@@ -220,11 +249,15 @@ impl MediaPlaylist {
             tags::quoted(&mut out, map)?;
             out.push('\n');
         }
+        let mut keys: &[Key] = &[];
         for s in &self.segments {
             tags::check_uri(&s.uri).map_err(|e| e.context("media playlist segment URI"))?;
             if s.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            let next = key::effective(&s.keys);
+            key::write_transition(&mut out, keys, next).map_err(|e| e.context("EXT-X-KEY"))?;
+            keys = next;
             if let Some(ms) = s.program_date_time {
                 out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
                 tags::iso8601_millis(&mut out, ms)?;
@@ -402,6 +435,88 @@ seg2.ts
             parse(&text).playlist_type,
             Some(m3u8_rs::MediaPlaylistType::Event)
         );
+    }
+
+    #[test]
+    fn keys_rotation_key_systems_and_window() {
+        use crate::crypto::Iv;
+        use crate::package::hls::{KeyMethod, KEYFORMAT_WIDEVINE};
+        let k = |n: u64| {
+            vec![
+                Key::new(KeyMethod::SampleAes, format!("k{n}.bin")).with_iv(Iv::from_sequence(n)),
+                Key::new(KeyMethod::SampleAes, "data:text/plain;base64,AAAA")
+                    .with_keyformat(KEYFORMAT_WIDEVINE, &[1]),
+            ]
+        };
+        let mut pl = MediaPlaylist::new(PlaylistType::Live);
+        pl.target_duration = Some(4);
+        // Two segments per key, then a clear segment, then encrypted again.
+        for i in 0..4u64 {
+            pl.push_segment(MediaSegment::new(format!("{i}.ts"), ms(4000)).with_keys(k(i / 2)));
+        }
+        pl.push_segment(MediaSegment::new("4.ts", ms(4000)).with_keys(vec![Key::none()]));
+        pl.push_segment(MediaSegment::new("5.ts", ms(4000)).with_keys(k(9)));
+        let text = pl.write().unwrap();
+        let wv = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,AAAA\",\
+                  KEYFORMAT=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\",KEYFORMATVERSIONS=\"1\"\n";
+        let id = |n: u64| format!("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"k{n}.bin\",IV=0x{n:032x}\n");
+        let expect = format!(
+            "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n{}{wv}#EXTINF:4.000,\n0.ts\n#EXTINF:4.000,\n1.ts\n\
+             {}{wv}#EXTINF:4.000,\n2.ts\n#EXTINF:4.000,\n3.ts\n\
+             #EXT-X-KEY:METHOD=NONE\n#EXTINF:4.000,\n4.ts\n\
+             {}{wv}#EXTINF:4.000,\n5.ts\n",
+            id(0),
+            id(1),
+            id(9)
+        );
+        assert_eq!(text, expect);
+        // m3u8-rs sees the last key before each segment whose keys were written.
+        let p = parse(&text);
+        assert_eq!(p.version, Some(5));
+        let key_of = |i: usize| p.segments[i].key.clone();
+        let first = key_of(0).expect("key before the first segment");
+        assert_eq!(first.method, m3u8_rs::KeyMethod::SampleAES);
+        assert_eq!(first.keyformat.as_deref(), Some(KEYFORMAT_WIDEVINE));
+        assert_eq!(first.keyformatversions.as_deref(), Some("1"));
+        assert!(
+            key_of(1).is_none() && key_of(3).is_none(),
+            "no tag when unchanged"
+        );
+        assert!(key_of(2).is_some() && key_of(5).is_some());
+
+        // Sliding window: the first listed segment keeps its key stated, and a
+        // window with no KEYFORMAT left falls back to version 3.
+        pl.pop_front();
+        let text = pl.write().unwrap();
+        assert!(text.contains(&format!(
+            "INDEPENDENT-SEGMENTS\n{}{wv}#EXTINF:4.000,\n1.ts\n",
+            id(0)
+        )));
+        let mut plain = MediaPlaylist::new(PlaylistType::Vod);
+        plain.push_segment(MediaSegment::new("a.ts", ms(1000)).with_keys(vec![
+            Key::new(KeyMethod::Aes128, "a.key").with_iv(Iv::from_sequence(3)),
+        ]));
+        plain.push_segment(MediaSegment::new("b.ts", ms(1000)));
+        let text = plain.write().unwrap();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n"));
+        assert!(text.contains(
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"a.key\",IV=0x00000000000000000000000000000003\n\
+             #EXTINF:1.000,\na.ts\n#EXT-X-KEY:METHOD=NONE\n#EXTINF:1.000,\nb.ts\n"
+        ));
+        let p = parse(&text);
+        let key = p.segments[0].key.as_ref().unwrap();
+        assert_eq!(
+            key.iv.as_deref(),
+            Some("0x00000000000000000000000000000003")
+        );
+        assert_eq!(key.uri.as_deref(), Some("a.key"));
+        // A segment whose keys break the rules fails the whole playlist.
+        plain.segments[1].keys = vec![
+            Key::new(KeyMethod::Aes128, "x"),
+            Key::new(KeyMethod::Aes128, "y"),
+        ];
+        assert_eq!(plain.write().unwrap_err().kind(), ErrorKind::Usage);
     }
 
     #[test]

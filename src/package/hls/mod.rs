@@ -7,6 +7,8 @@
 //! integer milliseconds; no floating point is involved.
 //!
 //! * [`MediaPlaylist`] (§4.4.3, §4.4.4): VOD, EVENT and live sliding windows.
+//! * [`Key`] (§4.4.4.4, §4.4.6.5): `EXT-X-KEY` per segment (rotation, several key
+//!   systems) and `EXT-X-SESSION-KEY` in the multivariant playlist.
 //! * [`MultivariantPlaylist`] (§4.4.6): [`Variant`] streams and [`Rendition`]s.
 //! * [`BandwidthMeter`]: `BANDWIDTH` / `AVERAGE-BANDWIDTH` from segment sizes.
 //!
@@ -33,6 +35,7 @@
 //! ```
 
 mod bandwidth;
+mod key;
 mod media;
 mod multivariant;
 mod tags;
@@ -40,5 +43,9 @@ mod tags;
 pub(crate) use tags::iso8601_millis;
 
 pub use bandwidth::BandwidthMeter;
+pub use key::{
+    Key, KeyMethod, KEYFORMAT_CLEARKEY, KEYFORMAT_FAIRPLAY, KEYFORMAT_IDENTITY,
+    KEYFORMAT_PLAYREADY, KEYFORMAT_WIDEVINE,
+};
 pub use media::{MediaPlaylist, MediaSegment, PlaylistType};
 pub use multivariant::{MultivariantPlaylist, Rendition, RenditionType, Variant};

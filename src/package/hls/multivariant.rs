@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::key::{Key, KeyMethod};
 use super::tags;
 use crate::error::{Error, Result};
 
@@ -207,6 +208,11 @@ pub struct MultivariantPlaylist {
     pub renditions: Vec<Rendition>,
     /// `EXT-X-STREAM-INF` variants, in order (clients usually start with the first).
     pub variants: Vec<Variant>,
+    /// `EXT-X-SESSION-KEY` tags (§4.4.6.5): keys of the media playlists, announced so
+    /// a client can load them before playback. Not `METHOD=NONE`, no two alike. A
+    /// `KEYFORMAT` or `IV` makes the playlist state the `EXT-X-VERSION` it needs (5
+    /// or 2); without session keys no version is written. Default: none.
+    pub session_keys: Vec<Key>,
 }
 
 impl MultivariantPlaylist {
@@ -224,7 +230,8 @@ impl MultivariantPlaylist {
     /// `"`, CR or LF, a URI is not one non-empty line, a rendition lacks a group or
     /// name, a group has two renditions of the same name or two defaults, a default
     /// is not autoselect (§4.4.6.1.1), a variant's `AUDIO` names no audio group
-    /// (§4.4.6.2.1), or a frame rate has a zero denominator.
+    /// (§4.4.6.2.1), a frame rate has a zero denominator, or a session key is
+    /// invalid ([`Key::to_tag`]), `METHOD=NONE` or a duplicate.
     pub fn write(&self) -> Result<String> {
         if self.variants.is_empty() {
             return Err(Error::usage("multivariant playlist without variants"));
@@ -244,8 +251,27 @@ impl MultivariantPlaylist {
         let mut out =
             String::with_capacity(64 + 160 * (self.renditions.len() + self.variants.len()));
         out.push_str("#EXTM3U\n");
+        let version = self
+            .session_keys
+            .iter()
+            .map(Key::version)
+            .max()
+            .unwrap_or(1);
+        if version > 1 {
+            let _ = writeln!(out, "#EXT-X-VERSION:{version}");
+        }
         if self.independent_segments {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
+        for (i, k) in self.session_keys.iter().enumerate() {
+            if k.method == KeyMethod::None {
+                return Err(Error::usage("EXT-X-SESSION-KEY with METHOD=NONE"));
+            }
+            if self.session_keys[..i].contains(k) {
+                return Err(Error::usage("two identical EXT-X-SESSION-KEY tags"));
+            }
+            k.write(&mut out, "EXT-X-SESSION-KEY")
+                .map_err(|e| e.context("EXT-X-SESSION-KEY"))?;
         }
         for r in &self.renditions {
             r.write(&mut out).map_err(|e| e.context("EXT-X-MEDIA"))?;
@@ -336,6 +362,53 @@ v/240p.m3u8
         assert_eq!((r.width, r.height), (1280, 720));
         assert_eq!(v.frame_rate, Some(29.97));
         assert_eq!(v.audio.as_deref(), Some("aac"));
+    }
+
+    #[test]
+    fn session_keys() {
+        use crate::package::hls::{KEYFORMAT_FAIRPLAY, KEYFORMAT_WIDEVINE};
+        let mut mv = sample();
+        mv.session_keys = vec![
+            Key::new(KeyMethod::SampleAes, "skd://asset-1")
+                .with_keyformat(KEYFORMAT_FAIRPLAY, &[1]),
+            Key::new(KeyMethod::SampleAes, "data:text/plain;base64,AAAA")
+                .with_keyformat(KEYFORMAT_WIDEVINE, &[]),
+        ];
+        let text = mv.write().unwrap();
+        assert!(text.starts_with(
+            "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://asset-1\",\
+             KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\"\n\
+             #EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,AAAA\",\
+             KEYFORMAT=\"urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed\"\n#EXT-X-MEDIA:"
+        ));
+        let p = m3u8_rs::parse_master_playlist_res(text.as_bytes()).expect("m3u8-rs parses it");
+        assert_eq!(p.version, Some(5));
+        assert_eq!(p.session_key.len(), 2);
+        assert_eq!(p.session_key[0].0.uri.as_deref(), Some("skd://asset-1"));
+        assert_eq!(
+            p.session_key[1].0.keyformat.as_deref(),
+            Some(KEYFORMAT_WIDEVINE)
+        );
+        assert_eq!(p.variants.len(), 2);
+        // An identity key with an IV needs version 2 only.
+        mv.session_keys =
+            vec![Key::new(KeyMethod::Aes128, "k.bin").with_iv(crate::crypto::Iv::from_sequence(1))];
+        assert!(mv
+            .write()
+            .unwrap()
+            .starts_with("#EXTM3U\n#EXT-X-VERSION:2\n"));
+        for bad in [
+            vec![Key::none()],
+            vec![
+                Key::new(KeyMethod::Aes128, "a"),
+                Key::new(KeyMethod::Aes128, "a"),
+            ],
+            vec![Key::new(KeyMethod::Aes128, "a\nb")],
+        ] {
+            mv.session_keys = bad;
+            assert_eq!(mv.write().unwrap_err().kind(), ErrorKind::Usage);
+        }
     }
 
     #[test]
