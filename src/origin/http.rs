@@ -14,6 +14,8 @@ pub enum Method {
     Head,
     /// `OPTIONS`: CORS preflight (§9.3.7).
     Options,
+    /// `POST` (§9.3.3): W3C Clear Key licence requests.
+    Post,
     /// Any other method (answered with 405).
     Other(String),
 }
@@ -25,6 +27,7 @@ impl Method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "OPTIONS" => Method::Options,
+            "POST" => Method::Post,
             other => Method::Other(other.to_string()),
         }
     }
@@ -42,6 +45,11 @@ pub struct Request {
     /// Who asks (an address, a session cookie), for counting viewers with
     /// [`super::Origin::handle_counting`]. Default: `None`.
     pub client: Option<String>,
+    /// The request content (a `POST`'s licence request). The host bounds it (the
+    /// licence endpoint refuses more than
+    /// [`clearkey::MAX_REQUEST_LEN`](super::clearkey::MAX_REQUEST_LEN) bytes).
+    /// Default: empty.
+    pub body: Bytes,
 }
 
 impl Request {
@@ -51,6 +59,7 @@ impl Request {
             method,
             path: path.into(),
             client: None,
+            body: Bytes::new(),
         }
     }
     /// Sets [`Request::client`] (builder style).
@@ -63,6 +72,13 @@ impl Request {
     pub fn get(path: impl Into<String>) -> Self {
         Request::new(Method::Get, path)
     }
+    /// A `POST` of `body` to `path`.
+    pub fn post(path: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Request {
+            body: body.into(),
+            ..Request::new(Method::Post, path)
+        }
+    }
     /// A `HEAD` of `path`.
     pub fn head(path: impl Into<String>) -> Self {
         Request::new(Method::Head, path)
@@ -73,7 +89,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Response {
-    /// Status code (200, 204, 400, 404, 405).
+    /// Status code (200, 204, 400, 403, 404, 405, 500).
     pub status: u16,
     /// Header fields, names in lower case, in the order to send them.
     pub headers: Vec<(String, String)>,

@@ -35,6 +35,7 @@ pub mod clearkey;
 mod http;
 mod live;
 mod live_cmaf;
+mod protect;
 mod router;
 mod store;
 
@@ -44,6 +45,7 @@ pub use live::{
     MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
 };
 pub use live_cmaf::{LiveFragment, TIME_PATH};
+pub use protect::{Protection, KEYS_PREFIX, LICENCE_PREFIX};
 pub use router::{
     valid_stream_name, Origin, OriginOptions, CMAF_PLAYLIST, FRAGMENT_TYPE, INIT_CACHE,
     MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE,

@@ -10,6 +10,7 @@ use super::live::{
     LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
 };
 use super::live_cmaf::TIME_PATH;
+use super::protect::Protection;
 use super::store::{CmafKey, SegmentStore};
 use crate::error::{Error, Result};
 use crate::media::Item;
@@ -168,6 +169,8 @@ pub struct Origin<S: SegmentStore> {
     /// Per stream: client id -> time of its last playlist request (Unix ms). `None`
     /// until the host calls [`Origin::handle_counting`].
     viewers: Option<HashMap<String, HashMap<String, i64>>>,
+    /// Keys, rotation and playback tokens, when content is protected.
+    protection: Option<Protection>,
 }
 
 impl<S: SegmentStore> Origin<S> {
@@ -179,7 +182,21 @@ impl<S: SegmentStore> Origin<S> {
             streams: HashMap::new(),
             retired: HashMap::new(),
             viewers: None,
+            protection: None,
         }
+    }
+
+    /// The same origin protecting content with `protection`: it serves the key and
+    /// Clear Key licence endpoints (see [`Protection`]).
+    #[must_use]
+    pub fn with_protection(mut self, protection: Protection) -> Self {
+        self.protection = Some(protection);
+        self
+    }
+
+    /// The protection, if set.
+    pub fn protection(&self) -> Option<&Protection> {
+        self.protection.as_ref()
     }
 
     /// The segment store.
@@ -380,17 +397,22 @@ impl<S: SegmentStore> Origin<S> {
 
     /// Answers one HTTP request at `now`. Never fails: errors are status codes.
     pub fn handle(&self, req: &Request, now: i64) -> Response {
+        if req.method != Method::Options {
+            if let Some(r) = self.protection.as_ref().and_then(|p| p.handle(req, now)) {
+                return r;
+            }
+        }
         let head = match &req.method {
             Method::Get => false,
             Method::Head => true,
             Method::Options => {
                 return cors(Response::new(204))
-                    .with_header("access-control-allow-methods", "GET, HEAD, OPTIONS")
+                    .with_header("access-control-allow-methods", "GET, HEAD, POST, OPTIONS")
                     .with_header("access-control-allow-headers", "Range, Content-Type")
                     .with_header("access-control-max-age", "86400")
                     .with_header("content-length", "0");
             }
-            Method::Other(_) => {
+            Method::Post | Method::Other(_) => {
                 return text(405, "method not allowed\n", false)
                     .with_header("allow", "GET, HEAD, OPTIONS");
             }

@@ -1,0 +1,335 @@
+//! Just-in-time protection in the [`Origin`]: the key endpoint of HLS
+//! (`METHOD=AES-128` / `SAMPLE-AES` key URIs), the W3C Clear Key licence endpoint of
+//! DASH and fMP4 HLS, and playback tokens.
+//!
+//! Content is stored clear once; the scheme is chosen per request and keys come from the
+//! host's [`KeyProvider`] ([`Protection::new`]). With [`Protection::with_tokens`] every
+//! key and licence request must carry a valid playback token (`?token=EXPIRY-HMAC`, the
+//! [`TokenAuthorizer`] format, naming the stream); without one the answer is 403.
+//!
+//! Routes:
+//! * `GET /keys/{stream}/{kid}.key?token=T`: the 16 key bytes of `kid` (32 hex
+//!   digits), `application/octet-stream`, `Cache-Control: private, no-store`; 404
+//!   when the provider has no such key for the stream.
+//! * `POST /licence/{stream}?token=T` with a Clear Key licence request (EME §9.1.3):
+//!   the JSON Web Key set of the requested key ids the provider knows for the stream
+//!   (`application/json`); 400 for a malformed request, 404 when it knows none.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use strom::auth::TokenAuthorizer;
+//! use strom::crypto::key::{StaticKeyProvider, StreamKey};
+//! use strom::crypto::{ContentKey, KeyId};
+//! use strom::origin::{MemoryStore, Origin, Protection, Request};
+//!
+//! let kid = KeyId([0x11; 16]);
+//! let keys = StaticKeyProvider::new(StreamKey::new(kid, ContentKey([0x22; 16])));
+//! let tokens = TokenAuthorizer::new(b"playback secret".to_vec());
+//! let origin = Origin::new(MemoryStore::default(), Default::default())
+//!     .with_protection(Protection::new(Arc::new(keys)).with_tokens(tokens.clone()));
+//! let now_ms = 1_800_000_000_000;
+//! let url = format!("/keys/cam1/{kid}.key");
+//! assert_eq!(origin.handle(&Request::get(url.clone()), now_ms).status, 403);
+//! let token = tokens.token("cam1", 1_800_000_600);
+//! let r = origin.handle(&Request::get(format!("{url}?token={token}")), now_ms);
+//! assert_eq!(r.status, 200);
+//! assert_eq!(&r.body[..], &[0x22; 16]);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::clearkey::{licence_response, parse_licence_request};
+use super::http::{Method, Request, Response};
+use super::router::valid_stream_name;
+use crate::auth::TokenAuthorizer;
+use crate::crypto::key::{KeyProvider, KeyRotation};
+use crate::crypto::KeyId;
+use crate::ErrorKind;
+
+/// Path prefix of the key endpoint.
+pub const KEYS_PREFIX: &str = "/keys/";
+/// Path prefix of the Clear Key licence endpoint.
+pub const LICENCE_PREFIX: &str = "/licence/";
+
+/// How an [`Origin`](super::Origin) protects content: where keys come from, how often
+/// they rotate, and whether key and licence requests need a playback token.
+#[derive(Clone)]
+pub struct Protection {
+    keys: Arc<dyn KeyProvider + Send + Sync>,
+    tokens: Option<TokenAuthorizer>,
+    rotation: KeyRotation,
+}
+
+impl fmt::Debug for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Protection")
+            .field("tokens", &self.tokens)
+            .field("rotation", &self.rotation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Protection {
+    /// Keys from `keys`, no token needed, no rotation.
+    pub fn new(keys: Arc<dyn KeyProvider + Send + Sync>) -> Self {
+        Protection {
+            keys,
+            tokens: None,
+            rotation: KeyRotation::default(),
+        }
+    }
+
+    /// Key and licence requests (and, once served, protected playlists and segments)
+    /// need a token `tokens` accepts for the stream.
+    #[must_use]
+    pub fn with_tokens(mut self, tokens: TokenAuthorizer) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// A new key every so many segments.
+    #[must_use]
+    pub fn with_rotation(mut self, rotation: KeyRotation) -> Self {
+        self.rotation = rotation;
+        self
+    }
+
+    /// The key provider.
+    pub fn keys(&self) -> &(dyn KeyProvider + Send + Sync) {
+        self.keys.as_ref()
+    }
+
+    /// The key rotation.
+    pub fn rotation(&self) -> &KeyRotation {
+        &self.rotation
+    }
+
+    /// Whether `query` (without `?`) carries a token valid for `stream` at `now`
+    /// (Unix ms); always true without tokens. `Err` is the 403 answer.
+    pub(super) fn authorize(&self, stream: &str, query: &str, now: i64) -> Result<(), Response> {
+        let Some(t) = &self.tokens else {
+            return Ok(());
+        };
+        t.check(stream, query, now.div_euclid(1000))
+            .map_err(|e| plain(403, format!("playback token refused: {e}\n")))
+    }
+
+    /// The answer to a request under [`KEYS_PREFIX`] or [`LICENCE_PREFIX`], or `None`
+    /// for any other path.
+    pub(super) fn handle(&self, req: &Request, now: i64) -> Option<Response> {
+        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        if let Some(rest) = path.strip_prefix(KEYS_PREFIX) {
+            return Some(self.key(req, rest, query, now));
+        }
+        let stream = path.strip_prefix(LICENCE_PREFIX)?;
+        Some(self.licence(req, stream, query, now))
+    }
+
+    fn key(&self, req: &Request, rest: &str, query: &str, now: i64) -> Response {
+        let head = match req.method {
+            Method::Get => false,
+            Method::Head => true,
+            _ => return plain(405, "method not allowed\n").with_header("allow", "GET, HEAD"),
+        };
+        let Some((stream, file)) = rest.split_once('/') else {
+            return plain(404, "not found\n");
+        };
+        let kid = file
+            .strip_suffix(".key")
+            .filter(|h| h.len() == 32)
+            .and_then(|h| KeyId::from_hex(h).ok());
+        let (true, Some(kid)) = (valid_stream_name(stream), kid) else {
+            return plain(400, "bad request\n");
+        };
+        if let Err(r) = self.authorize(stream, query, now) {
+            return r;
+        }
+        match self.keys.key_by_id(stream, &kid) {
+            Ok(Some(k)) => {
+                let body = Bytes::copy_from_slice(k.as_bytes());
+                let r = Response::new(200)
+                    .with_header("access-control-allow-origin", "*")
+                    .with_header("content-type", "application/octet-stream")
+                    .with_header("content-length", "16")
+                    .with_header("cache-control", "private, no-store");
+                Response {
+                    body: if head { Bytes::new() } else { body },
+                    ..r
+                }
+            }
+            Ok(None) => plain(404, "unknown key\n"),
+            Err(e) => plain(500, format!("key provider: {e}\n")),
+        }
+    }
+
+    fn licence(&self, req: &Request, stream: &str, query: &str, now: i64) -> Response {
+        if req.method != Method::Post {
+            return plain(405, "method not allowed\n").with_header("allow", "POST, OPTIONS");
+        }
+        if !valid_stream_name(stream) {
+            return plain(400, "bad request\n");
+        }
+        if let Err(r) = self.authorize(stream, query, now) {
+            return r;
+        }
+        let kids = match parse_licence_request(&req.body) {
+            Ok(k) => k,
+            Err(e) if e.kind() == ErrorKind::Limit => {
+                return plain(413, format!("licence request: {e}\n"))
+            }
+            Err(e) => return plain(400, format!("licence request: {e}\n")),
+        };
+        let mut found = Vec::with_capacity(kids.len());
+        for kid in kids {
+            match self.keys.key_by_id(stream, &kid) {
+                Ok(Some(k)) => found.push((kid, k)),
+                Ok(None) => {}
+                Err(e) => return plain(500, format!("key provider: {e}\n")),
+            }
+        }
+        if found.is_empty() {
+            return plain(404, "no key for these key ids\n");
+        }
+        let body = licence_response(&found);
+        let r = Response::new(200)
+            .with_header("access-control-allow-origin", "*")
+            .with_header("content-type", "application/json")
+            .with_header("content-length", body.len().to_string())
+            .with_header("cache-control", "private, no-store");
+        Response {
+            body: Bytes::from(body),
+            ..r
+        }
+    }
+}
+
+/// A short `text/plain` answer with CORS.
+fn plain(status: u16, body: impl Into<String>) -> Response {
+    let body: String = body.into();
+    let r = Response::new(status)
+        .with_header("access-control-allow-origin", "*")
+        .with_header("content-type", "text/plain; charset=utf-8")
+        .with_header("content-length", body.len().to_string())
+        .with_header("cache-control", "no-cache");
+    Response {
+        body: Bytes::from(body),
+        ..r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::key::HmacKeyProvider;
+    use crate::origin::clearkey::base64url;
+    use crate::origin::{MemoryStore, Origin};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn origin() -> (Origin<MemoryStore>, TokenAuthorizer, HmacKeyProvider) {
+        let keys =
+            HmacKeyProvider::new(b"a key derivation secret of some length".to_vec()).unwrap();
+        let tokens = TokenAuthorizer::new(b"playback".to_vec());
+        let o = Origin::new(MemoryStore::default(), Default::default()).with_protection(
+            Protection::new(Arc::new(keys.clone()))
+                .with_tokens(tokens.clone())
+                .with_rotation(KeyRotation::every(5)),
+        );
+        (o, tokens, keys)
+    }
+
+    #[test]
+    fn key_endpoint_needs_a_token_for_the_stream() {
+        let (o, tokens, keys) = origin();
+        let k = keys.key("cam", 3).unwrap();
+        let url = format!("/keys/cam/{}.key", k.kid);
+        let good = tokens.token("cam", NOW / 1000 + 60);
+        let get = |path: String| o.handle(&Request::get(path), NOW);
+        let r = get(format!("{url}?token={good}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], k.key.as_bytes());
+        assert_eq!(r.header("cache-control"), Some("private, no-store"));
+        // No token, another stream's token, an expired one, a forged one: 403.
+        assert_eq!(get(url.clone()).status, 403);
+        let other = tokens.token("other", NOW / 1000 + 60);
+        assert_eq!(get(format!("{url}?token={other}")).status, 403);
+        let expired = tokens.token("cam", NOW / 1000 - 1);
+        assert_eq!(get(format!("{url}?token={expired}")).status, 403);
+        let forged = format!("{}0", &good[..good.len() - 1]);
+        assert_eq!(get(format!("{url}?token={forged}")).status, 403);
+        // A KID of another stream is unknown here; malformed paths are 400.
+        let foreign = keys.key("other", 3).unwrap().kid;
+        assert_eq!(
+            get(format!("/keys/cam/{foreign}.key?token={good}")).status,
+            404
+        );
+        assert_eq!(get(format!("/keys/cam/xyz.key?token={good}")).status, 400);
+        assert_eq!(get(format!("/keys/c%2e/{}.key", k.kid)).status, 400);
+        let head = o.handle(&Request::head(format!("{url}?token={good}")), NOW);
+        assert_eq!((head.status, head.body.len()), (200, 0));
+        assert_eq!(
+            o.handle(&Request::post(format!("{url}?token={good}"), ""), NOW)
+                .status,
+            405
+        );
+    }
+
+    #[test]
+    fn clear_key_licence_answers_known_kids_only() {
+        let (o, tokens, keys) = origin();
+        let a = keys.key("cam", 0).unwrap();
+        let b = keys.key("cam", 1).unwrap();
+        let foreign = keys.key("other", 0).unwrap();
+        let good = tokens.token("cam", NOW / 1000 + 60);
+        let body = format!(
+            r#"{{"kids":["{}","{}","{}"],"type":"temporary"}}"#,
+            base64url(a.kid.as_bytes()),
+            base64url(foreign.kid.as_bytes()),
+            base64url(b.kid.as_bytes())
+        );
+        let post = |q: &str, body: &str| {
+            o.handle(
+                &Request::post(format!("/licence/cam{q}"), body.to_string()),
+                NOW,
+            )
+        };
+        let r = post(&format!("?token={good}"), &body);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(
+            std::str::from_utf8(&r.body).unwrap(),
+            licence_response(&[(a.kid, a.key.clone()), (b.kid, b.key.clone())])
+        );
+        assert_eq!(post("", &body).status, 403);
+        assert_eq!(post(&format!("?token={good}"), "{").status, 400);
+        let only_foreign = format!(r#"{{"kids":["{}"]}}"#, base64url(foreign.kid.as_bytes()));
+        assert_eq!(post(&format!("?token={good}"), &only_foreign).status, 404);
+        let big = " ".repeat(super::super::clearkey::MAX_REQUEST_LEN + 1);
+        assert_eq!(post(&format!("?token={good}"), &big).status, 413);
+        assert_eq!(o.handle(&Request::get("/licence/cam"), NOW).status, 405);
+    }
+
+    #[test]
+    fn without_tokens_keys_are_open_and_other_paths_are_untouched() {
+        let keys =
+            HmacKeyProvider::new(b"a key derivation secret of some length".to_vec()).unwrap();
+        let k = keys.key("cam", 0).unwrap();
+        let o = Origin::new(MemoryStore::default(), Default::default())
+            .with_protection(Protection::new(Arc::new(keys)));
+        let r = o.handle(&Request::get(format!("/keys/cam/{}.key", k.kid)), NOW);
+        assert_eq!(r.status, 200);
+        // Without protection the endpoints do not exist.
+        let plain = Origin::new(MemoryStore::default(), Default::default());
+        let r = plain.handle(&Request::get(format!("/keys/cam/{}.key", k.kid)), NOW);
+        assert_eq!(r.status, 404);
+        assert_eq!(
+            plain
+                .handle(&Request::post("/licence/cam", "{}"), NOW)
+                .status,
+            405
+        );
+    }
+}
