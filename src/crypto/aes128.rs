@@ -36,12 +36,15 @@ use aes::Aes128;
 use bytes::BytesMut;
 use cbc::cipher::array::Array;
 use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use cbc::cipher::consts::U16;
+use cbc::cipher::{
+    Block, BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt, BlockModeDecrypt,
+    BlockSizeUser, InOutBuf, KeyInit, KeyIvInit,
+};
 
 use super::types::{ContentKey, Iv};
 use crate::error::{Error, Result};
 
-type CbcEnc = cbc::Encryptor<Aes128>;
 type CbcDec = cbc::Decryptor<Aes128>;
 
 /// The AES block size in bytes.
@@ -83,9 +86,85 @@ fn iv_block(iv: &Iv) -> Result<[u8; 16]> {
     }
 }
 
-fn encryptor(key: &ContentKey, iv: &Iv) -> Result<CbcEnc> {
-    let iv = iv_block(iv)?;
-    Ok(CbcEnc::new(key.as_bytes().into(), &iv.into()))
+/// CBC encryption (NIST SP 800-38A §6.2) over the `aes` block cipher: the expanded
+/// key and the chaining value.
+///
+/// CBC encryption is one serial chain of AES calls, so its speed is the latency of
+/// one block. The chain runs inside the cipher's backend closure (compiled for the
+/// detected AES instructions) with the chaining value in a local, so it stays in a
+/// register between blocks; `cbc::Encryptor` keeps it behind a reference and was
+/// ~20 % slower (`crypto/aes128_cbc_segment`: 993 against 1197 MiB/s on an AMD EPYC
+/// with VAES). Decryption, parallel across blocks, uses
+/// `cbc::Decryptor`; tests check this against `cbc::Encryptor`, SP 800-38A and OpenSSL.
+#[derive(Clone)]
+struct CbcChain {
+    aes: Aes128,
+    chain: Block<Aes128>,
+}
+
+impl CbcChain {
+    fn new(key: &ContentKey, iv: &Iv) -> Result<Self> {
+        let iv = iv_block(iv)?;
+        Ok(CbcChain {
+            aes: Aes128::new(key.as_bytes().into()),
+            chain: iv.into(),
+        })
+    }
+
+    /// Encrypts whole blocks, in place or buffer to buffer.
+    fn encrypt(&mut self, blocks: InOutBuf<'_, '_, Block<Aes128>>) {
+        self.aes.encrypt_with_backend(ChainClosure {
+            chain: &mut self.chain,
+            blocks,
+        });
+    }
+
+    fn encrypt_blocks(&mut self, blocks: &mut [Block<Aes128>]) {
+        self.encrypt(blocks.into());
+    }
+
+    /// Encrypts the whole blocks of `clear` into `out` (same length, a multiple of 16).
+    fn encrypt_b2b(&mut self, clear: &[u8], out: &mut [u8]) {
+        let (inp, _) = Array::slice_as_chunks(clear);
+        let (outp, _) = Array::slice_as_chunks_mut(out);
+        if let Ok(blocks) = InOutBuf::new(inp, outp) {
+            self.encrypt(blocks);
+        }
+    }
+
+    /// Pads `tail` (at most 15 bytes) with PKCS#7 and returns its encrypted block.
+    fn encrypt_last(&mut self, tail: &[u8]) -> [u8; BLOCK_LEN] {
+        let mut last = [(BLOCK_LEN - tail.len()) as u8; BLOCK_LEN];
+        last[..tail.len()].copy_from_slice(tail);
+        let mut block = Array::from(last);
+        self.encrypt_blocks(std::slice::from_mut(&mut block));
+        block.into()
+    }
+}
+
+struct ChainClosure<'c, 'i, 'o> {
+    chain: &'c mut Block<Aes128>,
+    blocks: InOutBuf<'i, 'o, Block<Aes128>>,
+}
+
+impl BlockSizeUser for ChainClosure<'_, '_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for ChainClosure<'_, '_, '_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let mut chain = self.chain.clone();
+        for mut block in self.blocks {
+            let clear = block.clone_in();
+            for (c, p) in chain.iter_mut().zip(clear.iter()) {
+                *c ^= p;
+            }
+            backend.encrypt_block((&mut chain).into());
+            *block.get_out() = chain.clone();
+        }
+        *self.chain = chain;
+    }
 }
 
 fn decryptor(key: &ContentKey, iv: &Iv) -> Result<CbcDec> {
@@ -99,21 +178,14 @@ fn decryptor(key: &ContentKey, iv: &Iv) -> Result<CbcDec> {
 ///
 /// Errors: [`Error::usage`] for an 8-byte IV; `out` is then unchanged.
 pub fn encrypt_segment(key: &ContentKey, iv: &Iv, clear: &[u8], out: &mut BytesMut) -> Result<()> {
-    let enc = encryptor(key, iv)?;
+    let mut enc = CbcChain::new(key, iv)?;
     let start = out.len();
-    let n = encrypted_len(clear.len());
-    out.resize(start + n, 0);
-    let written = enc
-        .encrypt_padded_b2b::<Pkcs7>(clear, &mut out[start..])
-        .map(<[u8]>::len);
-    match written {
-        Ok(w) if w == n => Ok(()),
-        _ => {
-            // Unreachable: the output was sized by `encrypted_len`.
-            out.truncate(start);
-            Err(Error::crypto("AES-128 output buffer size mismatch"))
-        }
-    }
+    let full = clear.len() - clear.len() % BLOCK_LEN;
+    out.resize(start + full + BLOCK_LEN, 0);
+    let (body, last) = out[start..].split_at_mut(full);
+    enc.encrypt_b2b(&clear[..full], body);
+    last.copy_from_slice(&enc.encrypt_last(&clear[full..]));
+    Ok(())
 }
 
 /// Encrypts the whole of `buf` in place (a segment the caller wrote into its own
@@ -122,20 +194,16 @@ pub fn encrypt_segment(key: &ContentKey, iv: &Iv, clear: &[u8], out: &mut BytesM
 ///
 /// Errors: [`Error::usage`] for an 8-byte IV; `buf` is then unchanged.
 pub fn encrypt_in_place(key: &ContentKey, iv: &Iv, buf: &mut BytesMut) -> Result<()> {
-    let enc = encryptor(key, iv)?;
+    let mut enc = CbcChain::new(key, iv)?;
     let clear_len = buf.len();
-    let n = encrypted_len(clear_len);
-    buf.resize(n, 0);
-    let written = enc
-        .encrypt_padded::<Pkcs7>(&mut buf[..], clear_len)
-        .map(<[u8]>::len);
-    match written {
-        Ok(w) if w == n => Ok(()),
-        _ => {
-            buf.truncate(clear_len);
-            Err(Error::crypto("AES-128 output buffer size mismatch"))
-        }
-    }
+    let full = clear_len - clear_len % BLOCK_LEN;
+    let mut last = [0u8; BLOCK_LEN];
+    last[..clear_len - full].copy_from_slice(&buf[full..]);
+    buf.truncate(full);
+    let (blocks, _) = Array::slice_as_chunks_mut(&mut buf[..]);
+    enc.encrypt_blocks(blocks);
+    buf.extend_from_slice(&enc.encrypt_last(&last[..clear_len - full]));
+    Ok(())
 }
 
 /// Decrypts an AES-128 segment (the inverse of [`encrypt_segment`]), appending the
@@ -223,7 +291,7 @@ fn bad_padding(len: usize) -> Error {
 /// assert_eq!(a, b);
 /// ```
 pub struct SegmentEncryptor {
-    enc: CbcEnc,
+    enc: CbcChain,
     pending: [u8; BLOCK_LEN],
     pending_len: usize,
     clear_len: u64,
@@ -244,7 +312,7 @@ impl SegmentEncryptor {
     /// Errors: [`Error::usage`] for an 8-byte IV.
     pub fn new(key: &ContentKey, iv: &Iv) -> Result<Self> {
         Ok(SegmentEncryptor {
-            enc: encryptor(key, iv)?,
+            enc: CbcChain::new(key, iv)?,
             pending: [0; BLOCK_LEN],
             pending_len: 0,
             clear_len: 0,
@@ -270,19 +338,16 @@ impl SegmentEncryptor {
                 return;
             }
             let mut block = Array::from(self.pending);
-            self.enc.encrypt_block(&mut block);
+            self.enc.encrypt_blocks(std::slice::from_mut(&mut block));
             out.extend_from_slice(&block);
             self.pending_len = 0;
         }
-        let (blocks, tail) = Array::slice_as_chunks(clear);
-        if !blocks.is_empty() {
+        let tail_len = clear.len() % BLOCK_LEN;
+        let (body, tail) = clear.split_at(clear.len() - tail_len);
+        if !body.is_empty() {
             let start = out.len();
-            out.resize(start + blocks.len() * BLOCK_LEN, 0);
-            let (out_blocks, _) = Array::slice_as_chunks_mut(&mut out[start..]);
-            // Equal lengths by construction; `encrypt_blocks_b2b` checks them again.
-            if self.enc.encrypt_blocks_b2b(blocks, out_blocks).is_err() {
-                out.truncate(start);
-            }
+            out.resize(start + body.len(), 0);
+            self.enc.encrypt_b2b(body, &mut out[start..]);
         }
         self.pending[..tail.len()].copy_from_slice(tail);
         self.pending_len = tail.len();
@@ -290,11 +355,8 @@ impl SegmentEncryptor {
 
     /// Pads the held-back bytes (PKCS#7) and appends the last block to `out`.
     pub fn finish(mut self, out: &mut BytesMut) {
-        let pad = (BLOCK_LEN - self.pending_len) as u8;
-        self.pending[self.pending_len..].fill(pad);
-        let mut block = Array::from(self.pending);
-        self.enc.encrypt_block(&mut block);
-        out.extend_from_slice(&block);
+        let last = self.enc.encrypt_last(&self.pending[..self.pending_len]);
+        out.extend_from_slice(&last);
     }
 }
 
@@ -542,7 +604,7 @@ mod tests {
         for last in [0u8, 17, 0xff] {
             let mut clear = BytesMut::from(&[last; 16][..]);
             // Encrypt without padding so the decrypted last byte is `last`.
-            let mut enc = CbcEnc::new(key.as_bytes().into(), &iv_block(&iv).unwrap().into());
+            let mut enc = CbcChain::new(&key, &iv).unwrap();
             let (blocks, _) = Array::slice_as_chunks_mut(&mut clear[..]);
             enc.encrypt_blocks(blocks);
             let mut out = BytesMut::new();
@@ -550,6 +612,46 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Crypto);
             assert_eq!(e.offset(), Some(0));
         }
+    }
+
+    /// The chaining loop gives what `cbc::Encryptor` gives, including across calls.
+    #[test]
+    fn chain_matches_cbc_crate() {
+        use cbc::cipher::BlockModeEncrypt;
+        let key = ContentKey(bytes(5, 16).try_into().unwrap());
+        let iv = Iv::Iv16(bytes(6, 16).try_into().unwrap());
+        let clear = bytes(7, 16 * 300);
+        let mut reference = clear.clone();
+        let mut enc =
+            cbc::Encryptor::<Aes128>::new(key.as_bytes().into(), &iv_block(&iv).unwrap().into());
+        let (blocks, _) = Array::slice_as_chunks_mut(&mut reference[..]);
+        enc.encrypt_blocks(blocks);
+        // In pieces of 0, 1, 2, ... blocks, alternating in place and buffer to buffer.
+        let mut chain = CbcChain::new(&key, &iv).unwrap();
+        let mut ours = vec![0u8; clear.len()];
+        let (mut pos, mut n) = (0usize, 0usize);
+        while pos < clear.len() {
+            let end = (pos + 16 * n).min(clear.len());
+            if n % 2 == 0 {
+                chain.encrypt_b2b(&clear[pos..end], &mut ours[pos..end]);
+            } else {
+                ours[pos..end].copy_from_slice(&clear[pos..end]);
+                let (blocks, _) = Array::slice_as_chunks_mut(&mut ours[pos..end]);
+                chain.encrypt_blocks(blocks);
+            }
+            pos = end;
+            n += 1;
+        }
+        assert_eq!(ours, reference);
+        // The padded form equals the cbc crate's padded form.
+        let mut out = BytesMut::new();
+        encrypt_segment(&key, &iv, &clear[..1001], &mut out).unwrap();
+        let mut padded = vec![0u8; 1008];
+        let padded =
+            cbc::Encryptor::<Aes128>::new(key.as_bytes().into(), &iv_block(&iv).unwrap().into())
+                .encrypt_padded_b2b::<Pkcs7>(&clear[..1001], &mut padded)
+                .unwrap();
+        assert_eq!(&out[..], &padded[..]);
     }
 
     #[test]
