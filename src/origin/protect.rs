@@ -14,6 +14,15 @@
 //! * `POST /licence/{stream}?token=T` with a Clear Key licence request (EME §9.1.3):
 //!   the JSON Web Key set of the requested key ids the provider knows for the stream
 //!   (`application/json`); 400 for a malformed request, 404 when it knows none.
+//! * `/live/{stream}/aes128/index.m3u8`, `.../aes128/media.m3u8` and
+//!   `.../aes128/{sequence}.ts`: the stream's MPEG-TS HLS with every segment
+//!   encrypted on the way out (HLS `METHOD=AES-128`, RFC 8216bis §4.4.4.4): the media
+//!   playlist gets an `EXT-X-KEY` per crypto period pointing at the key endpoint, and
+//!   the segments stored clear are encrypted per request under the period's key and
+//!   IV (the provider's, else the media sequence number). Protected routes need the
+//!   token too, and every URI the origin writes in them carries the request's token.
+//!
+//! The other schemes' paths (`sample-aes`, `cenc`, `cbcs`) answer 404 until served.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,12 +50,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use bytes::BytesMut;
+
 use super::clearkey::{licence_response, parse_licence_request};
 use super::http::{Method, Request, Response};
-use super::router::valid_stream_name;
+use super::router::{
+    route, text, valid_stream_name, Origin, Route, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE,
+    SEGMENT_TYPE,
+};
+use super::store::SegmentStore;
 use crate::auth::TokenAuthorizer;
-use crate::crypto::key::{KeyProvider, KeyRotation};
-use crate::crypto::KeyId;
+use crate::crypto::aes128::{encrypt_segment, encrypted_len, segment_iv};
+use crate::crypto::key::{KeyProvider, KeyRotation, StreamKey};
+use crate::crypto::{KeyId, Scheme};
+use crate::package::hls::{Key, KeyMethod};
 use crate::ErrorKind;
 
 /// Path prefix of the key endpoint.
@@ -206,6 +223,158 @@ impl Protection {
     }
 }
 
+/// The `token` parameter of `query` as a query string to append to URIs (`?token=T`),
+/// or empty without one.
+fn token_suffix(query: &str) -> String {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(|t| format!("?token={t}"))
+        .unwrap_or_default()
+}
+
+/// `playlist` with `suffix` appended to every URI line and every `URI="..."`
+/// attribute (the origin's own playlists: URIs carry no query of their own).
+fn with_suffix(playlist: &str, suffix: &str) -> String {
+    if suffix.is_empty() {
+        return playlist.to_string();
+    }
+    let mut out = String::with_capacity(playlist.len() + 64 * suffix.len());
+    for line in playlist.lines() {
+        if line.is_empty() {
+        } else if !line.starts_with('#') {
+            out.push_str(line);
+            out.push_str(suffix);
+        } else if let Some(at) = line.find("URI=\"") {
+            let start = at + 5;
+            match line[start..].find('"') {
+                Some(len) => {
+                    out.push_str(&line[..start + len]);
+                    out.push_str(suffix);
+                    out.push_str(&line[start + len..]);
+                }
+                None => out.push_str(line),
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A 200 answer.
+fn ok(ctype: &str, cache: &str, body: Bytes, head: bool) -> Response {
+    let r = Response::new(200)
+        .with_header("access-control-allow-origin", "*")
+        .with_header("content-type", ctype)
+        .with_header("content-length", body.len().to_string())
+        .with_header("cache-control", cache);
+    Response {
+        body: if head { Bytes::new() } else { body },
+        ..r
+    }
+}
+
+impl<S: SegmentStore> Origin<S> {
+    /// A request for `/live/{stream}/{scheme}/...` (see the module docs), or `None`
+    /// when the path does not name a scheme.
+    pub(super) fn handle_protected(
+        &self,
+        p: &Protection,
+        req: &Request,
+        now: i64,
+    ) -> Option<Response> {
+        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        let mut parts = path.strip_prefix("/live/")?.splitn(3, '/');
+        let stream = parts.next()?;
+        let scheme = Scheme::parse(parts.next()?)?;
+        let file = parts.next()?;
+        let head = match req.method {
+            Method::Get => false,
+            Method::Head => true,
+            _ => {
+                return Some(
+                    text(405, "method not allowed\n", false)
+                        .with_header("allow", "GET, HEAD, OPTIONS"),
+                )
+            }
+        };
+        // The clear path names the same object; it also validates the request target.
+        let clear_path = format!("/live/{stream}/{file}");
+        let clear = match route(&clear_path) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Some(text(404, "not found\n", head)),
+            Err(()) => return Some(text(400, "bad request\n", head)),
+        };
+        if let Err(r) = p.authorize(stream, query, now) {
+            return Some(r);
+        }
+        let Some(live) = self.streams.get(stream) else {
+            return Some(text(404, "unknown stream\n", head));
+        };
+        let suffix = token_suffix(query);
+        let answer = match (scheme, clear) {
+            (Scheme::Aes128, Route::Multivariant(_)) => {
+                live.multivariant_playlist_bytes().map(|t| {
+                    let t = with_suffix(&String::from_utf8_lossy(&t), &suffix);
+                    Ok(ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head))
+                })
+            }
+            (Scheme::Aes128, Route::Media(_)) => live
+                .media_playlist_bytes()
+                .map(|_| aes128_playlist(p, stream, live.playlist(), &suffix))
+                .map(|r| r.map(|t| ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head))),
+            (Scheme::Aes128, Route::Segment(_, seq)) => self.store.get(stream, seq).map(|clear| {
+                let k = p.keys().key(stream, p.rotation().period(seq))?;
+                let mut out = BytesMut::with_capacity(encrypted_len(clear.len()));
+                encrypt_segment(&k.key, &segment_iv(k.iv, seq), &clear, &mut out)?;
+                Ok(ok(SEGMENT_TYPE, SEGMENT_CACHE, out.freeze(), head))
+            }),
+            _ => return Some(text(404, "not served with this scheme\n", head)),
+        };
+        Some(match answer {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => plain(500, format!("protection: {e}\n")),
+            None => text(404, "not found\n", head),
+        })
+    }
+}
+
+/// The live media playlist `clear` with `METHOD=AES-128` keys: one `EXT-X-KEY` per
+/// crypto period, its URI the key endpoint, its IV the provider's when it gives one.
+fn aes128_playlist(
+    p: &Protection,
+    stream: &str,
+    clear: &crate::package::hls::MediaPlaylist,
+    suffix: &str,
+) -> crate::Result<String> {
+    let mut pl = clear.clone();
+    let mut current: Option<(u64, StreamKey)> = None;
+    for (i, seg) in pl.segments.iter_mut().enumerate() {
+        let seq = clear.media_sequence + i as u64;
+        let period = p.rotation().period(seq);
+        let k = match &current {
+            Some((at, k)) if *at == period => k.clone(),
+            _ => {
+                let k = p.keys().key(stream, period)?;
+                current = Some((period, k.clone()));
+                k
+            }
+        };
+        let mut key = Key::new(
+            KeyMethod::Aes128,
+            format!("{KEYS_PREFIX}{stream}/{}.key{suffix}", k.kid),
+        );
+        if let Some(iv) = k.iv {
+            key = key.with_iv(iv);
+        }
+        seg.keys = vec![key];
+        seg.uri.push_str(suffix);
+    }
+    pl.write()
+}
+
 /// A short `text/plain` answer with CORS.
 fn plain(status: u16, body: impl Into<String>) -> Response {
     let body: String = body.into();
@@ -310,6 +479,93 @@ mod tests {
         let big = " ".repeat(super::super::clearkey::MAX_REQUEST_LEN + 1);
         assert_eq!(post(&format!("?token={good}"), &big).status, 413);
         assert_eq!(o.handle(&Request::get("/licence/cam"), NOW).status, 405);
+    }
+
+    #[test]
+    fn aes128_hls_encrypts_the_stored_segments_per_period() {
+        use crate::bitstream::aac::build_asc;
+        use crate::crypto::aes128::decrypt_segment;
+        use crate::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, TrackInfo};
+        use crate::time::{Timescale, Timestamp};
+        let (mut o, tokens, keys) = origin();
+        o.publish("cam", NOW).unwrap();
+        let scale = Timescale::new(48_000).unwrap();
+        let aac = AacConfig::from_asc(build_asc(2, 3, 2)).unwrap();
+        let track = TrackInfo::new(2, scale, CodecConfig::Aac(aac));
+        o.push("cam", Event::TrackAdded(track).into(), NOW).unwrap();
+        for i in 0..30 * 48_000 / 1024 {
+            let t = Timestamp::new(i * 1024, scale);
+            let f = Frame::new(2, t, t, Bytes::from_static(&[0x21, 0x10, 0x04]))
+                .with_flags(FrameFlags::KEYFRAME);
+            o.push("cam", f.into(), NOW + t.as_millis()).unwrap();
+        }
+        let now = NOW + 30_000;
+        let token = tokens.token("cam", now / 1000 + 60);
+        let get = |path: &str| o.handle(&Request::get(path), now);
+        assert_eq!(get("/live/cam/aes128/media.m3u8").status, 403);
+        let pl = get(&format!("/live/cam/aes128/media.m3u8?token={token}"));
+        assert_eq!(pl.status, 200);
+        let pl = std::str::from_utf8(&pl.body).unwrap().to_string();
+        let clear = std::str::from_utf8(&get("/live/cam/media.m3u8").body)
+            .unwrap()
+            .to_string();
+        assert!(!clear.contains("EXT-X-KEY"), "{clear}");
+        // Rotation every 5 segments: a key line per period, each URI with the token.
+        let key_lines: Vec<&str> = pl.lines().filter(|l| l.starts_with("#EXT-X-KEY")).collect();
+        let seqs: Vec<u64> = pl
+            .lines()
+            .filter_map(|l| l.strip_suffix(&format!(".ts?token={token}")))
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(seqs.len() >= 6, "{pl}");
+        let periods: std::collections::BTreeSet<u64> = seqs.iter().map(|s| s / 5).collect();
+        assert_eq!(key_lines.len(), periods.len(), "{pl}");
+        for (line, period) in key_lines.iter().zip(&periods) {
+            let kid = keys.key("cam", *period).unwrap().kid;
+            assert_eq!(
+                *line,
+                format!("#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/cam/{kid}.key?token={token}\"")
+            );
+        }
+        for seq in seqs {
+            let enc = get(&format!("/live/cam/aes128/{seq}.ts?token={token}"));
+            assert_eq!(enc.status, 200);
+            let plain_ts = o.store().get("cam", seq).unwrap();
+            assert_ne!(enc.body, plain_ts);
+            let k = keys.key("cam", seq / 5).unwrap();
+            let mut out = BytesMut::new();
+            decrypt_segment(
+                &k.key,
+                &crate::crypto::Iv::from_sequence(seq),
+                &enc.body,
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(out, plain_ts, "segment {seq}");
+        }
+        let mv = get(&format!("/live/cam/aes128/index.m3u8?token={token}"));
+        let mv = std::str::from_utf8(&mv.body).unwrap();
+        assert!(
+            mv.contains(&format!("\nmedia.m3u8?token={token}\n")),
+            "{mv}"
+        );
+        // Not served yet, unknown objects, bad paths.
+        assert_eq!(
+            get(&format!("/live/cam/cenc/manifest.mpd?token={token}")).status,
+            404
+        );
+        assert_eq!(
+            get(&format!("/live/cam/aes128/999.ts?token={token}")).status,
+            404
+        );
+        assert_eq!(
+            get(&format!("/live/cam/aes128/../x.ts?token={token}")).status,
+            400
+        );
+        assert_eq!(
+            get(&format!("/live/nope/aes128/0.ts?token={token}")).status,
+            403
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn valid_stream_name(name: &str) -> bool {
 
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
-enum Route<'a> {
+pub(super) enum Route<'a> {
     Streams,
     Time,
     Multivariant(&'a str),
@@ -161,8 +161,8 @@ impl<'a> Route<'a> {
 #[derive(Debug)]
 pub struct Origin<S: SegmentStore> {
     opts: OriginOptions,
-    store: S,
-    streams: HashMap<String, LiveStream>,
+    pub(super) store: S,
+    pub(super) streams: HashMap<String, LiveStream>,
     /// Next sequence number of streams that were removed, so a later stream of the
     /// same name does not reuse segment URLs. Bounded by `max_streams`.
     retired: HashMap<String, u64>,
@@ -398,8 +398,13 @@ impl<S: SegmentStore> Origin<S> {
     /// Answers one HTTP request at `now`. Never fails: errors are status codes.
     pub fn handle(&self, req: &Request, now: i64) -> Response {
         if req.method != Method::Options {
-            if let Some(r) = self.protection.as_ref().and_then(|p| p.handle(req, now)) {
-                return r;
+            if let Some(p) = &self.protection {
+                if let Some(r) = p.handle(req, now) {
+                    return r;
+                }
+                if let Some(r) = self.handle_protected(p, req, now) {
+                    return r;
+                }
             }
         }
         let head = match &req.method {
@@ -568,7 +573,7 @@ fn cors(r: Response) -> Response {
     r.with_header("access-control-allow-origin", "*")
 }
 
-fn text(status: u16, body: &'static str, head: bool) -> Response {
+pub(super) fn text(status: u16, body: &'static str, head: bool) -> Response {
     let r = cors(Response::new(status))
         .with_header("content-type", "text/plain; charset=utf-8")
         .with_header("content-length", body.len().to_string())
@@ -605,7 +610,7 @@ fn json_string(out: &mut String, s: &str) {
 
 /// Maps a request target to a route: `Err` for a malformed or dangerous path (400),
 /// `Ok(None)` for a well-formed path that names nothing (404).
-fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
+pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     let path = path.split_once('#').map_or(path, |(p, _)| p);
     // Origin-form only: one leading slash; no percent-encoding (names never need
@@ -664,7 +669,7 @@ fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> {
 }
 
 /// The number of `{number}{suffix}` (1 to 20 ASCII digits that fit a `u64`).
-fn number(file: &str, suffix: &str) -> Option<u64> {
+pub(super) fn number(file: &str, suffix: &str) -> Option<u64> {
     let digits = file.strip_suffix(suffix)?;
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
