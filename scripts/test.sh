@@ -3,7 +3,8 @@
 #
 #   ./scripts/test.sh
 #
-# Steps: system tools (apt, only what is missing) -> npm ci in tests/browser (only when
+# Steps: system tools (apt, only what is missing) -> a current FFmpeg (pip imageio-ffmpeg, for
+# CENC cbcs decryption) -> npm ci in tests/browser (only when
 # node_modules is missing or package-lock.json changed) -> cargo fmt --check -> cargo clippy
 # -D warnings -> cargo test --release -> cargo check of the fuzz crate.
 # Idempotent; with everything installed and built it only runs the cargo steps.
@@ -80,6 +81,28 @@ install_system_tools() {
   as_root apt-get install -y -qq --no-install-recommends "${need[@]}"
 }
 
+# ---------------------------------------------------------------- current FFmpeg (PyPI)
+# Debian's FFmpeg 5.1 cannot decrypt CENC cbcs; the CENC tests decrypt with the static
+# FFmpeg that the imageio-ffmpeg wheel ships (tests/common: ffmpeg_current()).
+IMAGEIO_FFMPEG_VERSION="0.8.1"
+install_current_ffmpeg() {
+  local probe='import imageio_ffmpeg, sys; sys.exit(0 if imageio_ffmpeg.__version__ == sys.argv[1] else 1)'
+  if python3 -c "$probe" "$IMAGEIO_FFMPEG_VERSION" >/dev/null 2>&1; then
+    log "current ffmpeg present: $("$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" -version | head -1 | cut -d' ' -f1-3)"
+    return 0
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "apt-get install python3-pip"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  log "pip install imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
+  # Debian's system Python refuses pip installs unless told (PEP 668); a venv/pyenv Python does not.
+  python3 -m pip install --quiet "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION" \
+    || python3 -m pip install --quiet --break-system-packages "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
+  python3 -c "$probe" "$IMAGEIO_FFMPEG_VERSION"
+}
+
 rust_components() {
   local comp
   for comp in rustfmt clippy; do
@@ -129,6 +152,7 @@ fuzz_check() {
 }
 
 step "system tools" install_system_tools
+step "current ffmpeg (pip)" install_current_ffmpeg
 step "rust components" rust_components
 if [ "$SKIP_BROWSER" = "1" ]; then
   log "STROM_SKIP_BROWSER=1: not installing browser test dependencies; playback tests will print SKIP"

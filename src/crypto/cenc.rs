@@ -383,7 +383,7 @@ impl Keystream {
         let tail = rest.len() % 16;
         if tail != 0 {
             if let Some(last) = ks.last() {
-                self.block = last.clone();
+                self.block = *last;
                 self.used = tail;
             }
         }
@@ -453,7 +453,7 @@ impl BlockCipherEncClosure for CbcEncJob<'_> {
         let iv = Block::from(self.iv);
         let pattern = self.pattern;
         for_each_range(self.data, self.subsamples, |range| {
-            let mut chain = iv.clone();
+            let mut chain = iv;
             pattern_blocks(range, pattern, |block| {
                 for (b, c) in block.iter_mut().zip(chain.iter()) {
                     *b ^= *c;
@@ -483,9 +483,9 @@ impl BlockCipherDecClosure for CbcDecJob<'_> {
         let iv = Block::from(self.iv);
         let pattern = self.pattern;
         for_each_range(self.data, self.subsamples, |range| {
-            let mut chain = iv.clone();
+            let mut chain = iv;
             pattern_blocks(range, pattern, |block| {
-                let cipher = block.clone();
+                let cipher = *block;
                 backend.decrypt_block_inplace(block);
                 for (b, c) in block.iter_mut().zip(chain.iter()) {
                     *b ^= *c;

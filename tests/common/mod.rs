@@ -11,6 +11,8 @@
 //!   [`video_only`] are the acceptance matrix (bit-exact: x264 runs single-threaded).
 //! * [`ffprobe_flat`], [`streams`], [`packets`]: ffprobe output parsed by hand (no serde).
 //! * [`framemd5`], [`decode_errors`]: what a decoder makes of a file.
+//! * [`ffmpeg_current`]: a current FFmpeg (PyPI `imageio-ffmpeg`) for what Debian's 5.1
+//!   cannot do, such as decrypting CENC `cbcs`.
 //! * [`ffmpeg_hls`], [`ffmpeg_dash_cmd`]: the reference packagers (ffmpeg's own HLS and DASH
 //!   muxers) for comparisons.
 //! * [`play_in_browser`]: hls.js in Chromium; `STROM_SKIP_BROWSER=1` skips it with a SKIP line.
@@ -582,6 +584,54 @@ pub fn framemd5(path: &Path, stream_spec: &str) -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
         .collect()
+}
+
+/// The PyPI package that ships a current static FFmpeg, and the version `scripts/test.sh`
+/// installs (Debian's FFmpeg 5.1 cannot decrypt CENC `cbcs`).
+pub const IMAGEIO_FFMPEG: &str = "imageio-ffmpeg==0.8.1";
+
+/// A current FFmpeg (the static binary of the `imageio-ffmpeg` PyPI package, FFmpeg 9.x):
+/// for what Debian's FFmpeg 5.1 cannot do, such as decrypting CENC `cbcs`
+/// (`-decryption_key`). Found with
+/// `python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())'`, once per
+/// process.
+///
+/// Panics with the install command when it is missing: these tests must not pass silently.
+pub fn ffmpeg_current() -> PathBuf {
+    static FOUND: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = found.as_ref() {
+        return p.clone();
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    let path = match out {
+        Ok(o) if o.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        }
+        Ok(o) => panic!(
+            "a current FFmpeg is not installed: `python3 -c 'import imageio_ffmpeg'` failed ({}). \
+             Install it with scripts/test.sh (it runs `pip install {IMAGEIO_FFMPEG}`).\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "cannot run python3 to find the current FFmpeg ({e}); install python3 and \
+             `pip install {IMAGEIO_FFMPEG}` (scripts/test.sh does)"
+        ),
+    };
+    assert!(
+        path.is_file(),
+        "imageio_ffmpeg names {} but it is not a file; reinstall with `pip install --force-reinstall {IMAGEIO_FFMPEG}`",
+        path.display()
+    );
+    *found = Some(path.clone());
+    path
 }
 
 /// Everything ffmpeg complains about while decoding all of `path` (`ffmpeg -v error -i X -f null -`);

@@ -47,6 +47,10 @@ pub struct SampleInfo {
     pub duration: u32,
     /// `pts - dts` in the track timescale, as written in `trun`.
     pub composition_offset: i32,
+    /// `sample_flags` as written in `trun` (§8.8.3.1): [`SAMPLE_FLAGS_SYNC`] or
+    /// [`SAMPLE_FLAGS_NON_SYNC`], with [`SAMPLE_FLAGS_DISPOSABLE`] added for disposable
+    /// video samples.
+    pub flags: u32,
     /// Index of the sample's first NAL unit in [`FragmentInfo::nal_units`] (video).
     pub first_nal: u32,
     /// NAL units of the sample (video); 0 for audio, and for a video payload whose
@@ -205,28 +209,34 @@ fn sample_timing(
     Ok(out)
 }
 
-/// Writes `styp` + `moof` + the `mdat` header; returns the info with sample offsets,
-/// `len` counting the payloads the caller appends after it (in frame order).
-pub(crate) fn write_header(
+/// One `trun` entry of a fragment being serialised.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    pub duration: u32,
+    pub size: u32,
+    pub flags: u32,
+    pub cto: i32,
+}
+
+/// Boxes a protected fragment adds to its `traf` after the `trun` (`saiz`, `saio`,
+/// `senc`): written by the callback, which gets the offset of the `moof` in `out`.
+pub(crate) type TrafExtra<'a> = &'a dyn Fn(&mut BytesMut, usize) -> Result<()>;
+
+/// Writes `styp` + `moof` (`mfhd`, `traf` with `tfhd`, `tfdt`, `trun` and `extra`) +
+/// the `mdat` header for `rows` whose payloads (`payload` bytes in all) follow; returns
+/// (offset of the `moof` in `out`, offset of the first payload from the `styp`).
+pub(crate) fn write_moof(
     track: &TrackInfo,
-    frames: &[Frame],
     sequence: u32,
-    end_time: Option<Timestamp>,
-    previous: Option<u32>,
+    base: u64,
+    rows: &[Row],
+    payload: u64,
+    extra: Option<TrafExtra<'_>>,
     out: &mut BytesMut,
-) -> Result<FragmentInfo> {
-    let timing = sample_timing(track, frames, end_time, previous)?;
-    let mut payload: u64 = 0;
-    let mut sizes = Vec::with_capacity(frames.len());
-    for f in frames {
-        let size =
-            u32::try_from(f.data.len()).map_err(|_| Error::limit("sample larger than 4 GiB"))?;
-        payload += u64::from(size);
-        sizes.push(size);
-    }
+) -> Result<(usize, usize)> {
     let video = track.config.kind() == MediaKind::Video;
     let start = out.len();
-    out.reserve(64 + 16 * frames.len());
+    out.reserve(64 + 16 * rows.len());
 
     let styp = begin(out, b"styp");
     out.put_slice(&SEGMENT_MAJOR_BRAND);
@@ -244,7 +254,6 @@ pub(crate) fn write_header(
     let tfhd = begin_full(out, b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF);
     out.put_u32(track.id);
     end(out, tfhd)?;
-    let base = timing.first().map_or(0, |t| t.0);
     let tfdt = begin_full(out, b"tfdt", 1, 0);
     out.put_u64(base);
     end(out, tfdt)?;
@@ -253,18 +262,22 @@ pub(crate) fn write_header(
         flags |= TRUN_CTO;
     }
     let trun = begin_full(out, b"trun", 1, flags);
-    out.put_u32(timing.len() as u32);
+    let count = u32::try_from(rows.len()).map_err(|_| Error::limit("too many samples"))?;
+    out.put_u32(count);
     let data_offset_at = out.len();
     out.put_i32(0);
-    for (&(_, duration, cto, sflags), &size) in timing.iter().zip(&sizes) {
-        out.put_u32(duration);
-        out.put_u32(size);
-        out.put_u32(sflags);
+    for r in rows {
+        out.put_u32(r.duration);
+        out.put_u32(r.size);
+        out.put_u32(r.flags);
         if video {
-            out.put_i32(cto);
+            out.put_i32(r.cto);
         }
     }
     end(out, trun)?;
+    if let Some(extra) = extra {
+        extra(out, moof)?;
+    }
     end(out, traf)?;
     end(out, moof)?;
 
@@ -277,15 +290,45 @@ pub(crate) fn write_header(
         out.put_slice(b"mdat");
         out.put_u64(payload + 16);
     }
-    let data_start = out.len() - start;
     let data_offset =
         i32::try_from(out.len() - moof).map_err(|_| Error::limit("moof larger than 2 GiB"))?;
     out[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    Ok((moof, out.len() - start))
+}
+
+/// Writes `styp` + `moof` + the `mdat` header; returns the info with sample offsets,
+/// `len` counting the payloads the caller appends after it (in frame order).
+pub(crate) fn write_header(
+    track: &TrackInfo,
+    frames: &[Frame],
+    sequence: u32,
+    end_time: Option<Timestamp>,
+    previous: Option<u32>,
+    out: &mut BytesMut,
+) -> Result<FragmentInfo> {
+    let timing = sample_timing(track, frames, end_time, previous)?;
+    let mut payload: u64 = 0;
+    let mut rows = Vec::with_capacity(frames.len());
+    for (f, &(_, duration, cto, flags)) in frames.iter().zip(&timing) {
+        let size =
+            u32::try_from(f.data.len()).map_err(|_| Error::limit("sample larger than 4 GiB"))?;
+        payload += u64::from(size);
+        rows.push(Row {
+            duration,
+            size,
+            flags,
+            cto,
+        });
+    }
+    let video = track.config.kind() == MediaKind::Video;
+    let start = out.len();
+    let base = timing.first().map_or(0, |t| t.0);
+    let (moof, data_start) = write_moof(track, sequence, base, &rows, payload, None, out)?;
 
     let mut samples = Vec::with_capacity(timing.len());
     let mut nals = Vec::with_capacity(if video { 2 * frames.len() } else { 0 });
     let mut at = data_start;
-    for ((&(dts, duration, cto, sflags), &size), f) in timing.iter().zip(&sizes).zip(frames) {
+    for ((&(dts, _, _, _), row), f) in timing.iter().zip(&rows).zip(frames) {
         let first_nal = nals.len() as u32;
         let nal_count = if video {
             nal_units(&f.data, at, &mut nals)
@@ -294,15 +337,16 @@ pub(crate) fn write_header(
         };
         samples.push(SampleInfo {
             offset: at,
-            size,
-            keyframe: sflags & 0x0001_0000 == 0,
+            size: row.size,
+            keyframe: row.flags & 0x0001_0000 == 0,
             dts,
-            duration,
-            composition_offset: cto,
+            duration: row.duration,
+            composition_offset: row.cto,
+            flags: row.flags,
             first_nal,
             nal_count,
         });
-        at += size as usize;
+        at += row.size as usize;
     }
     Ok(FragmentInfo {
         sequence,

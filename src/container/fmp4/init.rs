@@ -4,7 +4,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::boxes::{begin, begin_full, end, pack_language, put_matrix};
+use super::pssh::PsshBox;
+use super::sinf::write_sinf;
 use crate::bitstream::h264;
+use crate::crypto::cenc::Pattern;
+use crate::crypto::KeyId;
 use crate::error::{Error, Result};
 use crate::media::{AacConfig, CodecConfig, MediaKind, OpusConfig, TrackInfo};
 
@@ -62,6 +66,26 @@ fn video_size(width: u32, height: u32) -> Result<(u16, u16)> {
 /// The movie and media timescale are the track's timescale, durations are 0 (fragmented),
 /// `trex` defaults are 0 (every fragment states its sample durations, sizes and flags).
 pub fn write_init_segment(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
+    write_init(track, None, out)
+}
+
+/// How a protected init segment wraps its sample entry (`encv`/`enca` + `sinf`) and
+/// which `pssh` boxes its `moov` ends with (ISO/IEC 23001-7 §8.1, §8.2).
+pub(crate) struct InitProtection<'a> {
+    pub scheme: [u8; 4],
+    pub key_id: KeyId,
+    pub per_sample_iv_size: u8,
+    pub constant_iv: Option<[u8; 16]>,
+    pub pattern: Pattern,
+    pub pssh: &'a [PsshBox],
+}
+
+/// [`write_init_segment`], protected when `prot` is given.
+pub(crate) fn write_init(
+    track: &TrackInfo,
+    prot: Option<&InitProtection<'_>>,
+    out: &mut BytesMut,
+) -> Result<()> {
     validate(track)?;
     // ftyp (§4.3).
     let ftyp = begin(out, b"ftyp");
@@ -74,7 +98,7 @@ pub fn write_init_segment(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
 
     let moov = begin(out, b"moov");
     write_mvhd(track, out)?;
-    write_trak(track, out)?;
+    write_trak(track, prot, out)?;
     // mvex/trex (§8.8.1, §8.8.3).
     let mvex = begin(out, b"mvex");
     let trex = begin_full(out, b"trex", 0, 0);
@@ -85,6 +109,9 @@ pub fn write_init_segment(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
     out.put_u32(0); // default_sample_flags
     end(out, trex)?;
     end(out, mvex)?;
+    for p in prot.map_or(&[][..], |p| p.pssh) {
+        p.write(out)?;
+    }
     end(out, moov)
 }
 
@@ -107,7 +134,11 @@ fn write_mvhd(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
     end(out, at)
 }
 
-fn write_trak(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
+fn write_trak(
+    track: &TrackInfo,
+    prot: Option<&InitProtection<'_>>,
+    out: &mut BytesMut,
+) -> Result<()> {
     let video = track.config.kind() == MediaKind::Video;
     let trak = begin(out, b"trak");
     // tkhd version 0, flags track_enabled | track_in_movie (§8.3.2).
@@ -176,7 +207,7 @@ fn write_trak(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
     let stbl = begin(out, b"stbl");
     let stsd = begin_full(out, b"stsd", 0, 0);
     out.put_u32(1);
-    write_sample_entry(track, out)?;
+    write_sample_entry(track, prot, out)?;
     end(out, stsd)?;
     // Empty tables: the samples live in the fragments (§8.8.1).
     for kind in [b"stts", b"stsc", b"stco"] {
@@ -194,7 +225,41 @@ fn write_trak(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
     end(out, trak)
 }
 
-fn write_sample_entry(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
+/// The sample entry; protected, its type becomes `encv`/`enca` and a `sinf` naming the
+/// original type follows its boxes (ISO/IEC 14496-12 §8.12, ISO/IEC 23001-7 §4.2).
+fn write_sample_entry(
+    track: &TrackInfo,
+    prot: Option<&InitProtection<'_>>,
+    out: &mut BytesMut,
+) -> Result<()> {
+    let at = out.len();
+    write_clear_entry(track, out)?;
+    let Some(p) = prot else {
+        return Ok(());
+    };
+    let kind = out
+        .get(at + 4..at + 8)
+        .map(|k| [k[0], k[1], k[2], k[3]])
+        .ok_or_else(|| Error::usage("sample entry not written"))?;
+    let protected: &[u8; 4] = if track.config.kind() == MediaKind::Video {
+        b"encv"
+    } else {
+        b"enca"
+    };
+    out[at + 4..at + 8].copy_from_slice(protected);
+    write_sinf(
+        out,
+        &kind,
+        &p.scheme,
+        &p.key_id,
+        p.per_sample_iv_size,
+        p.constant_iv.as_ref(),
+        p.pattern,
+    )?;
+    end(out, at)
+}
+
+fn write_clear_entry(track: &TrackInfo, out: &mut BytesMut) -> Result<()> {
     match &track.config {
         CodecConfig::H264(c) => {
             let record = if c.record.is_empty() {

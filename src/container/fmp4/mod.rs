@@ -46,18 +46,27 @@
 //! ```
 
 mod boxes;
+mod decrypt;
 mod fragment;
 mod init;
+mod protect;
+mod pssh;
 mod reader;
+mod senc;
+mod sinf;
 
 use bytes::BytesMut;
 
+pub use decrypt::decrypt_fragment;
 pub use fragment::{
     FragmentInfo, NalRange, SampleInfo, MAX_SAMPLES_PER_FRAGMENT, SAMPLE_FLAGS_DISPOSABLE,
     SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC, SEGMENT_COMPATIBLE_BRANDS, SEGMENT_MAJOR_BRAND,
 };
 pub use init::{write_init_segment, INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
+pub use protect::{protect_fragment, write_protected_init_segment, ProtectionInfo};
+pub use pssh::PsshBox;
 pub use reader::{Fmp4Reader, Fmp4ReaderOptions};
+pub use sinf::{TrackEncryption, CENC_SCHEME_VERSION};
 
 use crate::error::Result;
 use crate::media::TrackInfo;

@@ -4,9 +4,13 @@
 
 use bytes::Bytes;
 
+use super::decrypt::{decrypt_traf, moov_protection, TrafAux};
 use super::fragment::MAX_SAMPLES_PER_FRAGMENT;
+use super::pssh::PsshBox;
+use super::sinf::TrackEncryption;
 use crate::bitstream::nal;
 use crate::container::mp4::{children, parse_fragmented_moov, scan_box_header, Child, MoovLimits};
+use crate::crypto::{ContentKey, KeyId};
 use crate::error::{Error, Result};
 use crate::media::{Frame, FrameFlags, MediaKind, TrackId, TrackInfo};
 use crate::time::Timestamp;
@@ -75,6 +79,8 @@ struct TrackState {
     shift: i64,
     /// Decode time after the last sample read: the base of a `traf` without `tfdt`.
     next_dts: Option<u64>,
+    /// The `sinf` of a protected sample entry.
+    encryption: Option<TrackEncryption>,
 }
 
 /// Reads fragmented MP4 / CMAF: an init segment, then media segments (sans-IO, zero-copy).
@@ -159,6 +165,7 @@ pub struct Fmp4Reader {
     opts: Fmp4ReaderOptions,
     tracks: Vec<TrackInfo>,
     states: Vec<TrackState>,
+    pssh: Vec<PsshBox>,
 }
 
 /// A top-level box of the data handed to one call.
@@ -260,6 +267,8 @@ struct Call<'a> {
     frames: Vec<Frame>,
     samples: u64,
     max_samples: u32,
+    /// Content keys when the call decrypts.
+    keys: Option<&'a [(KeyId, ContentKey)]>,
 }
 
 impl Fmp4Reader {
@@ -305,7 +314,10 @@ impl Fmp4Reader {
             max_sample_size: u32::MAX,
             file_size: data.len() as u64,
         };
-        let movie = parse_fragmented_moov(body.clone(), moov.body as u64, limits)?;
+        // Protected entries are read as their original format (ISO/IEC 23001-7 §4.2).
+        let protection = moov_protection(&body, moov.body as u64)?;
+        let clear_body = protection.body.clone().unwrap_or_else(|| body.clone());
+        let movie = parse_fragmented_moov(clear_body, moov.body as u64, limits)?;
         if let Some(t) = movie.tracks.iter().find(|t| t.table.len() > 0) {
             return Err(Error::unsupported(
                 "samples in the moov sample tables (only empty_moov fragmented files are read)",
@@ -348,6 +360,11 @@ impl Fmp4Reader {
                 video: false,
                 shift: 0,
                 next_dts: None,
+                encryption: protection
+                    .tracks
+                    .iter()
+                    .find(|(t, _)| *t == id)
+                    .map(|(_, e)| e.clone()),
             })
             .collect();
         let mut tracks = Vec::with_capacity(movie.tracks.len());
@@ -366,6 +383,7 @@ impl Fmp4Reader {
             opts,
             tracks,
             states,
+            pssh: protection.pssh,
         })
     }
 
@@ -401,9 +419,47 @@ impl Fmp4Reader {
         let max = opts.max_file_samples;
         let mut reader = Self::from_moov(&file, &moov, opts).map_err(|e| e.context("fmp4 file"))?;
         let frames = reader
-            .read_from(&file, moov.end, max)
+            .read_from(&file, moov.end, max, None)
             .map_err(|e| e.context("fmp4 file"))?;
         Ok((reader, frames))
+    }
+
+    /// Like [`Fmp4Reader::read_file`], decrypting the protected tracks as
+    /// [`Fmp4Reader::read_segment_decrypted`] does.
+    pub fn read_file_decrypted(
+        file: Bytes,
+        keys: &[(KeyId, ContentKey)],
+    ) -> Result<(Self, Vec<Frame>)> {
+        let opts = Fmp4ReaderOptions::default();
+        let mut found = None;
+        for b in top_boxes(&file, 0) {
+            let b = b.map_err(|e| e.context("fmp4 file"))?;
+            if &b.kind == b"moov" {
+                found = Some(b);
+                break;
+            }
+        }
+        let moov = found.ok_or_else(|| Error::malformed("no moov").context("fmp4 file"))?;
+        let max = opts.max_file_samples;
+        let mut reader = Self::from_moov(&file, &moov, opts).map_err(|e| e.context("fmp4 file"))?;
+        let frames = reader
+            .read_from(&file, moov.end, max, Some(keys))
+            .map_err(|e| e.context("fmp4 file"))?;
+        Ok((reader, frames))
+    }
+
+    /// The protection of `track` (its `sinf`, ISO/IEC 23001-7 §8.2) when its sample entry
+    /// is `encv`/`enca`; `None` for a clear or unknown track.
+    pub fn encryption(&self, track: TrackId) -> Option<&TrackEncryption> {
+        self.states
+            .iter()
+            .find(|s| s.id == track)
+            .and_then(|s| s.encryption.as_ref())
+    }
+
+    /// The `pssh` boxes of the init segment's `moov`, in order (ISO/IEC 23001-7 §8.1).
+    pub fn pssh(&self) -> &[PsshBox] {
+        &self.pssh
     }
 
     /// The tracks the reader returns frames of, in `moov` order.
@@ -437,16 +493,47 @@ impl Fmp4Reader {
     /// Returns the frames of the supported tracks in file order, their payloads slicing
     /// `data`. Offsets in errors count from the start of `data`. On error the reader is
     /// unchanged.
+    ///
+    /// Samples of protected tracks ([`Fmp4Reader::encryption`]) are returned as stored,
+    /// encrypted; [`Fmp4Reader::read_segment_decrypted`] decrypts them.
     pub fn read_segment(&mut self, data: Bytes) -> Result<Vec<Frame>> {
         let max = self.opts.max_samples;
-        self.read_from(&data, 0, max)
+        self.read_from(&data, 0, max, None)
+            .map_err(|e| e.context("fmp4 segment"))
+    }
+
+    /// Like [`Fmp4Reader::read_segment`], decrypting the samples of protected tracks
+    /// (ISO/IEC 23001-7 §9, §10): schemes `cenc` (AES-CTR) and `cbcs` (AES-CBC with the
+    /// `tenc` pattern), keys looked up in `keys` by the track's `tenc` key id. Each
+    /// `traf`'s IVs and subsample tables come from its `senc` (or PIFF's `uuid` `senc`),
+    /// else from the entries `saiz` and `saio` locate; a track with a constant IV and no
+    /// auxiliary information is protected whole. Decrypted payloads are copies; clear
+    /// tracks still slice `data`.
+    ///
+    /// Errors: a missing key ([`crate::ErrorKind::Crypto`]); another scheme or key
+    /// rotation with `seig` sample groups ([`crate::ErrorKind::Unsupported`]); auxiliary
+    /// information whose sample count differs from the `traf`'s, that runs past its box,
+    /// or whose subsamples do not add up to their sample ([`crate::ErrorKind::Malformed`]).
+    pub fn read_segment_decrypted(
+        &mut self,
+        data: Bytes,
+        keys: &[(KeyId, ContentKey)],
+    ) -> Result<Vec<Frame>> {
+        let max = self.opts.max_samples;
+        self.read_from(&data, 0, max, Some(keys))
             .map_err(|e| e.context("fmp4 segment"))
     }
 
     /// Reads the top-level boxes of `data` from `from`; restores the decode times on error.
-    fn read_from(&mut self, data: &Bytes, from: usize, max_samples: u32) -> Result<Vec<Frame>> {
+    fn read_from(
+        &mut self,
+        data: &Bytes,
+        from: usize,
+        max_samples: u32,
+        keys: Option<&[(KeyId, ContentKey)]>,
+    ) -> Result<Vec<Frame>> {
         let saved: Vec<Option<u64>> = self.states.iter().map(|s| s.next_dts).collect();
-        let r = self.read_boxes(data, from, max_samples);
+        let r = self.read_boxes(data, from, max_samples, keys);
         if r.is_err() {
             for (s, d) in self.states.iter_mut().zip(saved) {
                 s.next_dts = d;
@@ -455,7 +542,13 @@ impl Fmp4Reader {
         r
     }
 
-    fn read_boxes(&mut self, data: &Bytes, from: usize, max_samples: u32) -> Result<Vec<Frame>> {
+    fn read_boxes(
+        &mut self,
+        data: &Bytes,
+        from: usize,
+        max_samples: u32,
+        keys: Option<&[(KeyId, ContentKey)]>,
+    ) -> Result<Vec<Frame>> {
         let mut moofs = Vec::new();
         let mut mdats = Vec::new();
         for b in top_boxes(data, from) {
@@ -478,6 +571,7 @@ impl Fmp4Reader {
             frames: Vec::new(),
             samples: 0,
             max_samples,
+            keys,
         };
         for m in &moofs {
             self.read_moof(&mut call, m)?;
@@ -511,8 +605,10 @@ impl Fmp4Reader {
         let mut tfhd = None;
         let mut tfdt = None;
         let mut truns = Vec::new();
+        let mut aux = TrafAux::default();
         for c in traf.children() {
             let c = c?;
+            aux.see(&c);
             match &c.header.kind {
                 b"tfhd" if tfhd.is_some() => {
                     return Err(Error::malformed("two tfhd in one traf").at_offset(c.offset))
@@ -576,9 +672,27 @@ impl Fmp4Reader {
         };
         let mut dts = base_dts.or(self.states[si].next_dts);
         let mut pos = base;
+        let first_frame = call.frames.len();
+        let samples_before = call.samples;
         for (i, trun) in truns.iter().enumerate() {
             let r = self.read_trun(call, si, trun, &d, i == 0, base, &mut pos, &mut dts, flags);
             r.map_err(|e| e.context(ctx()))?;
+        }
+        let state = &self.states[si];
+        if let (Some(keys), Some(enc), Some(_)) = (call.keys, &state.encryption, emit) {
+            let count = (call.samples - samples_before) as u32;
+            let frames = &mut call.frames[first_frame..];
+            decrypt_traf(
+                call.data,
+                base,
+                &aux,
+                enc,
+                keys,
+                frames,
+                count,
+                state.nal_length_size,
+            )
+            .map_err(|e| e.context(ctx()))?;
         }
         if let Some(t) = dts {
             self.states[si].next_dts = Some(t);
@@ -664,7 +778,13 @@ impl Fmp4Reader {
         let state = &self.states[si];
         let emit = state.info.map(|i| &self.tracks[i]);
         let video = state.video;
-        let nal_length_size = state.nal_length_size;
+        // A protected track being decrypted is made canonical after decryption: the
+        // subsample tables count the stored bytes.
+        let nal_length_size = if call.keys.is_some() && state.encryption.is_some() {
+            None
+        } else {
+            state.nal_length_size
+        };
         if emit.is_some() {
             // Bounded by the limit and by the bytes the entries or payloads take; frames
             // of zero-byte samples with zero-byte entries grow the vector as they come.

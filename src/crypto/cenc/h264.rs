@@ -288,12 +288,10 @@ impl H264Slices {
         }
         let mut l0 = pps.num_ref_idx_l0_default_minus1;
         let mut l1 = pps.num_ref_idx_l1_default_minus1;
-        if p || sp || b {
-            if r.bit()? {
-                l0 = r.ue_max(31, "num_ref_idx_l0_active_minus1 above 31")?;
-                if b {
-                    l1 = r.ue_max(31, "num_ref_idx_l1_active_minus1 above 31")?;
-                }
+        if (p || sp || b) && r.bit()? {
+            l0 = r.ue_max(31, "num_ref_idx_l0_active_minus1 above 31")?;
+            if b {
+                l1 = r.ue_max(31, "num_ref_idx_l1_active_minus1 above 31")?;
             }
         }
         // ref_pic_list_modification() (§7.3.3.1); types 20/21 never reach here.
