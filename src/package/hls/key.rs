@@ -7,7 +7,9 @@
 //! writer emits them before the first listed segment and again wherever the set
 //! changes (key rotation, a new IV), and writes `METHOD=NONE` where encrypted
 //! segments are followed by clear ones. A sliding window therefore always states the
-//! key of its first segment.
+//! key of its first segment. Within a set, keys of other key systems come first and
+//! the identity key last: clients that ignore `KEYFORMAT` (ffmpeg) use the last
+//! `EXT-X-KEY` before a segment.
 //!
 //! ```
 //! use strom::crypto::Iv;
@@ -246,7 +248,7 @@ pub(crate) fn check_set(keys: &[Key]) -> Result<()> {
 
 /// Writes the `EXT-X-KEY` lines that take a playlist from the key set `prev` to
 /// `next` (both [`effective`]): nothing when equal, `METHOD=NONE` when `next` is
-/// empty, else every key of `next`. A key system in `prev` missing from a non-empty
+/// empty, else every key of `next`, identity keys last. A key system in `prev` missing from a non-empty
 /// `next` would stay in force (a tag applies until the next one with the same
 /// KEYFORMAT): [`Error::usage`].
 pub(crate) fn write_transition(out: &mut String, prev: &[Key], next: &[Key]) -> Result<()> {
@@ -265,7 +267,14 @@ pub(crate) fn write_transition(out: &mut String, prev: &[Key], next: &[Key]) -> 
             ));
         }
     }
-    for k in next {
+    // Other key systems first, identity last: clients that ignore KEYFORMAT (ffmpeg)
+    // take the last EXT-X-KEY before a segment, and identity is the one they can use.
+    let identity = |k: &&Key| k.keyformat_or_identity() == KEYFORMAT_IDENTITY;
+    for k in next
+        .iter()
+        .filter(|k| !identity(k))
+        .chain(next.iter().filter(identity))
+    {
         k.write(out, "EXT-X-KEY")?;
     }
     Ok(())

@@ -462,23 +462,24 @@ seg2.ts
         let id = |n: u64| format!("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"k{n}.bin\",IV=0x{n:032x}\n");
         let expect = format!(
             "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n\
-             #EXT-X-INDEPENDENT-SEGMENTS\n{}{wv}#EXTINF:4.000,\n0.ts\n#EXTINF:4.000,\n1.ts\n\
-             {}{wv}#EXTINF:4.000,\n2.ts\n#EXTINF:4.000,\n3.ts\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n{wv}{}#EXTINF:4.000,\n0.ts\n#EXTINF:4.000,\n1.ts\n\
+             {wv}{}#EXTINF:4.000,\n2.ts\n#EXTINF:4.000,\n3.ts\n\
              #EXT-X-KEY:METHOD=NONE\n#EXTINF:4.000,\n4.ts\n\
-             {}{wv}#EXTINF:4.000,\n5.ts\n",
+             {wv}{}#EXTINF:4.000,\n5.ts\n",
             id(0),
             id(1),
             id(9)
         );
         assert_eq!(text, expect);
-        // m3u8-rs sees the last key before each segment whose keys were written.
+        // m3u8-rs sees the last key before each segment whose keys were written: the
+        // identity key, written after the Widevine one.
         let p = parse(&text);
         assert_eq!(p.version, Some(5));
         let key_of = |i: usize| p.segments[i].key.clone();
         let first = key_of(0).expect("key before the first segment");
         assert_eq!(first.method, m3u8_rs::KeyMethod::SampleAES);
-        assert_eq!(first.keyformat.as_deref(), Some(KEYFORMAT_WIDEVINE));
-        assert_eq!(first.keyformatversions.as_deref(), Some("1"));
+        assert_eq!(first.keyformat, None);
+        assert_eq!(first.uri.as_deref(), Some("k0.bin"));
         assert!(
             key_of(1).is_none() && key_of(3).is_none(),
             "no tag when unchanged"
@@ -490,7 +491,7 @@ seg2.ts
         pl.pop_front();
         let text = pl.write().unwrap();
         assert!(text.contains(&format!(
-            "INDEPENDENT-SEGMENTS\n{}{wv}#EXTINF:4.000,\n1.ts\n",
+            "INDEPENDENT-SEGMENTS\n{wv}{}#EXTINF:4.000,\n1.ts\n",
             id(0)
         )));
         let mut plain = MediaPlaylist::new(PlaylistType::Vod);
