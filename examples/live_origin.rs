@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
 //!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
+//!     [--key-secret S [--playback-secret P] [--rotate N]]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -27,6 +28,13 @@
 //! segment is out: fewer, larger reads for at most that much ingest latency (0 reads
 //! as soon as bytes arrive). `--cmaf off` serves MPEG-TS HLS only (no fMP4 HLS, no
 //! DASH), for origins whose players all take TS.
+//!
+//! `--key-secret S` protects content just in time: keys derive from `S` (HMAC, one per
+//! stream and crypto period, a new one every `--rotate N` segments), the origin serves
+//! `/keys/...` and the Clear Key licence endpoint `POST /licence/NAME`, and
+//! `/live/NAME/aes128/index.m3u8` is the stream in HLS AES-128. With
+//! `--playback-secret P` every one of those needs `?token=T` (a
+//! [`strom::auth::TokenAuthorizer`] token under `P`; one for `NAME=test` is printed).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,11 +48,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use strom::auth::TokenAuthorizer;
+use strom::crypto::key::{HmacKeyProvider, KeyRotation};
 use strom::ingest::flv::FlvDemuxer;
 use strom::ingest::rtmp::{
     PlayerId, RejectReason, RelayOptions, RelayPoll, RtmpConfig, RtmpEvent, RtmpRelay, RtmpSession,
 };
-use strom::origin::{MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request};
+use strom::origin::clearkey::MAX_REQUEST_LEN;
+use strom::origin::{
+    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Protection, Request,
+};
 use strom::pipeline::Stage;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -83,6 +95,12 @@ struct Args {
     read_coalesce: Duration,
     /// Package CMAF (fMP4 HLS, DASH) next to MPEG-TS.
     cmaf: bool,
+    /// Secret the content keys derive from (HMAC); enables the protected routes.
+    key_secret: Option<String>,
+    /// Secret of playback tokens: key, licence and protected routes need one.
+    playback_secret: Option<String>,
+    /// A new key every so many segments (0: one key per stream).
+    rotate: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -93,6 +111,9 @@ fn parse_args() -> Result<Args, String> {
         session: RtmpConfig::default(),
         read_coalesce: Duration::from_millis(READ_COALESCE_MS),
         cmaf: true,
+        key_secret: None,
+        playback_secret: None,
+        rotate: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -118,6 +139,9 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(format!("{k} {v}: on or off")),
                 }
             }
+            "--key-secret" => a.key_secret = Some(v),
+            "--playback-secret" => a.playback_secret = Some(v),
+            "--rotate" => a.rotate = v.parse().map_err(|e| format!("{k} {v}: {e}"))?,
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -535,10 +559,17 @@ async fn http(
         });
     }
     let method = Method::parse(req.method().as_str());
+    let mut request = Request::new(method, path).with_client(client);
+    if request.method == Method::Post {
+        // Licence requests are small: read at most one byte more than the origin takes.
+        let limited = http_body_util::Limited::new(req.into_body(), MAX_REQUEST_LEN + 1);
+        request.body = match http_body_util::BodyExt::collect(limited).await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Ok(reply(413, "text/plain", Bytes::new())),
+        };
+    }
     let resp = match origin.lock() {
-        Ok(mut live) => live
-            .origin
-            .handle_counting(&Request::new(method, path).with_client(client), now_ms()),
+        Ok(mut live) => live.origin.handle_counting(&request, now_ms()),
         Err(_) => return Ok(reply(500, "text/plain", Bytes::new())),
     };
     let mut b = hyper::Response::builder().status(resp.status);
@@ -590,16 +621,38 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N]]");
             std::process::exit(2);
         }
     };
+    let mut origin = Origin::new(MemoryStore::new(MemoryStoreOptions::default()), {
+        let mut o = OriginOptions::default();
+        o.live.cmaf = args.cmaf;
+        o
+    });
+    let playback = args
+        .playback_secret
+        .as_ref()
+        .map(|s| TokenAuthorizer::new(s.as_bytes().to_vec()));
+    if let Some(secret) = &args.key_secret {
+        let keys = match HmacKeyProvider::new(secret.as_bytes()) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("--key-secret: {e}");
+                std::process::exit(2);
+            }
+        };
+        let mut p = Protection::new(Arc::new(keys));
+        if args.rotate > 0 {
+            p = p.with_rotation(KeyRotation::every(args.rotate));
+        }
+        if let Some(t) = &playback {
+            p = p.with_tokens(t.clone());
+        }
+        origin = origin.with_protection(p);
+    }
     let origin: Shared = Arc::new(Mutex::new(Live {
-        origin: Origin::new(MemoryStore::new(MemoryStoreOptions::default()), {
-            let mut o = OriginOptions::default();
-            o.live.cmaf = args.cmaf;
-            o
-        }),
+        origin,
         relays: HashMap::new(),
     }));
     let auth = args
@@ -638,6 +691,16 @@ async fn serve() {
         args.http, args.http
     );
     println!("  or RTMP: ffplay rtmp://{}/live/test", args.rtmp);
+    if args.key_secret.is_some() {
+        let q = match &playback {
+            Some(t) => format!("?token={}", t.token("test", now_ms() / 1000 + 24 * 3600)),
+            None => String::new(),
+        };
+        println!(
+            "  AES-128: http://{}/live/test/aes128/index.m3u8{q}",
+            args.http
+        );
+    }
 
     let ticker = origin.clone();
     tokio::spawn(async move {
