@@ -48,9 +48,8 @@ fn traced_header_ends(path: &Path) -> Vec<usize> {
     let mut in_slice = false;
     let mut end = None;
     for line in text.lines() {
-        let Some(rest) = line
-            .splitn(2, "] ")
-            .nth(1)
+        let Some((_, rest)) = line
+            .split_once("] ")
             .filter(|_| line.starts_with("[trace_headers"))
         else {
             continue;
