@@ -199,19 +199,17 @@ fn encrypt_playlist(
     let mut first = true;
     let mut segments = 0;
     for line in text.lines() {
-        if line.starts_with("#EXTINF") {
-            if first || rotation.is_period_start(sequence) {
-                let period = rotation.period(sequence);
-                let k = keys.key("cam1", period).unwrap();
-                let key_name = format!("key-{}.bin", k.kid);
-                fs::write(out_dir.join(&key_name), k.key.as_bytes()).unwrap();
-                out.push_str(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{key_name}\""));
-                if let Some(iv) = k.iv {
-                    out.push_str(&format!(",IV={iv}"));
-                }
-                out.push('\n');
-                first = false;
+        if line.starts_with("#EXTINF") && (first || rotation.is_period_start(sequence)) {
+            let period = rotation.period(sequence);
+            let k = keys.key("cam1", period).unwrap();
+            let key_name = format!("key-{}.bin", k.kid);
+            fs::write(out_dir.join(&key_name), k.key.as_bytes()).unwrap();
+            out.push_str(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{key_name}\""));
+            if let Some(iv) = k.iv {
+                out.push_str(&format!(",IV={iv}"));
             }
+            out.push('\n');
+            first = false;
         }
         if !line.starts_with('#') && !line.trim().is_empty() {
             let k = keys.key("cam1", rotation.period(sequence)).unwrap();

@@ -115,12 +115,12 @@ impl CbcChain {
     /// Encrypts whole blocks in place.
     fn encrypt_blocks(&mut self, blocks: &mut [Block<Aes128>]) {
         self.aes.encrypt_with_backend(ChainClosure {
-            chain: self.chain.clone(),
+            chain: self.chain,
             blocks: (&mut *blocks).into(),
         });
         // The next chaining value is the last ciphertext block.
         if let Some(last) = blocks.last() {
-            self.chain = last.clone();
+            self.chain = *last;
         }
     }
 
@@ -130,11 +130,11 @@ impl CbcChain {
         let (outp, _) = Array::slice_as_chunks_mut(out);
         if let Ok(blocks) = InOutBuf::new(inp, &mut *outp) {
             self.aes.encrypt_with_backend(ChainClosure {
-                chain: self.chain.clone(),
+                chain: self.chain,
                 blocks,
             });
             if let Some(last) = outp.last() {
-                self.chain = last.clone();
+                self.chain = *last;
             }
         }
     }
@@ -173,7 +173,7 @@ impl BlockCipherEncClosure for ChainClosure<'_, '_> {
                 *c ^= p;
             }
             backend.encrypt_block((&mut chain).into());
-            *block.get_out() = chain.clone();
+            *block.get_out() = chain;
         }
     }
 }
@@ -267,7 +267,7 @@ pub fn decrypt_in_place(key: &ContentKey, iv: &Iv, buf: &mut BytesMut) -> Result
 }
 
 fn check_ciphertext_len(len: usize) -> Result<()> {
-    if len == 0 || len % BLOCK_LEN != 0 {
+    if len == 0 || !len.is_multiple_of(BLOCK_LEN) {
         return Err(Error::crypto(format!(
             "AES-128 segment of {len} bytes: not a positive multiple of 16"
         )));
@@ -662,7 +662,7 @@ mod tests {
             cbc::Encryptor::<Aes128>::new(key.as_bytes().into(), &iv_block(&iv).unwrap().into())
                 .encrypt_padded_b2b::<Pkcs7>(&clear[..1001], &mut padded)
                 .unwrap();
-        assert_eq!(&out[..], &padded[..]);
+        assert_eq!(&out[..], padded);
     }
 
     #[test]

@@ -394,7 +394,7 @@ impl KeyRotation {
     pub fn is_period_start(&self, sequence: u64) -> bool {
         match self.segments_per_period {
             None => false,
-            Some(n) => sequence != 0 && sequence % n.get() == 0,
+            Some(n) => sequence != 0 && sequence.is_multiple_of(n.get()),
         }
     }
 }
@@ -490,7 +490,7 @@ mod tests {
     fn hmac_secret_checked_and_redacted() {
         let e = HmacKeyProvider::new([0u8; 15]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Usage);
-        let p = HmacKeyProvider::new(b"super-secret-value-123".to_vec()).unwrap();
+        let p = HmacKeyProvider::new(b"super-secret-value-123").unwrap();
         let dbg = format!("{p:?}");
         assert!(!dbg.contains("super"), "{dbg}");
         assert!(dbg.contains("<redacted>"));
