@@ -26,10 +26,11 @@
 //!   blocks as fit are encrypted; the 0 to 15 bytes left stay clear.
 //!
 //! [`SampleAes`] holds the expanded key and the IV. Encryption of a NAL unit appends
-//! to one output buffer the caller owns (the Annex B payload being built) in one
-//! pass: clear runs are copied, blocks are encrypted on the stack, escaping happens on
-//! the way; nothing is allocated per NAL unit. AAC frames are encrypted in place.
-//! The decryption functions exist for tests and tools.
+//! it to one output buffer the caller owns (the Annex B payload being built), then
+//! encrypts its blocks and escapes it in place there: one copy, one AES backend call
+//! per unit (the key schedule is loaded once), and nothing allocated in the common
+//! case. AAC frames are encrypted in place. The decryption functions exist for tests
+//! and tools.
 //!
 //! ```
 //! use strom::crypto::sample_aes::SampleAes;
@@ -58,7 +59,11 @@
 
 use std::fmt;
 
-use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::cipher::consts::U16;
+use aes::cipher::{
+    Array, BlockCipherDecBackend, BlockCipherDecClosure, BlockCipherDecrypt, BlockCipherEncBackend,
+    BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser, KeyInit,
+};
 use aes::Aes128;
 
 use super::types::{ContentKey, Iv};
@@ -78,8 +83,6 @@ pub const H264_MAX_CLEAR_NAL: usize = H264_CLEAR_LEADER + BLOCK_LEN;
 pub const PATTERN_LEN: usize = 160;
 /// Clear bytes after the ADTS header of an encrypted AAC frame (§2.3.2, Listing 2-2).
 pub const AAC_CLEAR_LEADER: usize = 16;
-
-const CLEAR_RUN: usize = PATTERN_LEN - BLOCK_LEN;
 
 /// Whether SAMPLE-AES encrypts this H.264 NAL unit (as coded, without start code or
 /// length prefix): `nal_unit_type` 1 or 5 and more than [`H264_MAX_CLEAR_NAL`] bytes.
@@ -133,64 +136,32 @@ impl SampleAes {
         Iv::Iv16(self.iv)
     }
 
-    /// CBC-encrypts one block in place, chaining from `chain` (which becomes the
-    /// ciphertext).
-    #[inline]
-    fn encrypt_block(&self, block: &mut [u8; 16], chain: &mut [u8; 16]) {
-        for (b, c) in block.iter_mut().zip(chain.iter()) {
-            *b ^= c;
-        }
-        let mut a = Array::from(*block);
-        self.cipher.encrypt_block(&mut a);
-        *block = a.into();
-        *chain = *block;
-    }
-
-    /// CBC-decrypts one block in place, chaining from `chain` (which becomes the
-    /// ciphertext of this block).
-    #[inline]
-    fn decrypt_block(&self, block: &mut [u8; 16], chain: &mut [u8; 16]) {
-        let cipher_text = *block;
-        let mut a = Array::from(*block);
-        self.cipher.decrypt_block(&mut a);
-        *block = a.into();
-        for (b, c) in block.iter_mut().zip(chain.iter()) {
-            *b ^= c;
-        }
-        *chain = cipher_text;
-    }
-
     /// Appends one H.264 NAL unit (as coded: header byte first, the encoder's
     /// emulation prevention bytes in place, no start code or length prefix) to `out`
     /// as SAMPLE-AES writes it (§2.2): encrypted and escaped when
     /// [`h264_nal_is_protected`], unchanged otherwise. Returns whether it was
     /// encrypted. The caller writes the start code in front.
     ///
-    /// One pass; `out` grows by the NAL unit's length plus one byte per emulation
-    /// prevention byte inserted (about one per 64 KiB of ciphertext on average).
+    /// The unit is copied once into `out` and encrypted and escaped there; `out`
+    /// grows by its length plus one byte per emulation prevention byte inserted
+    /// (the unit's own ones, and about one per 64 KiB of ciphertext). Nothing is
+    /// allocated unless a unit needs more than 32 of them.
     pub fn encrypt_h264_nal(&self, nal: &[u8], out: &mut Vec<u8>) -> bool {
         if !h264_nal_is_protected(nal) {
             out.extend_from_slice(nal);
             return false;
         }
-        out.reserve(nal.len() + 4);
-        let mut esc = Escaper::default();
-        let mut chain = self.iv;
-        let (leader, mut rest) = nal.split_at(H264_CLEAR_LEADER);
-        esc.push(out, leader);
-        while !rest.is_empty() {
-            if rest.len() > BLOCK_LEN {
-                let (head, tail) = rest.split_at(BLOCK_LEN);
-                let mut block = [0u8; 16];
-                block.copy_from_slice(head);
-                self.encrypt_block(&mut block, &mut chain);
-                esc.push(out, &block);
-                rest = tail;
-            }
-            let (clear, tail) = rest.split_at(rest.len().min(CLEAR_RUN));
-            esc.push(out, clear);
-            rest = tail;
-        }
+        // Copy, encrypt the pattern in place (one backend call: the key schedule is
+        // loaded once per NAL unit), then escape in place; the escaping scan runs over
+        // the whole unit in long strides and usually inserts nothing.
+        let start = out.len();
+        out.extend_from_slice(nal);
+        self.cipher.encrypt_with_backend(InPlace {
+            buf: &mut out[start..],
+            layout: Layout::H264,
+            iv: self.iv,
+        });
+        escape_in_place(out, start);
         true
     }
 
@@ -205,21 +176,11 @@ impl SampleAes {
         }
         let start = out.len();
         unescape_into(wire, out);
-        let nal = &mut out[start..];
-        let mut chain = self.iv;
-        let mut pos = H264_CLEAR_LEADER;
-        while pos < nal.len() {
-            if nal.len() - pos > BLOCK_LEN {
-                if let Some(b) = nal.get_mut(pos..pos + BLOCK_LEN) {
-                    let mut block = [0u8; 16];
-                    block.copy_from_slice(b);
-                    self.decrypt_block(&mut block, &mut chain);
-                    b.copy_from_slice(&block);
-                }
-                pos += BLOCK_LEN;
-            }
-            pos += (nal.len() - pos).min(CLEAR_RUN);
-        }
+        self.cipher.decrypt_with_backend(InPlace {
+            buf: &mut out[start..],
+            layout: Layout::H264,
+            iv: self.iv,
+        });
         true
     }
 
@@ -246,29 +207,23 @@ impl SampleAes {
     /// CBC-encrypted from the IV; the rest stays clear. Frames of less than 32 bytes
     /// are left unchanged.
     pub fn encrypt_aac_frame(&self, raw: &mut [u8]) {
-        let n = aac_encrypted_len(raw.len());
-        let mut chain = self.iv;
-        if let Some(body) = raw.get_mut(AAC_CLEAR_LEADER..AAC_CLEAR_LEADER + n) {
-            for b in body.chunks_exact_mut(BLOCK_LEN) {
-                let mut block = [0u8; 16];
-                block.copy_from_slice(b);
-                self.encrypt_block(&mut block, &mut chain);
-                b.copy_from_slice(&block);
-            }
+        if aac_encrypted_len(raw.len()) > 0 {
+            self.cipher.encrypt_with_backend(InPlace {
+                buf: raw,
+                layout: Layout::Aac,
+                iv: self.iv,
+            });
         }
     }
 
     /// The inverse of [`encrypt_aac_frame`](Self::encrypt_aac_frame), in place.
     pub fn decrypt_aac_frame(&self, raw: &mut [u8]) {
-        let n = aac_encrypted_len(raw.len());
-        let mut chain = self.iv;
-        if let Some(body) = raw.get_mut(AAC_CLEAR_LEADER..AAC_CLEAR_LEADER + n) {
-            for b in body.chunks_exact_mut(BLOCK_LEN) {
-                let mut block = [0u8; 16];
-                block.copy_from_slice(b);
-                self.decrypt_block(&mut block, &mut chain);
-                b.copy_from_slice(&block);
-            }
+        if aac_encrypted_len(raw.len()) > 0 {
+            self.cipher.decrypt_with_backend(InPlace {
+                buf: raw,
+                layout: Layout::Aac,
+                iv: self.iv,
+            });
         }
     }
 
@@ -307,40 +262,186 @@ impl SampleAes {
     }
 }
 
-/// Start code emulation prevention over bytes appended in pieces (ISO/IEC 14496-10
-/// §7.4.1): a `0x03` goes in wherever two zero bytes would be followed by a byte
-/// `<= 0x03`.
-#[derive(Debug, Default)]
-struct Escaper {
-    /// Zero bytes at the end of what was appended so far (capped at 2).
-    zeros: u8,
+/// Where the encrypted blocks of a protected block are.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// H.264 NAL unit: 32 clear bytes, then a block whenever more than 16 bytes
+    /// remain, followed by up to 144 clear bytes.
+    H264,
+    /// AAC frame after its ADTS header: 16 clear bytes, then whole blocks.
+    Aac,
 }
 
-impl Escaper {
-    fn push(&mut self, out: &mut Vec<u8>, src: &[u8]) {
-        let mut copied = 0;
-        let mut i = 0;
-        while i < src.len() {
-            if self.zeros == 0 {
-                // Nothing can need escaping before the next zero byte.
-                match src[i..].iter().position(|&b| b == 0) {
-                    Some(k) => i += k,
-                    None => break,
-                }
+impl Layout {
+    /// Offset of the first encrypted block at or after `pos` in a protected block
+    /// of `len` bytes, if any.
+    #[inline]
+    fn next_block(self, pos: usize, len: usize) -> Option<usize> {
+        match self {
+            Layout::H264 => {
+                let p = pos.max(H264_CLEAR_LEADER);
+                // Runs start at 32 + 160 k; `pos` is always at a run start here.
+                (len.saturating_sub(p) > BLOCK_LEN).then_some(p)
             }
-            let b = src[i];
-            if self.zeros >= 2 && b <= 3 {
-                out.extend_from_slice(&src[copied..i]);
-                out.push(3);
-                copied = i;
-                self.zeros = 0;
+            Layout::Aac => {
+                let p = pos.max(AAC_CLEAR_LEADER);
+                (len.saturating_sub(p) >= BLOCK_LEN).then_some(p)
             }
-            self.zeros = if b == 0 { (self.zeros + 1).min(2) } else { 0 };
-            i += 1;
         }
-        // After a `break` the rest holds no zero byte and `zeros` is already 0.
-        out.extend_from_slice(&src[copied..]);
     }
+
+    /// Where the next run starts after the block at `block`.
+    #[inline]
+    fn after(self, block: usize) -> usize {
+        match self {
+            Layout::H264 => block + PATTERN_LEN,
+            Layout::Aac => block + BLOCK_LEN,
+        }
+    }
+}
+
+/// The 16 bytes at `pos` of `buf` as a cipher block.
+#[inline]
+fn load(buf: &[u8], pos: usize) -> Option<Array<u8, U16>> {
+    let mut b = Array::<u8, U16>::default();
+    b.copy_from_slice(buf.get(pos..pos + BLOCK_LEN)?);
+    Some(b)
+}
+
+#[inline]
+fn xor(a: &mut Array<u8, U16>, b: &Array<u8, U16>) {
+    for (x, y) in a.iter_mut().zip(b.iter()) {
+        *x ^= y;
+    }
+}
+
+/// CBC over the encrypted blocks of one protected block, in place, in one backend
+/// call (the key schedule loaded once). Encrypts with an encryption backend,
+/// decrypts with a decryption backend.
+struct InPlace<'a> {
+    buf: &'a mut [u8],
+    layout: Layout,
+    iv: [u8; 16],
+}
+
+impl BlockSizeUser for InPlace<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for InPlace<'_> {
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let mut chain = Array::from(self.iv);
+        let mut pos = 0;
+        while let Some(at) = self.layout.next_block(pos, self.buf.len()) {
+            let Some(mut block) = load(self.buf, at) else {
+                break;
+            };
+            xor(&mut block, &chain);
+            backend.encrypt_block_inplace(&mut block);
+            self.buf[at..at + BLOCK_LEN].copy_from_slice(&block);
+            chain = block;
+            pos = self.layout.after(at);
+        }
+    }
+}
+
+impl BlockCipherDecClosure for InPlace<'_> {
+    fn call<B: BlockCipherDecBackend<BlockSize = U16>>(self, backend: &B) {
+        let mut chain = Array::from(self.iv);
+        let mut pos = 0;
+        while let Some(at) = self.layout.next_block(pos, self.buf.len()) {
+            let Some(mut block) = load(self.buf, at) else {
+                break;
+            };
+            let cipher_text = block;
+            backend.decrypt_block_inplace(&mut block);
+            xor(&mut block, &chain);
+            self.buf[at..at + BLOCK_LEN].copy_from_slice(&block);
+            chain = cipher_text;
+            pos = self.layout.after(at);
+        }
+    }
+}
+
+/// Start code emulation prevention (ISO/IEC 14496-10 §7.4.1) over `buf[start..]`,
+/// in place: a `0x03` goes in wherever two zero bytes would be followed by a byte
+/// `<= 0x03`. The positions are found first (kept on the stack up to 32 of them),
+/// then the tail is moved right once per insertion, from the end.
+fn escape_in_place(buf: &mut Vec<u8>, start: usize) {
+    let mut small = [0usize; 32];
+    let mut big: Vec<usize> = Vec::new();
+    let mut n = 0;
+    let data = &buf[start..];
+    let len = data.len();
+    let (mut i, mut zeros) = (0, 0u8);
+    loop {
+        if zeros < 2 {
+            // Nothing can need escaping before two zero bytes in a row.
+            match find_zero_pair(&data[i..], zeros >= 1) {
+                Some(k) => {
+                    i += k + 1;
+                    zeros = 2;
+                }
+                None => break,
+            }
+        }
+        let Some(&b) = data.get(i) else {
+            break;
+        };
+        if b <= 3 {
+            if n < small.len() {
+                small[n] = i;
+            } else {
+                if big.is_empty() {
+                    big.extend_from_slice(&small);
+                }
+                big.push(i);
+            }
+            n += 1;
+            zeros = 0;
+        }
+        zeros = if b == 0 { (zeros + 1).min(2) } else { 0 };
+        i += 1;
+    }
+    if n == 0 {
+        return;
+    }
+    let pos: &[usize] = if n <= small.len() { &small[..n] } else { &big };
+    buf.resize(start + len + n, 0);
+    for (k, &from) in pos.iter().enumerate().rev() {
+        let to = pos.get(k + 1).copied().unwrap_or(len);
+        buf.copy_within(start + from..start + to, start + from + k + 1);
+        buf[start + from + k] = 3;
+    }
+}
+
+/// Offset of the first zero byte of `s` that follows a zero byte (`prev_zero`: the
+/// byte before `s` was zero). Whole 64-byte chunks are tested with a branch-free
+/// reduction the compiler turns into vector compares; the chunk with a hit, and
+/// the tail, byte by byte.
+#[inline]
+fn find_zero_pair(s: &[u8], prev_zero: bool) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let mut prev = prev_zero;
+    let mut base = 0;
+    for c in s.chunks_exact(CHUNK) {
+        let inner = c
+            .iter()
+            .zip(&c[1..])
+            .fold(0u8, |acc, (&x, &y)| acc | u8::from(x | y == 0));
+        if inner != 0 || (prev && c[0] == 0) {
+            break;
+        }
+        prev = c[CHUNK - 1] == 0;
+        base += CHUNK;
+    }
+    for (k, &b) in s[base..].iter().enumerate() {
+        if b == 0 && prev {
+            return Some(base + k);
+        }
+        prev = b == 0;
+    }
+    None
 }
 
 /// Appends `src` with one layer of emulation prevention removed: the `0x03` of
@@ -402,7 +503,7 @@ mod tests {
             .collect()
     }
 
-    /// The textbook escaper, one byte at a time (the reference for `Escaper`).
+    /// The textbook escaper, one byte at a time (the reference for `escape_in_place`).
     fn naive_escape(src: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut zeros = 0;
@@ -565,30 +666,65 @@ mod tests {
     }
 
     #[test]
-    fn escaper_matches_the_textbook_one() {
-        // Pieces split anywhere must escape as the whole does.
-        for seed in 1..200u64 {
-            let data = bytes(seed, 300, true);
-            let mut esc = Escaper::default();
-            let mut out = Vec::new();
-            let cut1 = (seed as usize * 7) % 300;
-            let cut2 = (cut1 + seed as usize * 13) % 300;
-            let (a, b) = (cut1.min(cut2), cut1.max(cut2));
-            for piece in [&data[..a], &data[a..b], &data[b..]] {
-                esc.push(&mut out, piece);
-            }
-            assert_eq!(out, naive_escape(&data), "seed {seed}");
+    fn escaping_matches_the_textbook_one() {
+        for seed in 1..300u64 {
+            let data = bytes(seed, (seed as usize * 37) % 700, seed % 2 == 1);
+            let mut out = vec![0xee, 0, 0];
+            out.extend_from_slice(&data);
+            escape_in_place(&mut out, 3);
+            assert_eq!(&out[..3], &[0xee, 0, 0], "bytes before start untouched");
+            assert_eq!(&out[3..], &naive_escape(&data)[..], "seed {seed}");
             let mut back = Vec::new();
-            unescape_into(&out, &mut back);
+            unescape_into(&out[3..], &mut back);
             assert_eq!(back, data, "seed {seed}");
-            assert!(!out.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
+            assert!(!out[3..]
+                .windows(3)
+                .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
         }
-        let mut out = Vec::new();
-        let mut e = Escaper::default();
-        e.push(&mut out, &[0, 0]);
-        e.push(&mut out, &[]);
-        e.push(&mut out, &[1, 0, 0, 0, 0, 3]);
+        // More insertions than the stack keeps: 40 runs of `00 00 00`.
+        let data: Vec<u8> = std::iter::repeat_n([0u8, 0, 0, 0x55], 40)
+            .flatten()
+            .collect();
+        let mut out = data.clone();
+        escape_in_place(&mut out, 0);
+        assert_eq!(out, naive_escape(&data));
+        assert_eq!(out.len(), data.len() + 40);
+        let mut out = vec![0, 0];
+        escape_in_place(&mut out, 0);
+        assert_eq!(out, [0, 0]);
+        let mut out = vec![0, 0, 1, 0, 0, 0, 0, 3];
+        escape_in_place(&mut out, 0);
         assert_eq!(out, [0, 0, 3, 1, 0, 0, 3, 0, 0, 3, 3]);
+    }
+
+    #[test]
+    fn find_zero_pair_agrees_with_a_byte_loop() {
+        let naive = |s: &[u8], prev: bool| {
+            (0..s.len()).find(|&k| s[k] == 0 && if k == 0 { prev } else { s[k - 1] == 0 })
+        };
+        for seed in 0..600u64 {
+            let mut v = bytes(seed, (seed as usize * 7) % 90, false);
+            for b in &mut v {
+                *b |= 1;
+            }
+            // Zeros alone, in pairs, across word boundaries, at the ends.
+            for j in 0..(seed % 4) {
+                if !v.is_empty() {
+                    let at = (seed as usize * 13 + j as usize * 29) % v.len();
+                    v[at] = 0;
+                    if seed % 3 == 0 && at + 1 < v.len() {
+                        v[at + 1] = 0;
+                    }
+                }
+            }
+            for prev in [false, true] {
+                assert_eq!(
+                    find_zero_pair(&v, prev),
+                    naive(&v, prev),
+                    "seed {seed} {v:?}"
+                );
+            }
+        }
     }
 
     #[test]
