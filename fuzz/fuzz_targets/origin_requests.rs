@@ -145,7 +145,7 @@ fuzz_target!(|data: &[u8]| {
                             b"\0\0\0\x02\x41\x9a"
                         };
                         let cts = Timestamp::from_millis(media_ms + i64::from(inp.u8() % 3) * 40);
-                        let f = Frame::new(1, cts, t, Bytes::from_static(nal));
+                        let f = Frame::new(1, t, cts, Bytes::from_static(nal));
                         if key {
                             f.with_flags(FrameFlags::KEYFRAME).into()
                         } else {

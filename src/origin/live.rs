@@ -3,9 +3,11 @@
 //! the same segments as CMAF fragments with fMP4 HLS playlists and a dynamic DASH MPD.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::container::fmp4::FragmentInfo;
 use crate::container::ts::{TsMuxer, TsMuxerOptions};
 use crate::error::{Error, Result};
 use crate::media::{Event, Item, MediaKind, TrackInfo};
@@ -716,6 +718,13 @@ impl LiveStream {
     /// [`LiveStreamOptions::cmaf`] is on and it has not failed.
     pub fn cmaf(&self) -> Option<&CmafPresentation> {
         self.cmaf.as_ref().map(LiveCmaf::presentation)
+    }
+
+    /// The sample table (offsets, sizes, key flags, times, NAL units) of CMAF fragment
+    /// `number` of `rendition`, for the newest fragments (the playlist window and three
+    /// more): what per-request encryption works from, without parsing the stored bytes.
+    pub fn fragment_table(&self, rendition: &str, number: u64) -> Option<Arc<FragmentInfo>> {
+        self.cmaf.as_ref()?.table(rendition, number)
     }
 
     /// Why the CMAF packaging stopped (a track the fMP4 writer cannot carry, say);

@@ -25,8 +25,12 @@
 //!   MPD loses `@minimumUpdatePeriod` and gains `@mediaPresentationDuration` (the end of
 //!   the last fragment), and the fMP4 HLS playlists get `EXT-X-ENDLIST`.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
+use crate::container::fmp4::FragmentInfo;
 use crate::error::Result;
 use crate::package::cmaf::{CmafOptions, CmafPresentation};
 use crate::package::dash::{Mpd, MpdType, SegmentTimeline};
@@ -87,6 +91,12 @@ pub(super) struct LiveCmaf {
     /// When (Unix ms) a written fragment that the MPD does not list yet becomes
     /// available: the MPD is rebuilt then.
     mpd_due: Option<i64>,
+    /// Per rendition: the sample tables of its newest fragments (at most `keep`),
+    /// which per-request encryption works from.
+    tables: Vec<(String, VecDeque<(u64, Arc<FragmentInfo>)>)>,
+    /// How many sample tables a rendition keeps: the window and a few more, as the
+    /// store keeps a few segments more than the playlist lists.
+    keep: usize,
 }
 
 impl LiveCmaf {
@@ -112,7 +122,34 @@ impl LiveCmaf {
             media: Vec::new(),
             mpd: None,
             mpd_due: None,
+            tables: Vec::new(),
+            keep: window.max(1) + 3,
         }
+    }
+
+    /// The sample table of fragment `number` of `rendition`, while it is among the
+    /// newest ones kept.
+    pub(super) fn table(&self, rendition: &str, number: u64) -> Option<Arc<FragmentInfo>> {
+        let (_, t) = self.tables.iter().find(|(r, _)| r == rendition)?;
+        t.iter()
+            .rev()
+            .find(|(n, _)| *n == number)
+            .map(|(_, i)| i.clone())
+    }
+
+    fn keep_table(&mut self, rendition: &str, number: u64, info: FragmentInfo) {
+        let at = match self.tables.iter().position(|(r, _)| r == rendition) {
+            Some(i) => i,
+            None => {
+                self.tables.push((rendition.to_string(), VecDeque::new()));
+                self.tables.len() - 1
+            }
+        };
+        let t = &mut self.tables[at].1;
+        while t.len() >= self.keep {
+            t.pop_front();
+        }
+        t.push_back((number, Arc::new(info)));
     }
 
     /// The number the next fragment of any rendition gets at least: above every
@@ -240,6 +277,7 @@ impl LiveCmaf {
             } else {
                 self.pres.rendition(&f.rendition).map(|r| r.init_segment())
             };
+            self.keep_table(&f.rendition, f.number, f.info);
             out.push(LiveFragment {
                 rendition: f.rendition,
                 number: f.number,

@@ -22,7 +22,12 @@
 //!   IV (the provider's, else the media sequence number). Protected routes need the
 //!   token too, and every URI the origin writes in them carries the request's token.
 //!
-//! The other schemes' paths (`sample-aes`, `cenc`, `cbcs`) answer 404 until served.
+//! * `/live/{stream}/sample-aes/index.m3u8`, `.../media.m3u8`, `.../{sequence}.ts`:
+//!   the same as HLS `METHOD=SAMPLE-AES` MPEG-TS, each segment muxed again per request
+//!   from the stored CMAF fragments of that number and their kept sample tables
+//!   (H.264 NAL units and AAC frames encrypted as Apple's sample encryption specifies).
+//!
+//! `cenc` and `cbcs` paths answer 404 until served.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -58,12 +63,17 @@ use super::router::{
     route, text, valid_stream_name, Origin, Route, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE,
     SEGMENT_TYPE,
 };
-use super::store::SegmentStore;
+use super::store::{CmafKey, SegmentStore};
 use crate::auth::TokenAuthorizer;
+use crate::container::ts::{write_sample_aes_segment, TsMuxerOptions};
 use crate::crypto::aes128::{encrypt_segment, encrypted_len, segment_iv};
 use crate::crypto::key::{KeyProvider, KeyRotation, StreamKey};
 use crate::crypto::{KeyId, Scheme};
+use crate::error::Error;
+use crate::media::{Frame, FrameFlags};
 use crate::package::hls::{Key, KeyMethod};
+use crate::package::Segment;
+use crate::time::{Rounding, Timescale, Timestamp};
 use crate::ErrorKind;
 
 /// Path prefix of the key endpoint.
@@ -315,15 +325,22 @@ impl<S: SegmentStore> Origin<S> {
         };
         let suffix = token_suffix(query);
         let answer = match (scheme, clear) {
-            (Scheme::Aes128, Route::Multivariant(_)) => {
+            (Scheme::Aes128 | Scheme::SampleAes, Route::Multivariant(_)) => {
                 live.multivariant_playlist_bytes().map(|t| {
                     let t = with_suffix(&String::from_utf8_lossy(&t), &suffix);
                     Ok(ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head))
                 })
             }
-            (Scheme::Aes128, Route::Media(_)) => live
+            (Scheme::Aes128 | Scheme::SampleAes, Route::Media(_)) => live
                 .media_playlist_bytes()
-                .map(|_| aes128_playlist(p, stream, live.playlist(), &suffix))
+                .map(|_| {
+                    let method = if scheme == Scheme::Aes128 {
+                        KeyMethod::Aes128
+                    } else {
+                        KeyMethod::SampleAes
+                    };
+                    keyed_playlist(p, method, stream, live.playlist(), &suffix)
+                })
                 .map(|r| r.map(|t| ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head))),
             (Scheme::Aes128, Route::Segment(_, seq)) => self.store.get(stream, seq).map(|clear| {
                 let k = p.keys().key(stream, p.rotation().period(seq))?;
@@ -331,6 +348,21 @@ impl<S: SegmentStore> Origin<S> {
                 encrypt_segment(&k.key, &segment_iv(k.iv, seq), &clear, &mut out)?;
                 Ok(ok(SEGMENT_TYPE, SEGMENT_CACHE, out.freeze(), head))
             }),
+            (Scheme::SampleAes, Route::Segment(_, seq)) => {
+                self.segment_from_fragments(stream, live, seq).map(|seg| {
+                    let seg = seg?;
+                    let k = p.keys().key(stream, p.rotation().period(seq))?;
+                    let mut out = BytesMut::with_capacity(seg.payload_len() * 11 / 10 + 4096);
+                    write_sample_aes_segment(
+                        &seg,
+                        &k.key,
+                        &segment_iv(k.iv, seq),
+                        &TsMuxerOptions::default(),
+                        &mut out,
+                    )?;
+                    Ok(ok(SEGMENT_TYPE, SEGMENT_CACHE, out.freeze(), head))
+                })
+            }
             _ => return Some(text(404, "not served with this scheme\n", head)),
         };
         Some(match answer {
@@ -341,10 +373,77 @@ impl<S: SegmentStore> Origin<S> {
     }
 }
 
-/// The live media playlist `clear` with `METHOD=AES-128` keys: one `EXT-X-KEY` per
-/// crypto period, its URI the key endpoint, its IV the provider's when it gives one.
-fn aes128_playlist(
+impl<S: SegmentStore> Origin<S> {
+    /// Segment `seq` of `stream` as frames again, from the stored CMAF fragments of
+    /// that number and their kept sample tables (no parsing): payloads are slices of
+    /// the stored bytes, times and key flags come from the tables. `None` when no
+    /// rendition has that fragment (or CMAF is off).
+    fn segment_from_fragments(
+        &self,
+        stream: &str,
+        live: &super::LiveStream,
+        seq: u64,
+    ) -> Option<crate::Result<Segment>> {
+        let pres = live.cmaf()?;
+        let mut tracks = Vec::new();
+        let mut frames = Vec::new();
+        for r in pres.renditions() {
+            let Some(table) = live.fragment_table(r.name(), seq) else {
+                continue;
+            };
+            let key = CmafKey::Fragment {
+                rendition: r.name(),
+                number: seq,
+            };
+            let data = self.store.get_cmaf(stream, key)?;
+            let t = r.track();
+            for s in &table.samples {
+                let end = s.offset.checked_add(s.size as usize)?;
+                if end > data.len() {
+                    return Some(Err(Error::malformed("sample outside its stored fragment")
+                        .context(format!("{stream} {}/{seq}", r.name()))));
+                }
+                let dts = i64::try_from(s.dts).ok()?;
+                let mut f = Frame::new(
+                    t.id,
+                    Timestamp::new(dts, t.timescale),
+                    Timestamp::new(dts + i64::from(s.composition_offset), t.timescale),
+                    data.slice(s.offset..end),
+                )
+                .with_duration(Timestamp::new(i64::from(s.duration), t.timescale));
+                if s.keyframe {
+                    f = f.with_flags(FrameFlags::KEYFRAME);
+                }
+                frames.push(f);
+            }
+            tracks.push(t.clone());
+        }
+        if tracks.is_empty() {
+            return None;
+        }
+        // One decode order across the tracks, as the segmenter hands frames out.
+        frames.sort_by_key(|f| f.dts.rescale(Timescale::MPEG, Rounding::Down).ticks());
+        let start = frames
+            .iter()
+            .map(|f| f.pts)
+            .min_by_key(|t| t.rescale(Timescale::MPEG, Rounding::Down).ticks())?;
+        Some(Ok(Segment {
+            sequence: seq,
+            start,
+            duration: Timestamp::new(0, start.scale()),
+            discontinuity: false,
+            tracks,
+            frames,
+            events: Vec::new(),
+        }))
+    }
+}
+
+/// The live media playlist `clear` with keys of `method`: one `EXT-X-KEY` per crypto
+/// period, its URI the key endpoint, its IV the provider's when it gives one.
+fn keyed_playlist(
     p: &Protection,
+    method: KeyMethod,
     stream: &str,
     clear: &crate::package::hls::MediaPlaylist,
     suffix: &str,
@@ -363,7 +462,7 @@ fn aes128_playlist(
             }
         };
         let mut key = Key::new(
-            KeyMethod::Aes128,
+            method,
             format!("{KEYS_PREFIX}{stream}/{}.key{suffix}", k.kid),
         );
         if let Some(iv) = k.iv {
