@@ -69,6 +69,9 @@ fn floor_ms(ticks: u64, scale: Timescale) -> i64 {
     t.rescale(Timescale::MILLIS, Rounding::Down).ticks()
 }
 
+/// A rendition's newest sample tables, by fragment number, oldest first.
+type Tables = VecDeque<(u64, Arc<FragmentInfo>)>;
+
 /// The CMAF packaging of one live stream and its cached manifests.
 #[derive(Debug)]
 pub(super) struct LiveCmaf {
@@ -93,7 +96,7 @@ pub(super) struct LiveCmaf {
     mpd_due: Option<i64>,
     /// Per rendition: the sample tables of its newest fragments (at most `keep`),
     /// which per-request encryption works from.
-    tables: Vec<(String, VecDeque<(u64, Arc<FragmentInfo>)>)>,
+    tables: Vec<(String, Tables)>,
     /// How many sample tables a rendition keeps: the window and a few more, as the
     /// store keeps a few segments more than the playlist lists.
     keep: usize,
