@@ -219,22 +219,8 @@ impl SampleCipher {
         subsamples: &[Subsample],
         pattern: Pattern,
     ) -> Result<()> {
-        self.check(sample.len(), subsamples, pattern)?;
-        let counter = iv.to_block();
-        match self.scheme {
-            Scheme::Cenc => self.enc.encrypt_with_backend(CtrJob {
-                counter,
-                data: sample,
-                subsamples,
-            }),
-            _ => self.enc.encrypt_with_backend(CbcEncJob {
-                iv: counter,
-                data: sample,
-                subsamples,
-                pattern,
-            }),
-        }
-        Ok(())
+        let one = [RunSample::new(sample.len(), *iv, subsamples)];
+        self.encrypt_run(sample, &one, pattern)
     }
 
     /// Decrypts `sample` in place: the inverse of [`SampleCipher::encrypt`], with the
@@ -246,32 +232,72 @@ impl SampleCipher {
         subsamples: &[Subsample],
         pattern: Pattern,
     ) -> Result<()> {
-        self.check(sample.len(), subsamples, pattern)?;
-        let counter = iv.to_block();
+        let one = [RunSample::new(sample.len(), *iv, subsamples)];
+        self.decrypt_run(sample, &one, pattern)
+    }
+
+    /// Encrypts `samples` laid end to end in `data` (a fragment's `mdat` body), each as
+    /// [`SampleCipher::encrypt`] does with its own IV and subsamples, in one pass: the
+    /// key schedule is loaded into the cipher backend once for the run rather than once
+    /// per sample (what makes small samples, such as audio frames, cheap).
+    ///
+    /// Errors: as [`SampleCipher::encrypt`], and sample sizes that do not add up to
+    /// `data.len()` ([`crate::ErrorKind::Usage`]). On error `data` is unchanged.
+    pub fn encrypt_run(
+        &self,
+        data: &mut [u8],
+        samples: &[RunSample<'_>],
+        pattern: Pattern,
+    ) -> Result<()> {
+        self.check(data.len(), samples, pattern)?;
         match self.scheme {
-            Scheme::Cenc => self.enc.encrypt_with_backend(CtrJob {
-                counter,
-                data: sample,
-                subsamples,
-            }),
-            _ => self.dec.decrypt_with_backend(CbcDecJob {
-                iv: counter,
-                data: sample,
-                subsamples,
+            Scheme::Cenc => self.enc.encrypt_with_backend(CtrJob { data, samples }),
+            _ => self.enc.encrypt_with_backend(CbcEncJob {
+                data,
+                samples,
                 pattern,
             }),
         }
         Ok(())
     }
 
-    fn check(&self, len: usize, subsamples: &[Subsample], pattern: Pattern) -> Result<()> {
-        if !subsamples.is_empty() {
-            let total: u64 = subsamples.iter().map(Subsample::len).sum();
-            if total != len as u64 {
-                return Err(Error::malformed(format!(
-                    "subsamples cover {total} bytes of a {len}-byte sample"
-                )));
+    /// Decrypts `samples` laid end to end in `data`: the inverse of
+    /// [`SampleCipher::encrypt_run`], with the same arguments and errors.
+    pub fn decrypt_run(
+        &self,
+        data: &mut [u8],
+        samples: &[RunSample<'_>],
+        pattern: Pattern,
+    ) -> Result<()> {
+        self.check(data.len(), samples, pattern)?;
+        match self.scheme {
+            Scheme::Cenc => self.enc.encrypt_with_backend(CtrJob { data, samples }),
+            _ => self.dec.decrypt_with_backend(CbcDecJob {
+                data,
+                samples,
+                pattern,
+            }),
+        }
+        Ok(())
+    }
+
+    fn check(&self, len: usize, samples: &[RunSample<'_>], pattern: Pattern) -> Result<()> {
+        let mut total = 0u64;
+        for (i, s) in samples.iter().enumerate() {
+            if !s.subsamples.is_empty() {
+                let covered: u64 = s.subsamples.iter().map(Subsample::len).sum();
+                if covered != s.size as u64 {
+                    return Err(Error::malformed(format!(
+                        "subsamples cover {covered} bytes of a {}-byte sample",
+                        s.size
+                    ))
+                    .context(format!("sample {i} of the run")));
+                }
             }
+            total += s.size as u64;
+        }
+        if total != len as u64 {
+            return Err(Error::usage("sample sizes do not add up to the run"));
         }
         if self.scheme == Scheme::Cenc && pattern != Pattern::NONE {
             return Err(Error::unsupported(
@@ -287,8 +313,52 @@ impl SampleCipher {
     }
 }
 
+/// One sample of a run laid end to end ([`SampleCipher::encrypt_run`]): its size, its IV
+/// (the counter block for `cenc`, the CBC IV for `cbcs`) and its subsample table (empty:
+/// the whole sample is protected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSample<'a> {
+    /// Bytes of the sample.
+    pub size: usize,
+    /// Its IV.
+    pub iv: Iv,
+    /// Its subsample table.
+    pub subsamples: &'a [Subsample],
+}
+
+impl<'a> RunSample<'a> {
+    /// A sample of `size` bytes with `iv` and `subsamples`.
+    pub fn new(size: usize, iv: Iv, subsamples: &'a [Subsample]) -> Self {
+        RunSample {
+            size,
+            iv,
+            subsamples,
+        }
+    }
+}
+
+/// Calls `f` with each sample of the run and its bytes. Sizes were checked.
+#[inline(always)]
+fn for_each_sample<'d>(
+    data: &'d mut [u8],
+    samples: &[RunSample<'_>],
+    mut f: impl FnMut(&RunSample<'_>, &'d mut [u8]),
+) {
+    let mut rest = data;
+    for s in samples {
+        if s.size > rest.len() {
+            return;
+        }
+        let (sample, tail) = std::mem::take(&mut rest).split_at_mut(s.size);
+        f(s, sample);
+        rest = tail;
+    }
+}
+
 /// The protected ranges of a sample: the whole of it without subsamples, else the
-/// protected part of every entry. Sizes were checked against the sample.
+/// protected part of every entry. Sizes were checked against the sample. Inlined into
+/// the cipher backend (compiled with its AES/AVX target features).
+#[inline(always)]
 fn for_each_range(data: &mut [u8], subsamples: &[Subsample], mut f: impl FnMut(&mut [u8])) {
     if subsamples.is_empty() {
         f(data);
@@ -317,6 +387,7 @@ struct Keystream {
 }
 
 impl Keystream {
+    #[inline(always)]
     fn new(counter: [u8; 16]) -> Self {
         let mut hi = [0u8; 8];
         hi.copy_from_slice(&counter[..8]);
@@ -398,11 +469,10 @@ fn xor(data: &mut [u8], ks: &[u8]) {
     }
 }
 
-/// AES-CTR over the protected ranges of one sample (both directions).
+/// AES-CTR over the protected ranges of a run of samples (both directions).
 struct CtrJob<'a> {
-    counter: [u8; 16],
     data: &'a mut [u8],
-    subsamples: &'a [Subsample],
+    samples: &'a [RunSample<'a>],
 }
 
 impl BlockSizeUser for CtrJob<'_> {
@@ -412,15 +482,35 @@ impl BlockSizeUser for CtrJob<'_> {
 impl BlockCipherEncClosure for CtrJob<'_> {
     #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let mut ks = Keystream::new(self.counter);
         let mut par = ParBlocks::<B>::default();
-        for_each_range(self.data, self.subsamples, |range| {
-            ks.apply(backend, &mut par, range)
-        });
+        let mut rest = self.data;
+        for s in self.samples {
+            if s.size > rest.len() {
+                return;
+            }
+            let (sample, tail) = std::mem::take(&mut rest).split_at_mut(s.size);
+            rest = tail;
+            let mut ks = Keystream::new(s.iv.to_block());
+            if s.subsamples.is_empty() {
+                ks.apply(backend, &mut par, sample);
+                continue;
+            }
+            let mut pos = 0usize;
+            for sub in s.subsamples {
+                let start = pos + usize::from(sub.clear);
+                let end = start + sub.protected as usize;
+                let Some(range) = sample.get_mut(start..end) else {
+                    return;
+                };
+                ks.apply(backend, &mut par, range);
+                pos = end;
+            }
+        }
     }
 }
 
 /// The full 16-byte blocks of a protected range that `pattern` encrypts, in order.
+#[inline(always)]
 fn pattern_blocks(range: &mut [u8], pattern: Pattern, mut f: impl FnMut(&mut Block)) {
     let (blocks, _partial) = Array::<u8, U16>::slice_as_chunks_mut(range);
     if pattern.is_none() {
@@ -435,11 +525,10 @@ fn pattern_blocks(range: &mut [u8], pattern: Pattern, mut f: impl FnMut(&mut Blo
     }
 }
 
-/// AES-CBC encryption of the pattern blocks of every protected range of one sample.
+/// AES-CBC encryption of the pattern blocks of every protected range of a run.
 struct CbcEncJob<'a> {
-    iv: [u8; 16],
     data: &'a mut [u8],
-    subsamples: &'a [Subsample],
+    samples: &'a [RunSample<'a>],
     pattern: Pattern,
 }
 
@@ -450,26 +539,27 @@ impl BlockSizeUser for CbcEncJob<'_> {
 impl BlockCipherEncClosure for CbcEncJob<'_> {
     #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let iv = Block::from(self.iv);
         let pattern = self.pattern;
-        for_each_range(self.data, self.subsamples, |range| {
-            let mut chain = iv;
-            pattern_blocks(range, pattern, |block| {
-                for (b, c) in block.iter_mut().zip(chain.iter()) {
-                    *b ^= *c;
-                }
-                backend.encrypt_block_inplace(block);
-                chain.copy_from_slice(block);
+        for_each_sample(self.data, self.samples, |s, sample| {
+            let iv = Block::from(s.iv.to_block());
+            for_each_range(sample, s.subsamples, |range| {
+                let mut chain = iv;
+                pattern_blocks(range, pattern, |block| {
+                    for (b, c) in block.iter_mut().zip(chain.iter()) {
+                        *b ^= *c;
+                    }
+                    backend.encrypt_block_inplace(block);
+                    chain.copy_from_slice(block);
+                });
             });
         });
     }
 }
 
-/// AES-CBC decryption of the pattern blocks of every protected range of one sample.
+/// AES-CBC decryption of the pattern blocks of every protected range of a run.
 struct CbcDecJob<'a> {
-    iv: [u8; 16],
     data: &'a mut [u8],
-    subsamples: &'a [Subsample],
+    samples: &'a [RunSample<'a>],
     pattern: Pattern,
 }
 
@@ -480,17 +570,19 @@ impl BlockSizeUser for CbcDecJob<'_> {
 impl BlockCipherDecClosure for CbcDecJob<'_> {
     #[inline(always)]
     fn call<B: BlockCipherDecBackend<BlockSize = U16>>(self, backend: &B) {
-        let iv = Block::from(self.iv);
         let pattern = self.pattern;
-        for_each_range(self.data, self.subsamples, |range| {
-            let mut chain = iv;
-            pattern_blocks(range, pattern, |block| {
-                let cipher = *block;
-                backend.decrypt_block_inplace(block);
-                for (b, c) in block.iter_mut().zip(chain.iter()) {
-                    *b ^= *c;
-                }
-                chain = cipher;
+        for_each_sample(self.data, self.samples, |s, sample| {
+            let iv = Block::from(s.iv.to_block());
+            for_each_range(sample, s.subsamples, |range| {
+                let mut chain = iv;
+                pattern_blocks(range, pattern, |block| {
+                    let cipher = *block;
+                    backend.decrypt_block_inplace(block);
+                    for (b, c) in block.iter_mut().zip(chain.iter()) {
+                        *b ^= *c;
+                    }
+                    chain = cipher;
+                });
             });
         });
     }
@@ -700,6 +792,46 @@ mod tests {
             ErrorKind::Usage
         );
         assert!(format!("{cenc:?}").contains("Cenc"));
+    }
+
+    #[test]
+    fn a_run_is_its_samples_one_by_one() {
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            let cipher = SampleCipher::new(scheme, &ContentKey([0x61; 16])).unwrap();
+            let pattern = if scheme == Scheme::Cbcs {
+                Pattern::CBCS_VIDEO
+            } else {
+                Pattern::NONE
+            };
+            let subs = [Subsample::new(3, 320), Subsample::new(1, 16)];
+            let sizes = [1000usize, 340, 0, 17];
+            let samples: Vec<RunSample<'_>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| {
+                    let s: &[Subsample] = if n == 340 { &subs } else { &[] };
+                    RunSample::new(n, Iv::Iv16([i as u8; 16]), s)
+                })
+                .collect();
+            let clear = data(sizes.iter().sum(), 5);
+            let mut run = clear.clone();
+            cipher.encrypt_run(&mut run, &samples, pattern).unwrap();
+            let mut one_by_one = clear.clone();
+            let mut pos = 0;
+            for s in &samples {
+                let part = &mut one_by_one[pos..pos + s.size];
+                cipher.encrypt(part, &s.iv, s.subsamples, pattern).unwrap();
+                pos += s.size;
+            }
+            assert_eq!(run, one_by_one, "{scheme:?}");
+            cipher.decrypt_run(&mut run, &samples, pattern).unwrap();
+            assert_eq!(run, clear);
+            let e = cipher
+                .encrypt_run(&mut run[1..], &samples, pattern)
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+            assert_eq!(run, clear);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::sinf::{parse_sinf, TrackEncryption};
 use super::Fmp4Reader;
 use crate::bitstream::nal;
 use crate::container::mp4::{children, Child};
-use crate::crypto::cenc::{Pattern, SampleCipher};
+use crate::crypto::cenc::{Pattern, RunSample, SampleCipher};
 use crate::crypto::{ContentKey, KeyId, Scheme};
 use crate::error::{Error, Result};
 use crate::media::{Frame, TrackId, TrackInfo};
@@ -237,21 +237,28 @@ pub(crate) fn decrypt_traf(
     } else {
         Pattern::NONE
     };
-    for (i, f) in frames.iter_mut().enumerate() {
+    // One copy of the traf's payloads, decrypted in one pass, then sliced per frame.
+    let total: usize = frames.iter().map(|f| f.data.len()).sum();
+    let mut buf = BytesMut::with_capacity(total);
+    let mut run = Vec::with_capacity(frames.len());
+    for (i, f) in frames.iter().enumerate() {
         let entry = entries.as_ref().and_then(|e| e.get(i));
         let iv = entry
-            .and_then(|e| e.iv.as_ref())
-            .or(enc.constant_iv.as_ref())
+            .and_then(|e| e.iv)
+            .or(enc.constant_iv)
             .ok_or_else(|| {
                 Error::malformed("protected sample without an IV")
                     .context(format!("sample {}", i + 1))
             })?;
         let subsamples = entry.map_or(&[][..], |e| &e.subsamples[..]);
-        let mut buf = BytesMut::from(&f.data[..]);
-        cipher
-            .decrypt(&mut buf, iv, subsamples, pattern)
-            .map_err(|e| e.context(format!("sample {}", i + 1)))?;
-        f.data = buf.freeze();
+        buf.extend_from_slice(&f.data);
+        run.push(RunSample::new(f.data.len(), iv, subsamples));
+    }
+    cipher.decrypt_run(&mut buf, &run, pattern)?;
+    let mut buf = buf.freeze();
+    for f in frames.iter_mut() {
+        let n = f.data.len();
+        f.data = buf.split_to(n);
     }
     canonical(frames, nal_length_size)
 }

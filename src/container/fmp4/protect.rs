@@ -9,7 +9,7 @@ use super::init::{write_init, InitProtection};
 use super::pssh::PsshBox;
 use super::senc::{write_saio, write_saiz, write_senc, SampleAux};
 use super::Fmp4Writer;
-use crate::crypto::cenc::{derive_sample_iv, Pattern, SampleCipher, SubsampleGenerator};
+use crate::crypto::cenc::{derive_sample_iv, Pattern, RunSample, SampleCipher, SubsampleGenerator};
 use crate::crypto::{ContentKey, Iv, KeyId, Scheme};
 use crate::error::{Error, Result};
 use crate::media::{MediaKind, TrackInfo};
@@ -297,19 +297,20 @@ fn protect(
         out,
     )?;
 
-    // Payloads: one copy into `out`, encrypted there.
+    // Payloads: one copy into `out`, encrypted there in one pass.
     out.reserve(payload as usize);
+    let mdat = out.len();
+    let mut run = Vec::with_capacity(info.samples.len());
+    for (s, a) in info.samples.iter().zip(&aux) {
+        out.extend_from_slice(sample_bytes(clear, s)?);
+        let iv = a.iv.unwrap_or(constant);
+        run.push(RunSample::new(s.size as usize, iv, &a.subsamples));
+    }
+    cipher.encrypt_run(&mut out[mdat..], &run, pattern)?;
     let mut samples = Vec::with_capacity(info.samples.len());
     let mut nal_units = Vec::with_capacity(info.nal_units.len());
     let mut at = data_start;
-    for ((i, s), a) in info.samples.iter().enumerate().zip(&aux) {
-        let data = sample_bytes(clear, s)?;
-        let pos = out.len();
-        out.extend_from_slice(data);
-        let iv = a.iv.as_ref().unwrap_or(&constant);
-        cipher
-            .encrypt(&mut out[pos..], iv, &a.subsamples, pattern)
-            .map_err(|e| e.context(format!("sample {i}")))?;
+    for (i, s) in info.samples.iter().enumerate() {
         let first_nal = nal_units.len() as u32;
         for n in info.sample_nal_units(i) {
             nal_units.push(NalRange {
