@@ -11,8 +11,8 @@
 #    by user CPU time, which other processes do not slow down while they slow criterion).
 # 2. cargo bench --bench crypto (benches/crypto.rs), then --bench cenc and --bench sample_aes
 #    when those exist and build (each bounded by a timeout; a failure is reported, not fatal).
-# 3. For every criterion result written by this run (target/criterion/<group>/<id>/new/,
-#    newer than the run's start): mean time per iteration (estimates.json) and bytes per
+# 3. For every criterion result of this run (CRITERION_HOME is a scratch directory, so
+#    nothing stale or from someone else's concurrent run; <group>/<id>/new/): mean time per iteration (estimates.json) and bytes per
 #    iteration (benchmark.json throughput; the crypto ids are checked against their known
 #    sizes), so MB/s = bytes / mean; 1 MB = 10^6 bytes, as openssl's "k" is 1000 bytes.
 #    The "best" columns use criterion's fastest sample (sample.json) against the better
@@ -39,8 +39,9 @@ log() { printf '[bench-crypto] %s\n' "$*" >&2; }
 command -v openssl >/dev/null 2>&1 || { log "openssl is missing (apt-get install openssl)"; exit 1; }
 command -v python3 >/dev/null 2>&1 || { log "python3 is missing"; exit 1; }
 
-CRITERION="${CARGO_TARGET_DIR:-$ROOT/target}/criterion"
-case "$CRITERION" in /*) ;; *) CRITERION="$ROOT/$CRITERION" ;; esac
+# Criterion writes this run's results here, not to target/criterion, which other people's
+# bench runs on a shared machine (same target directory) would write into meanwhile.
+export CRITERION_HOME="$WORK/criterion"
 
 # --------------------------------------------------------------------------- openssl
 # openssl_speed NAME EXTRA... : prints "NAME BYTES_PER_SECOND" (the last line of openssl speed
@@ -67,9 +68,6 @@ log "openssl speed (${SECONDS_PER_SIZE} s per size, single thread), first pass"
 run_openssl > "$WORK/openssl1.txt"
 
 # --------------------------------------------------------------------------- criterion
-touch "$WORK/start"
-sleep 1 # criterion files written in this run are strictly newer than the marker
-
 log "cargo bench --bench crypto"
 cargo bench --bench crypto 2>"$WORK/crypto.err" | grep -E '^crypto/|thrpt:' >&2 || {
   log "FAILED: cargo bench --bench crypto"; tail -n 30 "$WORK/crypto.err" >&2; exit 1; }
@@ -90,11 +88,10 @@ log "openssl speed, second pass"
 run_openssl > "$WORK/openssl2.txt"
 
 # --------------------------------------------------------------------------- table
-python3 - "$CRITERION" "$WORK" "$TARGET" <<'PY'
+python3 - "$CRITERION_HOME" "$WORK" "$TARGET" <<'PY'
 import json, os, sys
 
 criterion, work, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
-start = os.path.getmtime(os.path.join(work, "start"))
 
 passes = {}
 for name in ("openssl1.txt", "openssl2.txt"):
@@ -157,8 +154,6 @@ for group in sorted(os.listdir(criterion)) if os.path.isdir(criterion) else []:
         if os.path.basename(root) != "new" or "estimates.json" not in files:
             continue
         est = os.path.join(root, "estimates.json")
-        if os.path.getmtime(est) < start:
-            continue  # an older run's result
         with open(est) as f:
             mean_ns = json.load(f)["mean"]["point_estimate"]
         try:
