@@ -47,11 +47,14 @@ fn keys_for(provider: &impl KeyProvider, rotation: KeyRotation, seq: u64) -> Vec
     ]
 }
 
+/// KEYFORMAT -> (METHOD, URI) of the keys in force.
+type InForce = BTreeMap<String, (String, String)>;
+
 /// The keys in force for each segment URI, read from the playlist text by the
 /// letter of §4.4.4.4: KEYFORMAT -> (METHOD, URI), replaced by later tags of the
 /// same KEYFORMAT; METHOD=NONE clears them.
-fn resolve(text: &str) -> Vec<(String, BTreeMap<String, (String, String)>)> {
-    let mut in_force: BTreeMap<String, (String, String)> = BTreeMap::new();
+fn resolve(text: &str) -> Vec<(String, InForce)> {
+    let mut in_force = InForce::new();
     let mut out = Vec::new();
     for line in text.lines() {
         if let Some(attrs) = line.strip_prefix("#EXT-X-KEY:") {
