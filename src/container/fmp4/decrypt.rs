@@ -154,12 +154,8 @@ impl TrafAux {
             }
             b"saiz" => self.saiz = Some(c.clone()),
             b"saio" => self.saio = Some(c.clone()),
-            b"sbgp" => {
-                // grouping_type after the FullBox header.
-                if c.body.get(4..8) == Some(&b"seig"[..]) {
-                    self.seig = true;
-                }
-            }
+            // grouping_type after the FullBox header.
+            b"sbgp" if c.body.get(4..8) == Some(&b"seig"[..]) => self.seig = true,
             _ => {}
         }
     }

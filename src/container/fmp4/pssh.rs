@@ -145,7 +145,7 @@ mod tests {
         want.extend_from_slice(&[0xcd; 16]);
         want.extend_from_slice(&[0, 0, 0, 0]);
         assert_eq!(&out[..], &want[..]);
-        let back = PsshBox::parse(&Bytes::from(out.split_off(8).freeze())).unwrap();
+        let back = PsshBox::parse(&out.split_off(8).freeze()).unwrap();
         assert_eq!(back, b);
     }
 
