@@ -37,9 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let mut wire = Vec::new();
     let encrypted = sa.encrypt_h264_nal(body, &mut wire);
     if encrypted {
-        assert!(!wire
-            .windows(3)
-            .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
+        assert!(!wire.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
     } else {
         assert_eq!(wire, body);
     }
