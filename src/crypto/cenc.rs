@@ -545,11 +545,13 @@ impl BlockCipherEncClosure for CbcEncJob<'_> {
             for_each_range(sample, s.subsamples, |range| {
                 let mut chain = iv;
                 pattern_blocks(range, pattern, |block| {
-                    for (b, c) in block.iter_mut().zip(chain.iter()) {
-                        *b ^= *c;
+                    // The chain stays in a local (a register once inlined): no reload
+                    // of the block just stored on the critical path.
+                    for (c, b) in chain.iter_mut().zip(block.iter()) {
+                        *c ^= *b;
                     }
-                    backend.encrypt_block_inplace(block);
-                    chain.copy_from_slice(block);
+                    backend.encrypt_block_inplace(&mut chain);
+                    *block = chain;
                 });
             });
         });
