@@ -68,7 +68,7 @@ use crate::auth::TokenAuthorizer;
 use crate::container::ts::{write_sample_aes_segment, TsMuxerOptions};
 use crate::crypto::aes128::{encrypt_segment, encrypted_len, segment_iv};
 use crate::crypto::key::{KeyProvider, KeyRotation, StreamKey};
-use crate::crypto::{KeyId, Scheme};
+use crate::crypto::{Iv, KeyId, Scheme};
 use crate::error::Error;
 use crate::media::{Frame, FrameFlags};
 use crate::package::hls::{Key, KeyMethod};
@@ -356,7 +356,7 @@ impl<S: SegmentStore> Origin<S> {
                     write_sample_aes_segment(
                         &seg,
                         &k.key,
-                        &segment_iv(k.iv, seq),
+                        &sample_aes_iv(p, &k, seq),
                         &TsMuxerOptions::default(),
                         &mut out,
                     )?;
@@ -439,6 +439,18 @@ impl<S: SegmentStore> Origin<S> {
     }
 }
 
+/// The IV of SAMPLE-AES segment `seq` under `k`: the provider's, else the media
+/// sequence number of the first segment of its crypto period, one IV per key. The
+/// playlist always writes it: hls.js does not fall back to the media sequence number
+/// for SAMPLE-AES, and demuxers that finish a segment's last access unit while reading
+/// the next segment (ffmpeg) decrypt it right only when both share the IV.
+fn sample_aes_iv(p: &Protection, k: &StreamKey, seq: u64) -> Iv {
+    k.iv.unwrap_or_else(|| {
+        let period = p.rotation().period(seq);
+        Iv::from_sequence(p.rotation().period_start(period))
+    })
+}
+
 /// The live media playlist `clear` with keys of `method`: one `EXT-X-KEY` per crypto
 /// period, its URI the key endpoint, its IV the provider's when it gives one.
 fn keyed_playlist(
@@ -465,7 +477,9 @@ fn keyed_playlist(
             method,
             format!("{KEYS_PREFIX}{stream}/{}.key{suffix}", k.kid),
         );
-        if let Some(iv) = k.iv {
+        if method == KeyMethod::SampleAes {
+            key = key.with_iv(sample_aes_iv(p, &k, seq));
+        } else if let Some(iv) = k.iv {
             key = key.with_iv(iv);
         }
         seg.keys = vec![key];
