@@ -181,6 +181,10 @@ pub(crate) fn decrypt_traf(
     if frames.len() != count as usize {
         return Err(Error::usage("frames and samples of a traf differ"));
     }
+    if !enc.protected {
+        // tenc default_isProtected 0: the samples are clear.
+        return canonical(frames, nal_length_size);
+    }
     let scheme = match &enc.scheme {
         b"cenc" => Scheme::Cenc,
         b"cbcs" => Scheme::Cbcs,
@@ -192,11 +196,8 @@ pub(crate) fn decrypt_traf(
         }
     };
     let entries: Option<Vec<SampleAux>> = if let Some(senc) = &aux.senc {
-        let body = if &senc.header.kind == b"uuid" {
-            &senc.body[16.min(senc.body.len())..]
-        } else {
-            &senc.body[..]
-        };
+        // (A PIFF `uuid` box's body starts after its extended type already.)
+        let body = &senc.body[..];
         Some(
             parse_senc(body, enc.per_sample_iv_size, count)
                 .map_err(|e| e.at_offset(senc.offset))?,
@@ -219,9 +220,6 @@ pub(crate) fn decrypt_traf(
     } else {
         None
     };
-    if !enc.protected && entries.is_none() {
-        return canonical(frames, nal_length_size);
-    }
     let key = keys
         .iter()
         .find(|(k, _)| *k == enc.key_id)
