@@ -16,6 +16,10 @@
 // then also needs the active language to be LANG at the end (eng/en, fra/fr... are the same) and
 // currentTime to advance >= 2 s after the switch. The audio media segments the player requested
 // before / after the switch are reported as URL paths.
+// --expect-key-system KS (protected DASH in Shaka, e.g. org.w3.clearkey): success also needs Shaka
+// to have chosen the EME key system KS (the licence server comes from the manifest). Key and
+// licence requests (hls.js key URIs, Shaka licence POSTs) are reported as key_requests; with
+// --expect-key-system or --expect-key-requests at least one is required.
 //
 // Serves DIR (plus this page and the players) on an ephemeral 127.0.0.1 port, launches
 // /usr/bin/chromium through playwright-core with a fresh temporary profile, blocks every
@@ -39,7 +43,7 @@ const STARTUP_S = 30;
 const CHROMIUM = '/usr/bin/chromium';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--player hls|dash|shaka] [--seconds 20] [--live] [--switch-audio LANG [--switch-after S]] [--screenshot out.png]`);
+  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--player hls|dash|shaka] [--seconds 20] [--live] [--switch-audio LANG [--switch-after S]] [--expect-key-system org.w3.clearkey] [--expect-key-requests] [--screenshot out.png]`);
   process.exit(2);
 }
 let a;
@@ -48,7 +52,8 @@ try {
     dir: { type: 'string' }, path: { type: 'string', default: 'index.m3u8' },
     seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' }, url: { type: 'string' },
     player: { type: 'string', default: 'hls' }, live: { type: 'boolean', default: false },
-    'switch-audio': { type: 'string' }, 'switch-after': { type: 'string' } } }));
+    'switch-audio': { type: 'string' }, 'switch-after': { type: 'string' },
+    'expect-key-system': { type: 'string' }, 'expect-key-requests': { type: 'boolean', default: false } } }));
 } catch (e) { usage(e.message); }
 if (!a.dir && !a.url) usage('--dir or --url is required');
 if (a.dir && a.url) usage('--dir and --url exclude each other');
@@ -238,6 +243,11 @@ if (s.fatal.length) reasons.push('fatal error: ' + JSON.stringify(s.fatal[0]));
 else if (startupMs === null) reasons.push(`playback did not start within ${STARTUP_S} s`);
 if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < required ${target} s`);
 if (a.live && !s.live) reasons.push('--live: the player does not report a live stream');
+// Protected streams: the EME key system Shaka chose (only Shaka reports one) and the key or
+// licence requests the player made (HLS key URIs, EME licence POSTs).
+const KEY_SYSTEM = a['expect-key-system'] ?? null;
+if (KEY_SYSTEM !== null && s.keySystem !== KEY_SYSTEM) reasons.push(`key system ${s.keySystem} is not ${KEY_SYSTEM}`);
+if ((KEY_SYSTEM !== null || a['expect-key-requests']) && !s.keyRequests.length) reasons.push('no key or licence request was made');
 
 const paths = (list) => list.map((r) => r.path);
 const switchReport = {};
@@ -266,6 +276,7 @@ await finish({
   wall_s: +((Date.now() - w0) / 1000).toFixed(2),
   video_width: s.videoWidth, video_height: s.videoHeight,
   dropped_frames: s.droppedFrames ?? null, total_frames: s.totalFrames ?? null,
+  key_system: s.keySystem, key_requests: s.keyRequests,
   audio_tracks: s.audioTracks, audio_lang: s.audioLang, audio_requests: s.audioRequests.length, ...switchReport,
   fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors, aborted_requests: aborted,
   blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, warnings,
