@@ -421,3 +421,83 @@ fn cmaf_mpds_parse_independently_and_match_the_fragments() {
         assert!(listed[0].0.abs_diff(window[0].1) <= 1);
     }
 }
+
+/// Standard base64 back to bytes (test side, independent of the writer's encoder).
+fn unbase64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = s.bytes().filter(|&c| c != b'=').map(val).collect();
+    let mut out = Vec::new();
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// `ContentProtection` read by `dash-mpd-core`: every AdaptationSet of a protected
+/// presentation carries the mp4protection descriptor (value `cenc`, the default KID in
+/// UUID form) and the Clear Key one (its `pssh` box in base64, byte for byte the box the
+/// init segments carry, and the licence URL); the MPD stays conformant.
+#[test]
+fn content_protection_parses_independently() {
+    use strom::container::fmp4::PsshBox;
+    use strom::crypto::{KeyId, Scheme};
+    use strom::package::dash::ContentProtection;
+
+    let source = common::avc_multi_audio(4);
+    let (mut cmaf, _) = present(&source, CmafOptions::default());
+    cmaf.set_ended();
+    let mut model = cmaf.static_mpd().unwrap();
+    let kid = KeyId::from_hex("0123456789abcdef0123456789abcdef").unwrap();
+    let pssh = PsshBox::clearkey(vec![kid]);
+    let laurl = "https://origin.example/licence/cam1?token=1800000000-ab&x=<1>";
+    for set in &mut model.adaptation_sets {
+        set.content_protection = vec![
+            ContentProtection::mp4_protection(Scheme::Cenc, kid).unwrap(),
+            ContentProtection::for_system(&pssh)
+                .unwrap()
+                .with_license_url(laurl),
+        ];
+    }
+    let xml = model.write().unwrap();
+    assert!(xml.contains("xmlns:cenc=\"urn:mpeg:cenc:2013\""), "{xml}");
+    let mpd = dash_mpd_core::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let errors = dash_mpd_core::check_conformity(&mpd);
+    assert!(errors.is_empty(), "conformity: {errors:?}\n{xml}");
+    let mut box_bytes = BytesMut::new();
+    pssh.write(&mut box_bytes).unwrap();
+    let sets = &mpd.periods[0].adaptations;
+    assert_eq!(sets.len(), 4);
+    for set in sets {
+        let cps = &set.ContentProtection;
+        assert_eq!(cps.len(), 2, "{xml}");
+        assert_eq!(cps[0].schemeIdUri, "urn:mpeg:dash:mp4protection:2011");
+        assert_eq!(cps[0].value.as_deref(), Some("cenc"));
+        assert_eq!(
+            cps[0].default_KID.as_deref(),
+            Some("01234567-89ab-cdef-0123-456789abcdef")
+        );
+        assert_eq!(
+            cps[1].schemeIdUri,
+            "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"
+        );
+        let b64 = cps[1].cenc_pssh[0].content.as_deref().unwrap();
+        assert_eq!(unbase64(b64), box_bytes.to_vec());
+        let url = cps[1]
+            .laurl
+            .as_ref()
+            .or(cps[1].clearkey_laurl.as_ref())
+            .and_then(|l| l.content.as_deref());
+        assert_eq!(url, Some(laurl), "{xml}");
+    }
+}

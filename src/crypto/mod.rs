@@ -7,6 +7,7 @@
 //!   and key rotation every N segments.
 //! * [`aes128`]: HLS `METHOD=AES-128`, whole segments in AES-128-CBC with PKCS#7.
 //! * [`sample_aes`]: HLS `METHOD=SAMPLE-AES` for MPEG-TS (H.264 NAL units, AAC frames).
+//! * [`base64`]: the text forms `pssh` boxes, key URIs and licences travel in.
 //! * [`cenc`]: CENC schemes `cenc` (AES-CTR, subsamples) and `cbcs` (AES-CBC, 1:9
 //!   pattern, constant IV) over the sample table a fragment keeps.
 //!
@@ -14,6 +15,7 @@
 //! at run time.
 
 pub mod aes128;
+pub mod base64;
 pub mod cenc;
 pub mod key;
 pub mod sample_aes;

@@ -30,24 +30,9 @@ pub const MAX_REQUEST_LEN: usize = 16 * 1024;
 /// Most key ids one request may ask for.
 pub const MAX_KIDS: usize = 64;
 
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// base64url without padding (RFC 4648 §5).
+/// base64url without padding (RFC 4648 §5), as JSON Web Keys use it.
 pub fn base64url(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(char::from(B64URL[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
+    crate::crypto::base64::url(bytes)
 }
 
 /// Decodes base64url or standard base64, with or without `=` padding, into exactly

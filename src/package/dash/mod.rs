@@ -43,7 +43,8 @@ mod timeline;
 mod xml;
 
 pub use mpd::{
-    AdaptationSet, ContentType, Mpd, MpdType, Representation, Role, SegmentTemplate,
-    AUDIO_CHANNEL_SCHEME, PROFILE_CMAF, PROFILE_ISOFF_LIVE, ROLE_SCHEME, UTC_TIMING_HTTP_ISO,
+    AdaptationSet, ContentProtection, ContentType, Mpd, MpdType, Representation, Role,
+    SegmentTemplate, AUDIO_CHANNEL_SCHEME, CENC_NAMESPACE, DASHIF_NAMESPACE, MP4_PROTECTION_SCHEME,
+    PROFILE_CMAF, PROFILE_ISOFF_LIVE, ROLE_SCHEME, UTC_TIMING_HTTP_ISO,
 };
 pub use timeline::{SegmentTimeline, TimelineEntry};

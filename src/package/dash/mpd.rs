@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use super::timeline::SegmentTimeline;
 use super::xml;
+use crate::container::fmp4::PsshBox;
+use crate::crypto::{base64, KeyId, Scheme, CLEARKEY_SYSTEM_ID};
 use crate::error::{Error, Result};
 use crate::media::{CodecConfig, MediaKind, TrackInfo};
 use crate::time::{Timescale, Timestamp};
@@ -23,6 +25,15 @@ pub const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
 /// `AudioChannelConfiguration` scheme carrying a channel count (ISO/IEC 23009-1
 /// §5.8.5.4, the scheme of ISO/IEC 23003-3).
 pub const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+
+/// `ContentProtection` scheme saying which CENC scheme protects the content (ISO/IEC
+/// 23009-1 §5.8.5.2), its value `cenc` or `cbcs`.
+pub const MP4_PROTECTION_SCHEME: &str = "urn:mpeg:dash:mp4protection:2011";
+/// Namespace of `cenc:default_KID` and `cenc:pssh` (ISO/IEC 23001-7 §11.2).
+pub const CENC_NAMESPACE: &str = "urn:mpeg:cenc:2013";
+/// Namespace of `dashif:Laurl`, the licence server URL (DASH-IF IOP, Content
+/// Protection and Security §6.2).
+pub const DASHIF_NAMESPACE: &str = "https://dashif.org/CPS";
 
 /// Static (on demand) or dynamic (live) presentation: `MPD@type` and the attributes
 /// each type needs (ISO/IEC 23009-1 §5.3.1.2, Table 3). Dates are milliseconds since
@@ -298,6 +309,114 @@ impl Representation {
     }
 }
 
+/// A `ContentProtection` descriptor (ISO/IEC 23009-1 §5.8.4.1, ISO/IEC 23001-7 §11):
+/// either the scheme the content is protected with
+/// ([`ContentProtection::mp4_protection`]: `cenc:default_KID` and value `cenc` or
+/// `cbcs`), or one DRM system that can license it ([`ContentProtection::for_system`]:
+/// `urn:uuid:` of its system id, its `pssh` box as `cenc:pssh`, and optionally the
+/// licence server URL as `dashif:Laurl`).
+///
+/// ```
+/// use strom::container::fmp4::PsshBox;
+/// use strom::crypto::{KeyId, Scheme};
+/// use strom::package::dash::ContentProtection;
+///
+/// let kid = KeyId([0x10; 16]);
+/// let scheme = ContentProtection::mp4_protection(Scheme::Cenc, kid).unwrap();
+/// assert_eq!(scheme.value.as_deref(), Some("cenc"));
+/// let ck = ContentProtection::for_system(&PsshBox::clearkey(vec![kid]))
+///     .unwrap()
+///     .with_license_url("https://origin.example/licence/cam1?token=T");
+/// assert_eq!(ck.scheme_id_uri, "urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b");
+/// assert_eq!(ck.default_kid, Some(kid));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContentProtection {
+    /// `@schemeIdUri`: [`MP4_PROTECTION_SCHEME`] or `urn:uuid:` and a DRM system id.
+    pub scheme_id_uri: String,
+    /// `@value`: `cenc`/`cbcs` for [`MP4_PROTECTION_SCHEME`]; a system's own name
+    /// (`ClearKey1.0`...) otherwise, or none.
+    pub value: Option<String>,
+    /// `@cenc:default_KID`, the `default_KID` of the init segments' `tenc`.
+    pub default_kid: Option<KeyId>,
+    /// `cenc:pssh`: a whole `pssh` box (ISO/IEC 23001-7 §8.1), written as base64.
+    pub pssh: Option<Vec<u8>>,
+    /// `dashif:Laurl`: where the player asks for a licence.
+    pub license_url: Option<String>,
+}
+
+impl ContentProtection {
+    /// The descriptor of the protection scheme: [`MP4_PROTECTION_SCHEME`], value
+    /// `cenc` or `cbcs`, and `default_kid`.
+    ///
+    /// Errors: a scheme other than `cenc` or `cbcs` ([`Error::usage`]).
+    pub fn mp4_protection(scheme: Scheme, default_kid: KeyId) -> Result<Self> {
+        if !matches!(scheme, Scheme::Cenc | Scheme::Cbcs) {
+            return Err(Error::usage("DASH protection takes scheme cenc or cbcs"));
+        }
+        Ok(ContentProtection {
+            scheme_id_uri: MP4_PROTECTION_SCHEME.to_string(),
+            value: Some(scheme.as_str().to_string()),
+            default_kid: Some(default_kid),
+            pssh: None,
+            license_url: None,
+        })
+    }
+
+    /// The descriptor of the DRM system of `pssh`: `urn:uuid:` and its system id, the
+    /// box itself as `cenc:pssh`, its first key id as `cenc:default_KID`, and value
+    /// `ClearKey1.0` for W3C Clear Key.
+    ///
+    /// Errors: what [`PsshBox::write`] refuses.
+    pub fn for_system(pssh: &PsshBox) -> Result<Self> {
+        let mut bytes = bytes::BytesMut::new();
+        pssh.write(&mut bytes)?;
+        Ok(ContentProtection {
+            scheme_id_uri: format!("urn:uuid:{}", KeyId(pssh.system_id).uuid()),
+            value: (pssh.system_id == CLEARKEY_SYSTEM_ID).then(|| "ClearKey1.0".to_string()),
+            default_kid: pssh.key_ids.first().copied(),
+            pssh: Some(bytes.to_vec()),
+            license_url: None,
+        })
+    }
+
+    /// Sets [`ContentProtection::license_url`] (builder style).
+    #[must_use]
+    pub fn with_license_url(mut self, url: impl Into<String>) -> Self {
+        self.license_url = Some(url.into());
+        self
+    }
+
+    fn write(&self, out: &mut String) -> Result<()> {
+        out.push_str("      <ContentProtection");
+        xml::attr(out, "schemeIdUri", &self.scheme_id_uri)?;
+        if let Some(v) = &self.value {
+            xml::attr(out, "value", v)?;
+        }
+        if let Some(kid) = &self.default_kid {
+            xml::attr(out, "cenc:default_KID", &kid.uuid())?;
+        }
+        if self.pssh.is_none() && self.license_url.is_none() {
+            out.push_str("/>\n");
+            return Ok(());
+        }
+        out.push_str(">\n");
+        if let Some(pssh) = &self.pssh {
+            out.push_str("        <cenc:pssh>");
+            out.push_str(&base64::standard(pssh));
+            out.push_str("</cenc:pssh>\n");
+        }
+        if let Some(url) = &self.license_url {
+            out.push_str("        <dashif:Laurl>");
+            xml::escaped(out, url)?;
+            out.push_str("</dashif:Laurl>\n");
+        }
+        out.push_str("      </ContentProtection>\n");
+        Ok(())
+    }
+}
+
 /// An `AdaptationSet` (ISO/IEC 23009-1 §5.3.3): interchangeable Representations of one
 /// component, e.g. the video ladder or one audio language.
 ///
@@ -314,6 +433,10 @@ pub struct AdaptationSet {
     pub lang: Option<String>,
     /// `Role` descriptors, `urn:mpeg:dash:role:2011`.
     pub roles: Vec<Role>,
+    /// `ContentProtection` descriptors, in order: the scheme first
+    /// ([`ContentProtection::mp4_protection`]), then one per DRM system. Default none
+    /// (clear content).
+    pub content_protection: Vec<ContentProtection>,
     /// The Representations; at least one.
     pub representations: Vec<Representation>,
 }
@@ -326,6 +449,7 @@ impl AdaptationSet {
             content_type,
             lang: None,
             roles: Vec::new(),
+            content_protection: Vec::new(),
             representations: Vec::new(),
         }
     }
@@ -425,6 +549,14 @@ impl Mpd {
         let mut out = String::with_capacity(1024 + 512 * self.adaptation_sets.len());
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"");
+        if self
+            .adaptation_sets
+            .iter()
+            .any(|a| !a.content_protection.is_empty())
+        {
+            xml::attr(&mut out, "xmlns:cenc", CENC_NAMESPACE)?;
+            xml::attr(&mut out, "xmlns:dashif", DASHIF_NAMESPACE)?;
+        }
         xml::attr(&mut out, "profiles", &self.profiles.join(","))?;
         match &self.mpd_type {
             MpdType::Static {
@@ -526,6 +658,9 @@ fn write_adaptation_set<'a>(
         xml::attr(out, "lang", lang)?;
     }
     out.push_str(">\n");
+    for cp in &set.content_protection {
+        cp.write(out)?;
+    }
     for role in &set.roles {
         out.push_str("      <Role");
         xml::attr(out, "schemeIdUri", ROLE_SCHEME)?;

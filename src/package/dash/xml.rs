@@ -18,6 +18,14 @@ pub(crate) fn attr(out: &mut String, name: &str, value: &str) -> Result<()> {
     out.push(' ');
     out.push_str(name);
     out.push_str("=\"");
+    escaped(out, value).map_err(|e| e.context(format!("attribute {name}")))?;
+    out.push('"');
+    Ok(())
+}
+
+/// Appends `value` as element content or a double-quoted attribute value: the escaping
+/// of [`attr`].
+pub(crate) fn escaped(out: &mut String, value: &str) -> Result<()> {
     for c in value.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -29,15 +37,11 @@ pub(crate) fn attr(out: &mut String, name: &str, value: &str) -> Result<()> {
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
-                return Err(
-                    Error::usage("MPD attribute holds a character XML 1.0 forbids")
-                        .context(format!("attribute {name}")),
-                );
+                return Err(Error::usage("MPD text holds a character XML 1.0 forbids"));
             }
             c => out.push(c),
         }
     }
-    out.push('"');
     Ok(())
 }
 
