@@ -512,8 +512,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn origin() -> (Origin<MemoryStore>, TokenAuthorizer, HmacKeyProvider) {
-        let keys =
-            HmacKeyProvider::new(b"a key derivation secret of some length").unwrap();
+        let keys = HmacKeyProvider::new(b"a key derivation secret of some length").unwrap();
         let tokens = TokenAuthorizer::new(b"playback".to_vec());
         let o = Origin::new(MemoryStore::default(), Default::default()).with_protection(
             Protection::new(Arc::new(keys.clone()))
@@ -683,8 +682,7 @@ mod tests {
 
     #[test]
     fn without_tokens_keys_are_open_and_other_paths_are_untouched() {
-        let keys =
-            HmacKeyProvider::new(b"a key derivation secret of some length").unwrap();
+        let keys = HmacKeyProvider::new(b"a key derivation secret of some length").unwrap();
         let k = keys.key("cam", 0).unwrap();
         let o = Origin::new(MemoryStore::default(), Default::default())
             .with_protection(Protection::new(Arc::new(keys)));
