@@ -2,7 +2,7 @@
 //! RFC 8216bis §4.4.4.4 HLS keys, Apple's SAMPLE-AES).
 //!
 //! * [`KeyId`], [`ContentKey`], [`Iv`], [`Scheme`]: the values every scheme shares.
-//! * [`key`]: the [`KeyProvider`](key::KeyProvider) trait the host implements (a key
+//! * [`key`]: the [`KeyProvider`] trait the host implements (a key
 //!   per stream and crypto period), a static provider and an HMAC-derived provider,
 //!   and key rotation every N segments.
 //! * [`aes128`]: HLS `METHOD=AES-128`, whole segments in AES-128-CBC with PKCS#7.

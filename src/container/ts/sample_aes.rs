@@ -1,7 +1,7 @@
 //! SAMPLE-AES in MPEG-TS: the stream types and PMT descriptors of Apple's *MPEG-2
 //! Stream Encryption Format for HTTP Live Streaming* (§3 Transport Stream Signaling,
 //! §2.3.4 audio setup information), the [`TsEncryption`] mode of
-//! [`TsMuxer`](super::TsMuxer), and [`write_sample_aes_segment`], which turns a clear
+//! [`TsMuxer`], and [`write_sample_aes_segment`], which turns a clear
 //! [`Segment`] into a SAMPLE-AES segment at request time.
 //!
 //! | stream | `stream_type` | descriptors |
@@ -53,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::media::AacConfig;
 use crate::package::Segment;
 
-/// How a [`TsMuxer`](super::TsMuxer) protects the elementary streams it writes.
+/// How a [`TsMuxer`] protects the elementary streams it writes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TsEncryption {
