@@ -764,6 +764,12 @@ impl LiveStream {
         self.cmaf.as_ref()?.mpd_bytes(now)
     }
 
+    /// The model the dynamic MPD at `now` is written from (as [`mpd_bytes`](Self::mpd_bytes)),
+    /// for variants made per request, such as a protected MPD. `None` as for `mpd_bytes`.
+    pub fn mpd_model(&self, now: i64) -> Option<crate::package::dash::Mpd> {
+        self.cmaf.as_ref()?.mpd_model(now)
+    }
+
     /// Statistics at `now` (Unix ms).
     pub fn stats(&self, now: i64) -> StreamStats {
         let codecs: Vec<String> = self

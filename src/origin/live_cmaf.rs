@@ -91,6 +91,8 @@ pub(super) struct LiveCmaf {
     multivariant: Option<Bytes>,
     media: Vec<(String, Bytes)>,
     mpd: Option<Bytes>,
+    /// The model `mpd` was written from (per-request variants start from it).
+    mpd_model: Option<Mpd>,
     /// When (Unix ms) a written fragment that the MPD does not list yet becomes
     /// available: the MPD is rebuilt then.
     mpd_due: Option<i64>,
@@ -124,6 +126,7 @@ impl LiveCmaf {
             multivariant: None,
             media: Vec::new(),
             mpd: None,
+            mpd_model: None,
             mpd_due: None,
             tables: Vec::new(),
             keep: window.max(1) + 3,
@@ -314,6 +317,7 @@ impl LiveCmaf {
             self.multivariant = None;
             self.media.clear();
             self.mpd = None;
+            self.mpd_model = None;
             self.mpd_due = None;
         }
         r
@@ -335,8 +339,12 @@ impl LiveCmaf {
 
     /// Rebuilds the MPD at `now`.
     fn refresh_mpd(&mut self, now: i64) -> Result<()> {
-        let (mpd, due) = self.build_mpd(now)?;
-        self.mpd = mpd;
+        let (model, due) = self.build_mpd(now)?;
+        self.mpd = match &model {
+            Some(m) => Some(Bytes::from(m.write()?)),
+            None => None,
+        };
+        self.mpd_model = model;
         self.mpd_due = due;
         Ok(())
     }
@@ -344,7 +352,7 @@ impl LiveCmaf {
     /// The MPD at `now`, listing only fragments available by then (AST + end <= now),
     /// and when the next fragment not listed becomes available. `None` before every
     /// rendition has an available fragment.
-    fn build_mpd(&self, now: i64) -> Result<(Option<Bytes>, Option<i64>)> {
+    fn build_mpd(&self, now: i64) -> Result<(Option<Mpd>, Option<i64>)> {
         let Some(ast) = self.ast else {
             return Ok((None, None));
         };
@@ -398,7 +406,7 @@ impl LiveCmaf {
             )),
         };
         mpd.utc_timing = Some(TIME_PATH.to_string());
-        Ok((Some(Bytes::from(mpd.write()?)), due))
+        Ok((Some(mpd), due))
     }
 
     /// The fMP4 multivariant playlist (`cmaf.m3u8`), shared.
@@ -419,8 +427,21 @@ impl LiveCmaf {
     /// for this request.
     pub(super) fn mpd_bytes(&self, now: i64) -> Option<Bytes> {
         match self.mpd_due {
-            Some(due) if now >= due => self.build_mpd(now).ok().and_then(|(m, _)| m),
+            Some(due) if now >= due => self
+                .build_mpd(now)
+                .ok()
+                .and_then(|(m, _)| m?.write().ok())
+                .map(Bytes::from),
             _ => self.mpd.clone(),
+        }
+    }
+
+    /// The model of [`mpd_bytes`](Self::mpd_bytes) at `now`, for a variant written per
+    /// request (a protected MPD).
+    pub(super) fn mpd_model(&self, now: i64) -> Option<Mpd> {
+        match self.mpd_due {
+            Some(due) if now >= due => self.build_mpd(now).ok().and_then(|(m, _)| m),
+            _ => self.mpd_model.clone(),
         }
     }
 }

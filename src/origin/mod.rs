@@ -36,6 +36,7 @@ mod http;
 mod live;
 mod live_cmaf;
 mod protect;
+mod protect_fmp4;
 mod router;
 mod store;
 

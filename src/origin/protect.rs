@@ -65,6 +65,7 @@ use super::router::{
 };
 use super::store::{CmafKey, SegmentStore};
 use crate::auth::TokenAuthorizer;
+use crate::container::fmp4::PsshBox;
 use crate::container::ts::{write_sample_aes_segment, TsMuxerOptions};
 use crate::crypto::aes128::{encrypt_segment, encrypted_len, segment_iv};
 use crate::crypto::key::{KeyProvider, KeyRotation, StreamKey};
@@ -88,6 +89,8 @@ pub struct Protection {
     keys: Arc<dyn KeyProvider + Send + Sync>,
     tokens: Option<TokenAuthorizer>,
     rotation: KeyRotation,
+    systems: Vec<PsshBox>,
+    base_url: Option<String>,
 }
 
 impl fmt::Debug for Protection {
@@ -95,6 +98,8 @@ impl fmt::Debug for Protection {
         f.debug_struct("Protection")
             .field("tokens", &self.tokens)
             .field("rotation", &self.rotation)
+            .field("systems", &self.systems.len())
+            .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +111,8 @@ impl Protection {
             keys,
             tokens: None,
             rotation: KeyRotation::default(),
+            systems: Vec::new(),
+            base_url: None,
         }
     }
 
@@ -122,6 +129,41 @@ impl Protection {
     pub fn with_rotation(mut self, rotation: KeyRotation) -> Self {
         self.rotation = rotation;
         self
+    }
+
+    /// Signals one more DRM system in `cenc`/`cbcs` content: its `pssh` box (a Widevine
+    /// `WidevinePsshData`, a PlayReady Object... from the host's DRM vendor) goes into
+    /// every protected init segment, a `ContentProtection` with it into the MPD, and an
+    /// `EXT-X-KEY` with it as a `data:` URI into the fMP4 HLS playlists (Widevine and
+    /// PlayReady `KEYFORMAT`s). W3C Clear Key is always signalled.
+    #[must_use]
+    pub fn with_system(mut self, pssh: PsshBox) -> Self {
+        self.systems.push(pssh);
+        self
+    }
+
+    /// The origin's public address (`https://origin.example`, no trailing slash), for
+    /// the absolute licence URL the MPD names (EME licence requests are not resolved
+    /// against the MPD's URL, so a relative one would go to the page's host). Default:
+    /// none, and the MPD names `/licence/{stream}` relative to the host.
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        let mut b: String = base_url.into();
+        while b.ends_with('/') {
+            b.pop();
+        }
+        self.base_url = Some(b);
+        self
+    }
+
+    /// The DRM systems signalled besides Clear Key ([`with_system`](Self::with_system)).
+    pub fn systems(&self) -> &[PsshBox] {
+        &self.systems
+    }
+
+    /// The public address set by [`with_base_url`](Self::with_base_url).
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
     }
 
     /// The key provider.
@@ -245,7 +287,7 @@ fn token_suffix(query: &str) -> String {
 
 /// `playlist` with `suffix` appended to every URI line and every `URI="..."`
 /// attribute (the origin's own playlists: URIs carry no query of their own).
-fn with_suffix(playlist: &str, suffix: &str) -> String {
+pub(super) fn with_suffix(playlist: &str, suffix: &str) -> String {
     if suffix.is_empty() {
         return playlist.to_string();
     }
@@ -255,7 +297,10 @@ fn with_suffix(playlist: &str, suffix: &str) -> String {
         } else if !line.starts_with('#') {
             out.push_str(line);
             out.push_str(suffix);
-        } else if let Some(at) = line.find("URI=\"") {
+        } else if let Some(at) = line
+            .find("URI=\"")
+            .filter(|&at| !line[at + 5..].starts_with("data:"))
+        {
             let start = at + 5;
             match line[start..].find('"') {
                 Some(len) => {
@@ -274,7 +319,7 @@ fn with_suffix(playlist: &str, suffix: &str) -> String {
 }
 
 /// A 200 answer.
-fn ok(ctype: &str, cache: &str, body: Bytes, head: bool) -> Response {
+pub(super) fn ok(ctype: &str, cache: &str, body: Bytes, head: bool) -> Response {
     let r = Response::new(200)
         .with_header("access-control-allow-origin", "*")
         .with_header("content-type", ctype)
@@ -362,6 +407,9 @@ impl<S: SegmentStore> Origin<S> {
                     )?;
                     Ok(ok(SEGMENT_TYPE, SEGMENT_CACHE, out.freeze(), head))
                 })
+            }
+            (Scheme::Cenc | Scheme::Cbcs, route) => {
+                self.handle_fmp4_protected(p, scheme, stream, live, route, &suffix, head, now)
             }
             _ => return Some(text(404, "not served with this scheme\n", head)),
         };
@@ -661,9 +709,17 @@ mod tests {
             mv.contains(&format!("\nmedia.m3u8?token={token}\n")),
             "{mv}"
         );
-        // Not served yet, unknown objects, bad paths.
+        // Unknown objects, schemes that do not apply, bad paths.
         assert_eq!(
             get(&format!("/live/cam/cenc/manifest.mpd?token={token}")).status,
+            200
+        );
+        assert_eq!(
+            get(&format!("/live/cam/cenc/index.m3u8?token={token}")).status,
+            404
+        );
+        assert_eq!(
+            get(&format!("/live/cam/aes128/manifest.mpd?token={token}")).status,
             404
         );
         assert_eq!(
