@@ -2,7 +2,9 @@
 //!
 //! ```sh
 //! cargo run --release --example package -- INPUT --out DIR [--segment-duration SECS] \
-//!     [--format hls-ts|hls-fmp4|dash|all[,...]]
+//!     [--format hls-ts|hls-fmp4|dash|all[,...]] \
+//!     [--encrypt aes128|sample-aes|cenc|cbcs --key HEX [--kid HEX] [--iv HEX] \
+//!      [--key-uri URI] [--licence-url URL]]
 //! ```
 //!
 //! `hls-ts` (the default) writes `DIR/index.m3u8` (multivariant), `DIR/media.m3u8` and
@@ -14,6 +16,25 @@
 //! playlists and manifests are written last, each to a temporary name then renamed, so
 //! a failed run leaves no playlist that looks complete. Exits non-zero with a message
 //! on error.
+//!
+//! `--encrypt` protects the package with one key (`--key`, 32 hex digits); see
+//! `strom::package::VodEncryption`:
+//!
+//! * `aes128` and `sample-aes` (`--format hls-ts` only): segments encrypted whole
+//!   (AES-128-CBC, IV the media sequence number unless `--iv`) or muxed SAMPLE-AES
+//!   (IV `--iv`, else the key id's bytes, written in the playlist). `--kid` is optional
+//!   for these (HLS identity keys carry no key id; it defaults to zero and only fills
+//!   `{kid}` in `--key-uri`).
+//! * `cenc` and `cbcs` (`--format hls-fmp4` and/or `dash`): protected init segments and
+//!   fragments; the MPD carries the mp4protection and Clear Key `ContentProtection`
+//!   (`--licence-url` adds `dashif:Laurl`), the fMP4 playlists an identity key
+//!   (`METHOD=SAMPLE-AES-CTR` or `SAMPLE-AES`). `--kid` is required. `--iv`: the `cbcs`
+//!   constant IV (32 hex digits; default the key id) or the `cenc` IV seed (16 hex digits).
+//!
+//! HLS playlists point at `--key-uri` (`{kid}` is replaced by the key id), or by default
+//! at `DIR/key.bin`, which then holds the 16 key bytes: the package plays on its own, and
+//! whoever can read it can decrypt it (a real origin serves the key behind
+//! authorisation).
 
 mod common;
 
@@ -24,7 +45,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::input::{read_file, InputError};
-use strom::package::{VodFormats, VodOutput, VodPackager, VodPackagerOptions};
+use strom::crypto::{ContentKey, Iv, KeyId, Scheme};
+use strom::package::{VodEncryption, VodFormats, VodOutput, VodPackager, VodPackagerOptions};
 use strom::pipeline::Stage;
 use strom::time::Timestamp;
 
@@ -33,19 +55,87 @@ struct Args {
     out: PathBuf,
     segment_ms: i64,
     formats: VodFormats,
+    encryption: Option<VodEncryption>,
 }
 
 const USAGE: &str = "usage: package INPUT --out DIR [--segment-duration SECS] \
-                     [--format hls-ts|hls-fmp4|dash|all[,...]]";
+                     [--format hls-ts|hls-fmp4|dash|all[,...]] \
+                     [--encrypt aes128|sample-aes|cenc|cbcs --key HEX [--kid HEX] [--iv HEX] \
+                     [--key-uri URI] [--licence-url URL]]";
+
+/// The protection flags as given.
+#[derive(Default)]
+struct EncryptArgs {
+    scheme: Option<String>,
+    key: Option<String>,
+    kid: Option<String>,
+    iv: Option<String>,
+    key_uri: Option<String>,
+    licence_url: Option<String>,
+}
+
+impl EncryptArgs {
+    /// The [`VodEncryption`] the flags ask for; `None` without `--encrypt`.
+    fn build(self) -> Result<Option<VodEncryption>, String> {
+        let Some(name) = self.scheme else {
+            if self.key.is_some()
+                || self.kid.is_some()
+                || self.iv.is_some()
+                || self.key_uri.is_some()
+                || self.licence_url.is_some()
+            {
+                return Err(
+                    "--key, --kid, --iv, --key-uri and --licence-url need --encrypt".into(),
+                );
+            }
+            return Ok(None);
+        };
+        let scheme = Scheme::parse(&name)
+            .ok_or_else(|| format!("bad --encrypt {name:?} (aes128, sample-aes, cenc, cbcs)"))?;
+        let key = self.key.ok_or("--encrypt needs --key (32 hex digits)")?;
+        let key = ContentKey::from_hex(&key).map_err(|e| format!("bad --key: {e}"))?;
+        let kid = match self.kid {
+            Some(k) => KeyId::from_hex(&k).map_err(|e| format!("bad --kid: {e}"))?,
+            None if matches!(scheme, Scheme::Cenc | Scheme::Cbcs) => {
+                return Err(format!("--encrypt {name} needs --kid (32 hex digits)"));
+            }
+            None => {
+                if self.key_uri.as_deref().is_some_and(|u| u.contains("{kid}")) {
+                    return Err("--key-uri has {kid} but no --kid is given".into());
+                }
+                KeyId([0; 16])
+            }
+        };
+        let mut e = VodEncryption::new(scheme, kid, key);
+        if let Some(iv) = self.iv {
+            e = e.with_iv(Iv::from_hex(&iv).map_err(|err| format!("bad --iv: {err}"))?);
+        }
+        if let Some(uri) = self.key_uri {
+            e = e.with_key_uri(uri);
+        }
+        if let Some(url) = self.licence_url {
+            e = e.with_licence_url(url);
+        }
+        Ok(Some(e))
+    }
+}
 
 fn parse_args() -> Result<Args, String> {
     let mut input = None;
     let mut out = None;
     let mut segment_ms = 6000;
     let mut formats = VodFormats::default();
+    let mut enc = EncryptArgs::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value\n{USAGE}"));
         match a.as_str() {
+            "--encrypt" => enc.scheme = Some(value()?),
+            "--key" => enc.key = Some(value()?),
+            "--kid" => enc.kid = Some(value()?),
+            "--iv" => enc.iv = Some(value()?),
+            "--key-uri" => enc.key_uri = Some(value()?),
+            "--licence-url" | "--license-url" => enc.licence_url = Some(value()?),
             "--out" | "-o" => out = Some(PathBuf::from(it.next().ok_or(USAGE)?)),
             "--segment-duration" => {
                 let v = it.next().ok_or(USAGE)?;
@@ -60,11 +150,22 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unexpected argument {a:?}\n{USAGE}")),
         }
     }
+    let encryption = enc.build()?;
+    if let Some(e) = &encryption {
+        // The library's check, up front: a clear message before any file is touched.
+        e.check(formats).map_err(|err| {
+            format!(
+                "--encrypt {} with --format {formats}: {err}",
+                e.scheme.as_str()
+            )
+        })?;
+    }
     Ok(Args {
         input: input.ok_or(USAGE)?,
         out: out.ok_or(USAGE)?,
         segment_ms,
         formats,
+        encryption,
     })
 }
 
@@ -133,12 +234,15 @@ fn run(args: &Args) -> Result<(), String> {
     fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut opts = VodPackagerOptions::default();
     opts.formats = args.formats;
-    // Playlists of an earlier run would describe segments we are about to replace.
+    opts.encryption = args.encryption.clone();
+    // Playlists (and a key) of an earlier run would describe segments we are about to
+    // replace.
     for p in [
         &opts.multivariant_playlist,
         &opts.media_playlist,
         &opts.cmaf_playlist,
         &opts.dash_manifest,
+        &strom::package::KEY_FILE.to_string(),
     ] {
         let _ = fs::remove_file(args.out.join(p));
     }
@@ -193,6 +297,7 @@ fn run(args: &Args) -> Result<(), String> {
                 write_all_vectored(&mut f, out.parts())
             })(),
             VodOutput::Playlist { name, text } => write_atomic(dir, name, text.as_bytes()),
+            VodOutput::Key { name, key } => write_atomic(dir, name, key.as_bytes()),
             _ => Ok(()),
         };
         r.map_err(|e: std::io::Error| {
@@ -245,12 +350,17 @@ fn run(args: &Args) -> Result<(), String> {
     .map(|(_, n)| args.out.join(n).display().to_string())
     .collect::<Vec<_>>()
     .join(" ");
+    let protection = args
+        .encryption
+        .as_ref()
+        .map_or(String::new(), |e| format!(", {}", e.scheme.as_str()));
     println!(
-        "packaged {} segments, {:.3} s of media, {} renditions ({}), {:.1} MB in {:.2} s ({:.0}x realtime, {:.0} MB/s) -> {}",
+        "packaged {} segments, {:.3} s of media, {} renditions ({}{}), {:.1} MB in {:.2} s ({:.0}x realtime, {:.0} MB/s) -> {}",
         s.segments,
         s.duration_ms as f64 / 1000.0,
         renditions,
         args.formats,
+        protection,
         s.bytes as f64 / 1e6,
         wall,
         s.duration_ms as f64 / 1000.0 / wall.max(1e-9),

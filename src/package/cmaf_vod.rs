@@ -11,10 +11,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::BitOr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::cmaf::{CmafOptions, CmafPresentation, INIT_SEGMENT, MEDIA_PLAYLIST};
+use super::dash::ContentProtection;
+use super::hls::Key;
 use super::{Segment, VodOutput};
+use crate::container::fmp4::{protect_fragment, write_protected_init_segment, ProtectionInfo};
+use crate::crypto::ContentKey;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
@@ -116,6 +120,43 @@ impl fmt::Display for VodFormats {
     }
 }
 
+/// CENC protection of the CMAF renditions (ISO/IEC 23001-7 `cenc` or `cbcs`): what the
+/// init segments, the fragments and the manifests carry. Crate internal: built by
+/// [`VodEncryption`](super::VodEncryption).
+#[derive(Debug)]
+pub(crate) struct CmafProtection {
+    /// Scheme, key id, IVs and `pssh` boxes of the init segments.
+    info: ProtectionInfo,
+    key: ContentKey,
+    /// The `EXT-X-KEY` of every segment of the fMP4 media playlists.
+    hls_key: Option<Key>,
+    /// The `ContentProtection` descriptors of every DASH AdaptationSet.
+    dash: Vec<ContentProtection>,
+    /// One clear fragment laid end to end (header and payloads), reused.
+    clear: Vec<u8>,
+    /// Protected fragments are written here; each goes out as a split of it, and the
+    /// allocation is reused once the host has dropped them.
+    out: BytesMut,
+}
+
+impl CmafProtection {
+    pub(crate) fn new(
+        info: ProtectionInfo,
+        key: ContentKey,
+        hls_key: Option<Key>,
+        dash: Vec<ContentProtection>,
+    ) -> Self {
+        CmafProtection {
+            info,
+            key,
+            hls_key,
+            dash,
+            clear: Vec::new(),
+            out: BytesMut::new(),
+        }
+    }
+}
+
 /// Writes segments as CMAF renditions and makes their manifests at the end. Crate
 /// internal: the [`VodPackager`](super::VodPackager) drives it.
 #[derive(Debug)]
@@ -124,20 +165,28 @@ pub(crate) struct CmafVod {
     formats: VodFormats,
     hls_name: String,
     dash_name: String,
-    /// The init segment stored for each rendition so far.
+    /// The clear init segment stored for each rendition so far.
     inits: Vec<(String, Bytes)>,
+    protection: Option<CmafProtection>,
 }
 
 impl CmafVod {
     /// A writer for the CMAF formats of `formats`; the fMP4 HLS multivariant playlist
-    /// is named `hls_name`, the MPD `dash_name`.
-    pub(crate) fn new(formats: VodFormats, hls_name: &str, dash_name: &str) -> Self {
+    /// is named `hls_name`, the MPD `dash_name`; `protection` encrypts every init
+    /// segment and fragment and adds the keys to the manifests.
+    pub(crate) fn new(
+        formats: VodFormats,
+        hls_name: &str,
+        dash_name: &str,
+        protection: Option<CmafProtection>,
+    ) -> Self {
         CmafVod {
             presentation: CmafPresentation::new(CmafOptions::default()),
             formats,
             hls_name: hls_name.to_string(),
             dash_name: dash_name.to_string(),
             inits: Vec::new(),
+            protection,
         }
     }
 
@@ -147,10 +196,12 @@ impl CmafVod {
     }
 
     /// Writes `seg` as one fragment per track into `out` (each rendition's init
-    /// segment before its first fragment); returns the bytes queued.
+    /// segment before its first fragment); returns the bytes queued. With protection,
+    /// each fragment is laid end to end once into a reused buffer and protected from it
+    /// and its sample table into another ([`protect_fragment`]).
     ///
-    /// Errors: those of [`CmafPresentation::write_segment`], and
-    /// [`Error::unsupported`] when a track's init segment changes mid-stream (a VOD
+    /// Errors: those of [`CmafPresentation::write_segment`] and [`protect_fragment`],
+    /// and [`Error::unsupported`] when a track's init segment changes mid-stream (a VOD
     /// rendition has one init segment; its older fragments would not decode with a new
     /// one).
     pub(crate) fn write_segment(
@@ -166,14 +217,24 @@ impl CmafVod {
                 .rendition(&f.rendition)
                 .ok_or(Error::usage("fragment of an unknown CMAF rendition"))?;
             let init = rendition.init_segment();
-            let scale = rendition.track().timescale;
+            let track = rendition.track();
+            let scale = track.timescale;
             match self.inits.iter().find(|(n, _)| *n == f.rendition) {
                 None => {
-                    bytes += init.len() as u64;
+                    let data = match &self.protection {
+                        None => init.clone(),
+                        Some(p) => {
+                            let mut b = BytesMut::with_capacity(init.len() + 256);
+                            write_protected_init_segment(track, &p.info, &mut b)
+                                .map_err(|e| e.context(format!("rendition {}", f.rendition)))?;
+                            b.freeze()
+                        }
+                    };
+                    bytes += data.len() as u64;
                     out.push_back(VodOutput::InitSegment {
                         name: format!("{}/{INIT_SEGMENT}", f.rendition),
                         rendition: f.rendition.clone(),
-                        data: init.clone(),
+                        data,
                     });
                     self.inits.push((f.rendition.clone(), init));
                 }
@@ -189,15 +250,32 @@ impl CmafVod {
                 }
                 Some(_) => {}
             }
-            bytes += f.len() as u64;
             let duration = Timestamp::new(f.duration().min(i64::MAX as u64) as i64, scale);
+            let (header, payloads) = match &mut self.protection {
+                None => (f.data, f.payloads),
+                Some(p) => {
+                    p.clear.clear();
+                    p.clear.reserve(f.len());
+                    p.clear.extend_from_slice(&f.data);
+                    for b in &f.payloads {
+                        p.clear.extend_from_slice(b);
+                    }
+                    // senc, saiz, saio: at most 8 + 2 + 6 * 40 bytes per sample.
+                    p.out
+                        .reserve(f.len() + 1024 + 256 * f.info.samples.len().min(1 << 16));
+                    protect_fragment(&p.clear, &f.info, track, &p.info, &p.key, &mut p.out)
+                        .map_err(|e| e.context(format!("rendition {}", f.rendition)))?;
+                    (p.out.split().freeze(), Vec::new())
+                }
+            };
+            bytes += header.len() as u64 + payloads.iter().map(|b| b.len() as u64).sum::<u64>();
             out.push_back(VodOutput::Fragment {
                 name: format!("{}/{}.m4s", f.rendition, f.number),
                 rendition: f.rendition,
                 number: f.number,
                 duration,
-                header: f.data,
-                payloads: f.payloads,
+                header,
+                payloads,
             });
         }
         Ok(bytes)
@@ -214,11 +292,22 @@ impl CmafVod {
             ));
         }
         self.presentation.set_ended();
+        let protection = self.protection.as_ref();
         if self.formats.contains(VodFormats::HLS_FMP4) {
             for r in self.presentation.renditions() {
+                let text = match protection.and_then(|p| p.hls_key.as_ref()) {
+                    None => r.media_playlist().write()?,
+                    Some(key) => {
+                        let mut pl = r.media_playlist().clone();
+                        for s in &mut pl.segments {
+                            s.keys = vec![key.clone()];
+                        }
+                        pl.write()?
+                    }
+                };
                 out.push_back(VodOutput::Playlist {
                     name: format!("{}/{MEDIA_PLAYLIST}", r.name()),
-                    text: r.media_playlist().write()?,
+                    text,
                 });
             }
             out.push_back(VodOutput::Playlist {
@@ -227,9 +316,15 @@ impl CmafVod {
             });
         }
         if self.formats.contains(VodFormats::DASH) {
+            let mut mpd = self.presentation.static_mpd()?;
+            if let Some(p) = protection {
+                for set in &mut mpd.adaptation_sets {
+                    set.content_protection.clone_from(&p.dash);
+                }
+            }
             out.push_back(VodOutput::Playlist {
                 name: self.dash_name.clone(),
-                text: self.presentation.static_mpd()?.write()?,
+                text: mpd.write()?,
             });
         }
         Ok(())

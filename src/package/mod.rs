@@ -12,4 +12,6 @@ pub use segment::Segment;
 mod segmenter;
 pub use segmenter::{Segmenter, SegmenterOptions};
 mod vod;
-pub use vod::{VodOutput, VodPackager, VodPackagerOptions, VodSummary};
+pub use vod::{
+    VodEncryption, VodOutput, VodPackager, VodPackagerOptions, VodSummary, KEY_FILE,
+};

@@ -94,12 +94,17 @@ use std::vec::IntoIter;
 
 use bytes::{Bytes, BytesMut};
 
-use super::cmaf_vod::CmafVod;
+use super::cmaf_vod::{CmafProtection, CmafVod};
+use super::dash::ContentProtection;
 use super::hls::{
-    BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Variant,
+    BandwidthMeter, Key, KeyMethod, MediaPlaylist, MediaSegment, MultivariantPlaylist,
+    PlaylistType, Variant, KEYFORMAT_IDENTITY,
 };
 use super::{Segment, Segmenter, SegmenterOptions, VodFormats};
-use crate::container::ts::{TsMuxer, TsMuxerOptions};
+use crate::container::fmp4::{ProtectionInfo, PsshBox};
+use crate::container::ts::{TsEncryption, TsMuxer, TsMuxerOptions};
+use crate::crypto::aes128::SegmentEncryptor;
+use crate::crypto::{ContentKey, Iv, KeyId, Scheme};
 use crate::error::{Error, Result};
 use crate::media::{Item, MediaKind, TrackInfo};
 use crate::pipeline::Stage;
@@ -130,6 +135,9 @@ pub struct VodPackagerOptions {
     pub cmaf_playlist: String,
     /// Name of the DASH MPD (with [`VodFormats::DASH`]). Default: `"manifest.mpd"`.
     pub dash_manifest: String,
+    /// Protect the package with one key ([`VodEncryption`]); `None` writes it in the
+    /// clear. Default: `None`.
+    pub encryption: Option<VodEncryption>,
 }
 
 impl Default for VodPackagerOptions {
@@ -144,7 +152,261 @@ impl Default for VodPackagerOptions {
             formats: VodFormats::default(),
             cmaf_playlist: "cmaf.m3u8".into(),
             dash_manifest: "manifest.mpd".into(),
+            encryption: None,
         }
+    }
+}
+
+/// Name of the key file a protected package writes next to its top-level playlists
+/// ([`VodOutput::Key`]) when [`VodEncryption::key_uri`] is `None`.
+pub const KEY_FILE: &str = "key.bin";
+
+/// How a [`VodPackager`] protects its output: one scheme and one key for the whole
+/// presentation.
+///
+/// What each [`Scheme`] writes:
+///
+/// | scheme | formats | segments | manifests |
+/// |---|---|---|---|
+/// | [`Scheme::Aes128`] | [`VodFormats::HLS_TS`] only | each TS segment whole in AES-128-CBC with PKCS#7 ([`crate::crypto::aes128`]); IV: [`VodEncryption::iv`], else the segment's media sequence number | `#EXT-X-KEY:METHOD=AES-128,URI=..` (with `IV` when explicit), RFC 8216bis §4.4.4.4, §5.2 |
+/// | [`Scheme::SampleAes`] | [`VodFormats::HLS_TS`] only | TS muxed in SAMPLE-AES mode ([`TsEncryption::SampleAes`]: H.264 and AAC) | `#EXT-X-KEY:METHOD=SAMPLE-AES,URI=..,IV=..`, always with the IV (hls.js needs it) |
+/// | [`Scheme::Cenc`] | the CMAF formats only | ISO/IEC 23001-7 `cenc` (AES-CTR, subsamples) init segments (`encv`/`enca`, `sinf`/`tenc`, a Clear Key `pssh` with the key id) and fragments (`senc`, `saiz`, `saio`) | DASH: `ContentProtection` mp4protection (value `cenc`, `cenc:default_KID`) and Clear Key (its `pssh`, `dashif:Laurl` with a licence URL); HLS: `#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=..,KEYFORMAT="identity"` |
+/// | [`Scheme::Cbcs`] | the CMAF formats only | ISO/IEC 23001-7 `cbcs` (AES-CBC, 1:9 pattern for video, constant IV) | as `cenc`, with value `cbcs` and `METHOD=SAMPLE-AES` |
+///
+/// An HLS identity key is the 16 raw key bytes at the key URI; the player takes the
+/// key id of `cenc`/`cbcs` content from the init segment. Unless
+/// [`VodEncryption::key_uri`] names where the host serves the key, the packager writes
+/// it as [`KEY_FILE`] beside the top-level playlists ([`VodOutput::Key`]) and points
+/// the playlists at it (`key.bin` from the TS media playlist, `../key.bin` from a
+/// rendition's folder): the package then plays on its own, and anyone who can read it
+/// can decrypt it. A real origin serves the key behind authorisation instead.
+///
+/// ```
+/// use strom::crypto::{ContentKey, KeyId, Scheme};
+/// use strom::package::{VodEncryption, VodFormats, VodPackager, VodPackagerOptions};
+///
+/// let kid = KeyId::from_hex("abba271e8bcf552bbd2e86a434a9a5d9").unwrap();
+/// let key = ContentKey::from_hex("69eaa802a6763af979e8d1940fb88392").unwrap();
+/// let mut opts = VodPackagerOptions::default();
+/// opts.formats = VodFormats::DASH | VodFormats::HLS_FMP4;
+/// opts.encryption = Some(
+///     VodEncryption::new(Scheme::Cenc, kid, key.clone())
+///         .with_licence_url("https://licence.example/clearkey?kid={kid}"),
+/// );
+/// assert!(VodPackager::new(opts.clone()).is_ok());
+/// // AES-128 encrypts MPEG-TS segments only: a typed error says so.
+/// opts.encryption = Some(VodEncryption::new(Scheme::Aes128, kid, key));
+/// let e = VodPackager::new(opts).unwrap_err();
+/// assert_eq!(e.kind(), strom::ErrorKind::Usage);
+/// assert!(e.to_string().contains("hls-ts"), "{e}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VodEncryption {
+    /// The scheme: [`Scheme::Aes128`] or [`Scheme::SampleAes`] for
+    /// [`VodFormats::HLS_TS`], [`Scheme::Cenc`] or [`Scheme::Cbcs`] for
+    /// [`VodFormats::HLS_FMP4`] and [`VodFormats::DASH`].
+    pub scheme: Scheme,
+    /// The key id: `tenc` `default_KID`, the Clear Key `pssh`, DASH
+    /// `cenc:default_KID`, and `{kid}` in the URIs. `aes128` and `sample-aes` write it
+    /// nowhere else.
+    pub key_id: KeyId,
+    /// The AES-128 content key.
+    pub key: ContentKey,
+    /// An explicit IV. Default `None`:
+    /// * `aes128`: 16 bytes, used for every segment and written as the `IV` attribute;
+    ///   `None` gives each segment its media sequence number (not written).
+    /// * `sample-aes`: 16 bytes, restarted at every NAL unit and AAC frame; `None`
+    ///   uses the key id's 16 bytes. Always written.
+    /// * `cbcs`: the 16-byte constant IV of `tenc`; `None` uses the key id's 16 bytes.
+    /// * `cenc`: 8 bytes, XORed into every per-sample IV
+    ///   ([`ProtectionInfo::iv_seed`]); `None` is 0.
+    pub iv: Option<Iv>,
+    /// The `URI` of the HLS `EXT-X-KEY` tags, `{kid}` replaced by the key id's 32 hex
+    /// digits; a relative URI resolves against each media playlist (for CMAF renditions,
+    /// in their folders). Default `None`: [`KEY_FILE`], written by the packager.
+    pub key_uri: Option<String>,
+    /// The Clear Key licence server URL of the DASH MPD (`dashif:Laurl`, where players
+    /// POST licence requests), `{kid}` replaced by the key id's 32 hex digits. `cenc`
+    /// and `cbcs` with [`VodFormats::DASH`] only. Default `None`: no URL (the player is
+    /// given the key some other way).
+    pub licence_url: Option<String>,
+}
+
+impl VodEncryption {
+    /// `scheme` with `key_id` and `key`; default IV, key URI and licence URL.
+    pub fn new(scheme: Scheme, key_id: KeyId, key: ContentKey) -> Self {
+        VodEncryption {
+            scheme,
+            key_id,
+            key,
+            iv: None,
+            key_uri: None,
+            licence_url: None,
+        }
+    }
+
+    /// Sets [`VodEncryption::iv`] (builder style).
+    #[must_use]
+    pub fn with_iv(mut self, iv: Iv) -> Self {
+        self.iv = Some(iv);
+        self
+    }
+
+    /// Sets [`VodEncryption::key_uri`] (builder style).
+    #[must_use]
+    pub fn with_key_uri(mut self, uri: impl Into<String>) -> Self {
+        self.key_uri = Some(uri.into());
+        self
+    }
+
+    /// Sets [`VodEncryption::licence_url`] (builder style).
+    #[must_use]
+    pub fn with_licence_url(mut self, url: impl Into<String>) -> Self {
+        self.licence_url = Some(url.into());
+        self
+    }
+
+    /// Checks that this protection applies to `formats`.
+    ///
+    /// Errors ([`Error::usage`], saying which formats a scheme takes): `aes128` or
+    /// `sample-aes` with a CMAF format, `cenc` or `cbcs` with `hls-ts`; an IV of the
+    /// wrong size for the scheme; a licence URL without `cenc`/`cbcs` DASH output; a
+    /// key URI where no HLS playlist lists a key; an empty or multi-line URI or URL.
+    pub fn check(&self, formats: VodFormats) -> Result<()> {
+        let name = self.scheme.as_str();
+        let cmaf = formats.has_cmaf();
+        match self.scheme {
+            Scheme::Aes128 | Scheme::SampleAes if cmaf => {
+                return Err(Error::usage(
+                    "this scheme protects HLS with MPEG-TS segments (hls-ts) only; the CMAF \
+                     formats (hls-fmp4, dash) take cenc or cbcs",
+                )
+                .context(format!("scheme {name}, formats {formats}")));
+            }
+            Scheme::Cenc | Scheme::Cbcs if formats.contains(VodFormats::HLS_TS) => {
+                return Err(Error::usage(
+                    "this scheme protects the CMAF formats (hls-fmp4, dash) only; HLS with \
+                     MPEG-TS segments (hls-ts) takes aes128 or sample-aes",
+                )
+                .context(format!("scheme {name}, formats {formats}")));
+            }
+            Scheme::Aes128 | Scheme::SampleAes | Scheme::Cenc | Scheme::Cbcs => {}
+        }
+        let iv_ok = match (self.scheme, self.iv) {
+            (_, None) => true,
+            (Scheme::Cenc, Some(iv)) => matches!(iv, Iv::Iv8(_)),
+            (_, Some(iv)) => matches!(iv, Iv::Iv16(_)),
+        };
+        if !iv_ok {
+            let want = if self.scheme == Scheme::Cenc {
+                "cenc takes an 8-byte IV (the seed of its per-sample IVs)"
+            } else {
+                "aes128, sample-aes and cbcs take a 16-byte IV"
+            };
+            return Err(Error::usage(want).context(format!("scheme {name}")));
+        }
+        let cenc_family = matches!(self.scheme, Scheme::Cenc | Scheme::Cbcs);
+        if let Some(url) = &self.licence_url {
+            if !cenc_family || !formats.contains(VodFormats::DASH) {
+                return Err(Error::usage(
+                    "a licence URL is written in the DASH MPD of cenc or cbcs content only",
+                )
+                .context(format!("scheme {name}, formats {formats}")));
+            }
+            if url.is_empty() || url.contains(['\r', '\n']) {
+                return Err(Error::usage("the licence URL is empty or has a line break"));
+            }
+        }
+        if self.key_uri.is_some() && cenc_family && !formats.contains(VodFormats::HLS_FMP4) {
+            return Err(Error::usage(
+                "a key URI is written in HLS playlists only, and this package has none",
+            )
+            .context(format!("scheme {name}, formats {formats}")));
+        }
+        // The key tag as the playlists will have it: a bad URI fails here, not at the end.
+        self.hls_key(false).to_tag("EXT-X-KEY")?;
+        Ok(())
+    }
+
+    /// `text` with `{kid}` replaced by the key id's hex digits.
+    fn expand(&self, text: &str) -> String {
+        text.replace("{kid}", &self.key_id.to_string())
+    }
+
+    /// The 16-byte IV of the CBC schemes: the explicit one or the key id's bytes.
+    fn iv16(&self) -> Iv {
+        self.iv.unwrap_or(Iv::Iv16(self.key_id.0))
+    }
+
+    /// The `EXT-X-KEY` of every segment, `nested` for a media playlist one folder
+    /// below the key file.
+    fn hls_key(&self, nested: bool) -> Key {
+        let uri = match &self.key_uri {
+            Some(u) => self.expand(u),
+            None if nested => format!("../{KEY_FILE}"),
+            None => KEY_FILE.to_string(),
+        };
+        match self.scheme {
+            Scheme::Aes128 => {
+                let k = Key::new(KeyMethod::Aes128, uri);
+                match self.iv {
+                    Some(iv) => k.with_iv(iv),
+                    None => k,
+                }
+            }
+            Scheme::SampleAes => Key::new(KeyMethod::SampleAes, uri).with_iv(self.iv16()),
+            Scheme::Cenc => {
+                Key::new(KeyMethod::SampleAesCtr, uri).with_keyformat(KEYFORMAT_IDENTITY, &[])
+            }
+            Scheme::Cbcs => {
+                Key::new(KeyMethod::SampleAes, uri).with_keyformat(KEYFORMAT_IDENTITY, &[])
+            }
+        }
+    }
+
+    /// What the CMAF writer needs for `formats` (`cenc`/`cbcs` only).
+    fn cmaf(&self, formats: VodFormats) -> Result<Option<CmafProtection>> {
+        let info = match self.scheme {
+            Scheme::Cenc => {
+                let seed = match self.iv {
+                    Some(Iv::Iv8(b)) => u64::from_be_bytes(b),
+                    _ => 0,
+                };
+                ProtectionInfo::cenc(self.key_id).with_iv_seed(seed)
+            }
+            Scheme::Cbcs => ProtectionInfo::cbcs(self.key_id, self.iv16().to_block()),
+            _ => return Ok(None),
+        };
+        let pssh = PsshBox::clearkey(vec![self.key_id]);
+        let mut dash = Vec::new();
+        if formats.contains(VodFormats::DASH) {
+            dash.push(ContentProtection::mp4_protection(self.scheme, self.key_id)?);
+            let mut ck = ContentProtection::for_system(&pssh)?;
+            if let Some(url) = &self.licence_url {
+                ck = ck.with_license_url(self.expand(url));
+            }
+            dash.push(ck);
+        }
+        let hls_key = formats
+            .contains(VodFormats::HLS_FMP4)
+            .then(|| self.hls_key(true));
+        Ok(Some(CmafProtection::new(
+            info.with_pssh(pssh),
+            self.key.clone(),
+            hls_key,
+            dash,
+        )))
+    }
+
+    /// Whether the packager writes [`KEY_FILE`]: no key URI given and a playlist
+    /// that points at it.
+    fn writes_key_file(&self, formats: VodFormats) -> bool {
+        self.key_uri.is_none()
+            && match self.scheme {
+                Scheme::Aes128 | Scheme::SampleAes => formats.contains(VodFormats::HLS_TS),
+                _ => formats.contains(VodFormats::HLS_FMP4),
+            }
     }
 }
 
@@ -165,7 +427,9 @@ pub enum VodOutput {
         last: bool,
         /// Exact segment duration.
         duration: Timestamp,
-        /// TS packets (a whole number of 188-byte packets).
+        /// TS packets (a whole number of 188-byte packets); with [`Scheme::Aes128`]
+        /// their ciphertext: the pieces of a segment are one AES-128-CBC stream, the last
+        /// piece ending with the PKCS#7 padding block.
         data: Bytes,
     },
     /// The init segment (`ftyp` + `moov`) of a CMAF rendition, emitted before the
@@ -189,10 +453,21 @@ pub enum VodOutput {
         number: u64,
         /// Duration as the manifests list it, in the track's timescale.
         duration: Timestamp,
-        /// `styp`, `moof` and the `mdat` header.
+        /// `styp`, `moof` and the `mdat` header; a protected fragment (`cenc`, `cbcs`)
+        /// whole, `mdat` body encrypted.
         header: Bytes,
-        /// The sample payloads (slices of the input, not copies).
+        /// The sample payloads (slices of the input, not copies); empty for a protected
+        /// fragment.
         payloads: Vec<Bytes>,
+    },
+    /// The content key as an HLS identity key file (16 raw bytes), emitted at the end
+    /// before the playlists when [`VodEncryption::key_uri`] is `None` and an HLS
+    /// playlist points at it. `Debug` does not show the key.
+    Key {
+        /// File name: [`KEY_FILE`].
+        name: String,
+        /// The key.
+        key: ContentKey,
     },
     /// A playlist or manifest, emitted at the end: the TS media playlist and its
     /// multivariant playlist, the CMAF renditions' media playlists, the fMP4
@@ -212,6 +487,7 @@ impl VodOutput {
             VodOutput::SegmentData { name, .. }
             | VodOutput::InitSegment { name, .. }
             | VodOutput::Fragment { name, .. }
+            | VodOutput::Key { name, .. }
             | VodOutput::Playlist { name, .. } => name,
         }
     }
@@ -230,6 +506,7 @@ impl VodOutput {
                 }
                 b.freeze()
             }
+            VodOutput::Key { key, .. } => Bytes::copy_from_slice(key.as_bytes()),
             VodOutput::Playlist { text, .. } => Bytes::from(text.clone()),
         }
     }
@@ -243,6 +520,7 @@ impl VodOutput {
             VodOutput::Fragment {
                 header, payloads, ..
             } => (header, payloads),
+            VodOutput::Key { key, .. } => (key.as_bytes(), &[]),
             VodOutput::Playlist { text, .. } => (text.as_bytes(), &[]),
         };
         std::iter::once(first).chain(rest.iter().map(|b| &b[..]))
@@ -284,12 +562,20 @@ struct Writing {
     frames: IntoIter<crate::media::Frame>,
     bytes: u64,
     first: bool,
+    /// AES-128: the segment's CBC chain, fed each muxed piece.
+    aes: Option<SegmentEncryptor>,
 }
 
 /// Packages a frame stream as VOD: HLS with MPEG-TS segments (one variant, all
 /// tracks muxed together), and/or CMAF renditions (one per track) with their HLS and
-/// DASH manifests, as [`VodPackagerOptions::formats`] says. A [`Stage`]: push items,
-/// poll outputs, finish.
+/// DASH manifests, as [`VodPackagerOptions::formats`] says, in the clear or protected
+/// ([`VodPackagerOptions::encryption`]). A [`Stage`]: push items, poll outputs, finish.
+///
+/// Protection costs one pass over the media bytes: a TS piece is encrypted (`aes128`)
+/// or muxed encrypted (`sample-aes`) as it is made; a CMAF fragment is protected once,
+/// from its header and payloads and the sample table its writer returned
+/// ([`crate::container::fmp4::protect_fragment`]), into a buffer the packager reuses
+/// once the host has dropped the previous output.
 #[derive(Debug)]
 pub struct VodPackager {
     opts: VodPackagerOptions,
@@ -309,6 +595,14 @@ pub struct VodPackager {
     queue: VecDeque<VodOutput>,
     summary: VodSummary,
     buf: BytesMut,
+    /// The `EXT-X-KEY` of every TS segment (`aes128`, `sample-aes`).
+    ts_key: Option<Key>,
+    /// AES-128: the key and the explicit IV, if any.
+    aes: Option<(ContentKey, Option<Iv>)>,
+    /// AES-128 ciphertext of the pieces, reused.
+    enc_buf: BytesMut,
+    /// The key file to write at the end.
+    key_file: Option<ContentKey>,
     finished: bool,
     playlists_made: bool,
     failed: bool,
@@ -316,16 +610,48 @@ pub struct VodPackager {
 
 impl VodPackager {
     /// A packager with `opts`. Errors: the segmenter options are invalid,
-    /// [`Error::usage`] for empty [`VodPackagerOptions::formats`].
-    pub fn new(opts: VodPackagerOptions) -> Result<Self> {
+    /// [`Error::usage`] for empty [`VodPackagerOptions::formats`], an encryption that
+    /// does not apply to the formats (see [`VodEncryption::check`]), and
+    /// [`TsMuxerOptions::encryption`] set directly (protect through
+    /// [`VodPackagerOptions::encryption`], which also writes the keys in the playlists).
+    pub fn new(mut opts: VodPackagerOptions) -> Result<Self> {
         if opts.formats.is_empty() {
             return Err(Error::usage("VodPackager: no output format"));
         }
+        if opts.ts.encryption.is_encrypted() {
+            return Err(Error::usage(
+                "VodPackager: protect with VodPackagerOptions::encryption, not \
+                 ts.encryption (the playlists would not list the key)",
+            ));
+        }
         let segmenter = Segmenter::new(opts.segmenter.clone())?;
-        let cmaf = opts
-            .formats
-            .has_cmaf()
-            .then(|| CmafVod::new(opts.formats, &opts.cmaf_playlist, &opts.dash_manifest));
+        let mut cmaf_protection = None;
+        let (mut ts_key, mut aes, mut key_file) = (None, None, None);
+        if let Some(e) = &opts.encryption {
+            e.check(opts.formats)
+                .map_err(|err| err.context("VodPackager encryption"))?;
+            match e.scheme {
+                Scheme::Aes128 => aes = Some((e.key.clone(), e.iv)),
+                Scheme::SampleAes => {
+                    opts.ts.encryption = TsEncryption::sample_aes(e.key.clone(), e.iv16());
+                }
+                _ => cmaf_protection = e.cmaf(opts.formats)?,
+            }
+            if opts.formats.contains(VodFormats::HLS_TS) {
+                ts_key = Some(e.hls_key(false));
+            }
+            if e.writes_key_file(opts.formats) {
+                key_file = Some(e.key.clone());
+            }
+        }
+        let cmaf = opts.formats.has_cmaf().then(|| {
+            CmafVod::new(
+                opts.formats,
+                &opts.cmaf_playlist,
+                &opts.dash_manifest,
+                cmaf_protection,
+            )
+        });
         Ok(VodPackager {
             opts,
             segmenter,
@@ -339,6 +665,10 @@ impl VodPackager {
             queue: VecDeque::new(),
             summary: VodSummary::default(),
             buf: BytesMut::new(),
+            ts_key,
+            aes,
+            enc_buf: BytesMut::new(),
+            key_file,
             finished: false,
             playlists_made: false,
             failed: false,
@@ -399,6 +729,15 @@ impl VodPackager {
             self.tracks.clone_from(&seg.tracks);
         }
         let (_, muxer) = self.muxer.as_mut().ok_or(Error::usage("no muxer"))?;
+        // The media sequence number this segment gets: its AES-128 IV unless explicit.
+        let media_sequence = self.playlist.media_sequence + self.playlist.segments.len() as u64;
+        let aes = match &self.aes {
+            Some((key, iv)) => Some(SegmentEncryptor::new(
+                key,
+                &crate::crypto::aes128::segment_iv(*iv, media_sequence),
+            )?),
+            None => None,
+        };
         self.buf.clear();
         muxer.write_tables(&mut self.buf);
         self.writing = Some(Writing {
@@ -409,6 +748,7 @@ impl VodPackager {
             frames: std::mem::take(&mut seg.frames).into_iter(),
             bytes: 0,
             first: true,
+            aes,
         });
         Ok(())
     }
@@ -437,7 +777,21 @@ impl VodPackager {
             muxer.flush(&mut self.buf)?;
             last = true;
         }
-        let data = self.buf.split().freeze();
+        let data = match w.aes.as_mut() {
+            None => self.buf.split().freeze(),
+            Some(enc) => {
+                // The clear piece stays in `buf` (reused); its ciphertext goes out.
+                self.enc_buf.reserve(self.buf.len() + 16);
+                enc.update(&self.buf, &mut self.enc_buf);
+                self.buf.clear();
+                if last {
+                    if let Some(enc) = w.aes.take() {
+                        enc.finish(&mut self.enc_buf);
+                    }
+                }
+                self.enc_buf.split().freeze()
+            }
+        };
         w.bytes += data.len() as u64;
         let out = VodOutput::SegmentData {
             name: w.name.clone(),
@@ -450,8 +804,11 @@ impl VodPackager {
         if last {
             let w = self.writing.take().ok_or(Error::usage("no segment"))?;
             self.meter.record(w.bytes, w.duration);
+            let keys = self.ts_key.iter().cloned().collect();
             self.playlist.push_segment(
-                MediaSegment::new(w.name, w.duration).with_discontinuity(w.discontinuity),
+                MediaSegment::new(w.name, w.duration)
+                    .with_discontinuity(w.discontinuity)
+                    .with_keys(keys),
             );
             self.summary.segments += 1;
             self.summary.duration_ms += w.duration.as_millis();
@@ -474,6 +831,12 @@ impl VodPackager {
             }
             if self.finished && !self.playlists_made {
                 self.playlists_made = true;
+                if let Some(key) = self.key_file.take() {
+                    self.queue.push_back(VodOutput::Key {
+                        name: KEY_FILE.to_string(),
+                        key,
+                    });
+                }
                 if self.opts.formats.contains(VodFormats::HLS_TS) {
                     self.make_playlists()?;
                 }
