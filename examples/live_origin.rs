@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
 //!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
-//!     [--key-secret S [--playback-secret P] [--rotate N]]
+//!     [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -32,7 +32,11 @@
 //! `--key-secret S` protects content just in time: keys derive from `S` (HMAC, one per
 //! stream and crypto period, a new one every `--rotate N` segments), the origin serves
 //! `/keys/...` and the Clear Key licence endpoint `POST /licence/NAME`, and
-//! `/live/NAME/aes128/index.m3u8` is the stream in HLS AES-128. With
+//! the stream goes out protected per request: `/live/NAME/aes128/index.m3u8` (HLS
+//! AES-128), `/live/NAME/sample-aes/index.m3u8` (HLS SAMPLE-AES), and
+//! `/live/NAME/cenc/manifest.mpd` or `/live/NAME/cbcs/cmaf.m3u8` (CENC DASH and fMP4
+//! HLS; the MPD names the licence endpoint under `--public-url`, by default
+//! `http://` and the `--http` address). With
 //! `--playback-secret P` every one of those needs `?token=T` (a
 //! [`strom::auth::TokenAuthorizer`] token under `P`; one for `NAME=test` is printed).
 
@@ -101,6 +105,8 @@ struct Args {
     playback_secret: Option<String>,
     /// A new key every so many segments (0: one key per stream).
     rotate: u64,
+    /// The origin's address as players reach it, for the licence URL in protected MPDs.
+    public_url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -114,6 +120,7 @@ fn parse_args() -> Result<Args, String> {
         key_secret: None,
         playback_secret: None,
         rotate: 0,
+        public_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -142,6 +149,7 @@ fn parse_args() -> Result<Args, String> {
             "--key-secret" => a.key_secret = Some(v),
             "--playback-secret" => a.playback_secret = Some(v),
             "--rotate" => a.rotate = v.parse().map_err(|e| format!("{k} {v}: {e}"))?,
+            "--public-url" => a.public_url = Some(v),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -621,7 +629,7 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N]]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]");
             std::process::exit(2);
         }
     };
@@ -642,7 +650,11 @@ async fn serve() {
                 std::process::exit(2);
             }
         };
-        let mut p = Protection::new(Arc::new(keys));
+        let public = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.http));
+        let mut p = Protection::new(Arc::new(keys)).with_base_url(public);
         if args.rotate > 0 {
             p = p.with_rotation(KeyRotation::every(args.rotate));
         }

@@ -242,6 +242,11 @@ impl Origin {
         get(self.http, path)
     }
 
+    /// [`post`] on the origin's HTTP port.
+    pub fn post(&self, path: &str, body: &[u8]) -> Option<Resp> {
+        post(self.http, path, body)
+    }
+
     /// The media playlist text, when it exists (200).
     pub fn playlist(&self, name: &str) -> Option<String> {
         self.get(&format!("/live/{name}/media.m3u8"))
@@ -267,15 +272,33 @@ pub struct Resp {
 
 /// A bounded HTTP/1.1 GET on 127.0.0.1 (`Connection: close`, 5 s timeouts, 64 MiB cap).
 pub fn get(port: u16, path: &str) -> Option<Resp> {
+    request(port, "GET", path, None)
+}
+
+/// A bounded HTTP/1.1 POST of `body` (`application/json`) on 127.0.0.1, as [`get`].
+pub fn post(port: u16, path: &str, body: &[u8]) -> Option<Resp> {
+    request(port, "POST", path, Some(body))
+}
+
+fn request(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Option<Resp> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    let extra = body.map_or(String::new(), |b| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        )
+    });
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
     )
     .ok()?;
+    if let Some(b) = body {
+        s.write_all(b).ok()?;
+    }
     let mut raw = Vec::new();
     s.take(64 << 20).read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;

@@ -88,6 +88,10 @@ pub struct PlayOpts {
     pub switch_after_s: Option<u32>,
     /// `--screenshot`: a PNG of the video element at the end (default `None`).
     pub screenshot: Option<PathBuf>,
+    /// `--expect-key-system`: success also needs Shaka to have chosen this EME key
+    /// system (`org.w3.clearkey`) and a licence request to have been made (default
+    /// `None`).
+    pub expect_key_system: Option<String>,
 }
 
 impl PlayOpts {
@@ -117,6 +121,7 @@ impl PlayOpts {
             switch_audio: None,
             switch_after_s: None,
             screenshot: None,
+            expect_key_system: None,
         }
     }
 
@@ -131,6 +136,12 @@ impl PlayOpts {
     pub fn switch_audio(mut self, lang: &str, after_s: Option<u32>) -> PlayOpts {
         self.switch_audio = Some(lang.to_string());
         self.switch_after_s = after_s;
+        self
+    }
+
+    /// Requires the EME key system `ks` ([`PlayOpts::expect_key_system`]).
+    pub fn expect_key_system(mut self, ks: &str) -> PlayOpts {
+        self.expect_key_system = Some(ks.to_string());
         self
     }
 
@@ -161,6 +172,9 @@ impl PlayOpts {
         }
         if let Some(png) = &self.screenshot {
             args.extend(["--screenshot".into(), png.into()]);
+        }
+        if let Some(ks) = &self.expect_key_system {
+            args.extend(["--expect-key-system".into(), ks.into()]);
         }
         args
     }
@@ -251,6 +265,11 @@ pub struct PlayOutcome {
     pub http_errors: Vec<String>,
     /// Requests the player cancelled itself (`net::ERR_ABORTED`: an audio switch, a seek).
     pub aborted_requests: Vec<String>,
+    /// The EME key system Shaka chose for protected content (`None` for clear content
+    /// and other players).
+    pub key_system: Option<String>,
+    /// Key and licence requests (hls.js key URIs, Shaka licence POSTs): path and query.
+    pub key_requests: Vec<String>,
     /// The whole report line, for assertion messages.
     pub raw: String,
 }
@@ -314,6 +333,8 @@ impl PlayOutcome {
             nonfatal_errors: base.nonfatal_errors,
             http_errors: base.http_errors,
             aborted_requests: strings(j.get("aborted_requests")),
+            key_system: opt_str(j.get("key_system")),
+            key_requests: strings(j.get("key_requests")),
             raw: base.raw,
         })
     }
@@ -368,6 +389,13 @@ impl PlayOutcome {
                 sw.switched_at_s,
                 sw.advanced_after_switch_s,
                 sw.requests_after.len()
+            );
+        }
+        if self.key_system.is_some() || !self.key_requests.is_empty() {
+            s += &format!(
+                ", key system {}, {} key/licence requests",
+                self.key_system.as_deref().unwrap_or("none"),
+                self.key_requests.len()
             );
         }
         s += &format!(
