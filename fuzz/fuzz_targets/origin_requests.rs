@@ -1,9 +1,12 @@
 //! Drives the live `Origin` with a random publisher (tracks, frames with random times
 //! and key flags, discontinuities, unpublish, clock steps) and random HTTP requests
 //! (any method, any request target bytes, paths built from the routes it serves:
-//! TS and fMP4 HLS, DASH MPD, init segments, fragments, `/time`, `/streams.json`), and
-//! checks after every request:
-//! * the status is one the origin documents (200, 204, 400, 404, 405, 500);
+//! TS and fMP4 HLS, DASH MPD, init segments, fragments, `/time`, `/streams.json`, each
+//! also under the protected prefixes `aes128/`, `sample-aes/`, `cenc/`, `cbcs/`, the key
+//! endpoint and Clear Key licence POSTs with hostile bodies, with and without a valid
+//! playback token), and checks after every request:
+//! * the status is one the origin documents (200, 204, 400, 403, 404, 405, 413, 500);
+//! * without a valid token every protected request is refused (403) or not found;
 //! * HEAD answers carry no body; 200 GETs of playlists and MPDs are UTF-8 text with
 //!   their content type, and a served MPD is dynamic;
 //! * a served media playlist names only segments or fragments the origin then serves
@@ -17,7 +20,13 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use strom::bitstream::aac::build_asc;
 use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, H264Config, Item, TrackInfo};
-use strom::origin::{MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request};
+use std::sync::Arc;
+use strom::auth::TokenAuthorizer;
+use strom::crypto::key::{StaticKeyProvider, StreamKey};
+use strom::crypto::{ContentKey, KeyId};
+use strom::origin::{
+    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Protection, Request,
+};
 use strom::time::{Timescale, Timestamp};
 
 #[path = "shared/input.rs"]
@@ -27,6 +36,13 @@ mod params;
 use input::Input;
 
 const NAMES: [&str; 2] = ["cam", "b-2"];
+const SCHEMES: [&str; 6] = ["", "", "aes128/", "sample-aes/", "cenc/", "cbcs/"];
+/// A 32-byte IDR slice and P slice (length-prefixed) for the `params` SPS/PPS.
+const IDR_SLICE: &[u8] = b"\0\0\0\x20\x65\x88\x84\x00\x33\xff\xfe\xf6\xf0\xfe\x05\x36\x56\x04\x50\x96\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a";
+const P_SLICE: &[u8] = b"\0\0\0\x20\x41\x9a\x21\x6c\x42\xbf\xfe\x38\x40\x00\x04\x45\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a";
+const KID: KeyId = KeyId([0x5a; 16]);
+/// Far in the future: tokens made with it stay valid for any clock the input reaches.
+const EXPIRES: i64 = 9_000_000_000;
 const FILES: [&str; 12] = [
     "index.m3u8",
     "cmaf.m3u8",
@@ -60,8 +76,8 @@ fn tracks() -> [Item; 2] {
     ]
 }
 
-fn path(inp: &mut Input) -> String {
-    match inp.u8() % 8 {
+fn path(inp: &mut Input, token: &str) -> String {
+    match inp.u8() % 10 {
         // Raw bytes: anything a client could send.
         0 => {
             let n = usize::from(inp.u8() % 48);
@@ -70,13 +86,36 @@ fn path(inp: &mut Input) -> String {
         }
         1 => "/time".to_string(),
         2 => "/streams.json".to_string(),
+        3 => {
+            let name = NAMES[usize::from(inp.u8()) % NAMES.len()];
+            format!("/keys/{name}/{KID}.key{}", query(inp, token))
+        }
+        4 => {
+            let name = NAMES[usize::from(inp.u8()) % NAMES.len()];
+            format!("/licence/{name}{}", query(inp, token))
+        }
         _ => {
             let name = NAMES[usize::from(inp.u8()) % NAMES.len()];
+            let scheme = SCHEMES[usize::from(inp.u8()) % SCHEMES.len()];
             let file = FILES[usize::from(inp.u8()) % FILES.len()];
-            let query = if inp.u8() % 4 == 0 { "?token=x&y" } else { "" };
-            format!("/live/{name}/{file}{query}")
+            format!("/live/{name}/{scheme}{file}{}", query(inp, token))
         }
     }
+}
+
+/// No query, a junk one, or the valid token (for stream `cam`).
+fn query(inp: &mut Input, token: &str) -> String {
+    match inp.u8() % 4 {
+        0 => "?token=x&y".to_string(),
+        1 => String::new(),
+        _ => format!("?token={token}"),
+    }
+}
+
+fn protected(path: &str) -> bool {
+    path.starts_with("/keys/")
+        || path.starts_with("/licence/")
+        || SCHEMES[2..].iter().any(|s| path.contains(&format!("/{s}")))
 }
 
 /// The URIs a playlist lists (non-tag lines and `URI="..."` of EXT-X-MAP).
@@ -97,7 +136,11 @@ fn listed(text: &str) -> Vec<String> {
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     let store = MemoryStore::new(MemoryStoreOptions::default());
-    let mut origin = Origin::new(store, OriginOptions::default());
+    let keys = StaticKeyProvider::new(StreamKey::new(KID, ContentKey([0xa5; 16])));
+    let tokens = TokenAuthorizer::new(b"fuzz playback".to_vec());
+    let token = tokens.token("cam", EXPIRES);
+    let mut origin = Origin::new(store, OriginOptions::default())
+        .with_protection(Protection::new(Arc::new(keys)).with_tokens(tokens));
     let mut now: i64 = 1_700_000_000_000;
     let mut media_ms: i64 = 0;
     let mut ops = 0;
@@ -139,11 +182,9 @@ fuzz_target!(|data: &[u8]| {
                             .with_flags(FrameFlags::KEYFRAME)
                             .into()
                     } else {
-                        let nal: &'static [u8] = if key {
-                            b"\0\0\0\x02\x65\x88"
-                        } else {
-                            b"\0\0\0\x02\x41\x9a"
-                        };
+                        // Slices whose headers parse with `params` (x264's first bytes),
+                        // so protected fragments can always be made.
+                        let nal: &'static [u8] = if key { IDR_SLICE } else { P_SLICE };
                         let cts = Timestamp::from_millis(media_ms + i64::from(inp.u8() % 3) * 40);
                         let f = Frame::new(1, t, cts, Bytes::from_static(nal));
                         if key {
@@ -159,18 +200,32 @@ fuzz_target!(|data: &[u8]| {
                 let method = match inp.u8() % 8 {
                     0 => Method::Head,
                     1 => Method::Options,
-                    2 => Method::Other("POST".to_string()),
+                    2 => Method::Post,
+                    3 => Method::Other("PUT".to_string()),
                     _ => Method::Get,
                 };
-                let p = path(&mut inp);
+                let p = path(&mut inp, &token);
                 let head = method == Method::Head;
                 let get = method == Method::Get;
-                let r = origin.handle(&Request::new(method, p.clone()), now);
+                let mut req = Request::new(method.clone(), p.clone());
+                if method == Method::Post {
+                    req.body = if inp.u8() % 2 == 0 {
+                        Bytes::from_static(b"{\"kids\":[\"WlpaWlpaWlpaWlpaWlpaWg\"],\"type\":\"temporary\"}")
+                    } else {
+                        let n = usize::from(inp.u8());
+                        Bytes::from((0..n).map(|_| inp.u8()).collect::<Vec<u8>>())
+                    };
+                }
+                let r = origin.handle(&req, now);
                 assert!(
-                    matches!(r.status, 200 | 204 | 400 | 404 | 405 | 500),
+                    matches!(r.status, 200 | 204 | 400 | 403 | 404 | 405 | 413 | 500),
                     "{p}: status {}",
                     r.status
                 );
+                // A protected object is never served without the stream's token.
+                if r.status == 200 && protected(&p) {
+                    assert!(p.contains(&token) && p.contains("/cam"), "{p}: served without a token");
+                }
                 if head {
                     assert!(r.body.is_empty(), "{p}: HEAD with a body");
                 }
@@ -187,9 +242,9 @@ fuzz_target!(|data: &[u8]| {
                         if !text.contains("#EXT-X-STREAM-INF") {
                             let dir = &plain[..plain.rfind('/').unwrap_or(0)];
                             for uri in listed(text) {
-                                let uri = uri.split('?').next().unwrap_or("");
+                                // With its query: protected URIs carry the token.
                                 let got = origin.handle(&Request::get(format!("{dir}/{uri}")), now);
-                                assert_eq!(got.status, 200, "{p} lists {uri}:\n{text}");
+                                assert_eq!(got.status, 200, "{p} lists {uri}: {}\n{text}", String::from_utf8_lossy(&got.body));
                             }
                         }
                     }

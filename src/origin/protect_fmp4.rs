@@ -299,6 +299,12 @@ mod tests {
                     .status,
                 403
             );
+            // HEAD: headers only, refusals included.
+            let h = o.handle(
+                &Request::new(crate::origin::Method::Head, format!("{base}/manifest.mpd")),
+                now,
+            );
+            assert_eq!((h.status, h.body.len()), (403, 0));
             let mpd = body(&o, &format!("{base}/manifest.mpd?token={token}"), now);
             assert!(
                 mpd.contains(&format!(

@@ -399,10 +399,14 @@ impl<S: SegmentStore> Origin<S> {
     pub fn handle(&self, req: &Request, now: i64) -> Response {
         if req.method != Method::Options {
             if let Some(p) = &self.protection {
-                if let Some(r) = p.handle(req, now) {
-                    return r;
-                }
-                if let Some(r) = self.handle_protected(p, req, now) {
+                let r = p
+                    .handle(req, now)
+                    .or_else(|| self.handle_protected(p, req, now));
+                if let Some(mut r) = r {
+                    // HEAD: the headers of GET, never a body (errors included).
+                    if req.method == Method::Head {
+                        r.body = Bytes::new();
+                    }
                     return r;
                 }
             }
