@@ -153,12 +153,8 @@ fn parse_args() -> Result<Args, String> {
     let encryption = enc.build()?;
     if let Some(e) = &encryption {
         // The library's check, up front: a clear message before any file is touched.
-        e.check(formats).map_err(|err| {
-            format!(
-                "--encrypt {} with --format {formats}: {err}",
-                e.scheme.as_str()
-            )
-        })?;
+        e.check(formats)
+            .map_err(|err| format!("bad --encrypt: {err}"))?;
     }
     Ok(Args {
         input: input.ok_or(USAGE)?,

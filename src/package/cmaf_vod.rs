@@ -13,7 +13,7 @@ use std::ops::BitOr;
 
 use bytes::{Bytes, BytesMut};
 
-use super::cmaf::{CmafOptions, CmafPresentation, INIT_SEGMENT, MEDIA_PLAYLIST};
+use super::cmaf::{CmafFragment, CmafOptions, CmafPresentation, INIT_SEGMENT, MEDIA_PLAYLIST};
 use super::dash::ContentProtection;
 use super::hls::Key;
 use super::{Segment, VodOutput};
@@ -157,6 +157,19 @@ impl CmafProtection {
     }
 }
 
+/// An output of the [`VodPackager`](super::VodPackager)'s queue: ready, or a clear CMAF
+/// fragment protected only when the host polls it ([`CmafVod::protect`]). Protecting
+/// late keeps one fragment's bytes in flight: the host has written and dropped the
+/// previous one, so its buffer is reused (no fresh pages) and still in cache, and the
+/// new ciphertext is still in cache when the host writes it.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// Hand it out as it is.
+    Ready(VodOutput),
+    /// Protect it, then hand it out.
+    Protect(Box<CmafFragment>),
+}
+
 /// Writes segments as CMAF renditions and makes their manifests at the end. Crate
 /// internal: the [`VodPackager`](super::VodPackager) drives it.
 #[derive(Debug)]
@@ -196,18 +209,18 @@ impl CmafVod {
     }
 
     /// Writes `seg` as one fragment per track into `out` (each rendition's init
-    /// segment before its first fragment); returns the bytes queued. With protection,
-    /// each fragment is laid end to end once into a reused buffer and protected from it
-    /// and its sample table into another ([`protect_fragment`]).
+    /// segment before its first fragment); returns the bytes of the outputs queued
+    /// ready. With protection, init segments are queued protected and fragments as
+    /// [`Queued::Protect`], for [`CmafVod::protect`] when the host polls them.
     ///
-    /// Errors: those of [`CmafPresentation::write_segment`] and [`protect_fragment`],
-    /// and [`Error::unsupported`] when a track's init segment changes mid-stream (a VOD
-    /// rendition has one init segment; its older fragments would not decode with a new
-    /// one).
+    /// Errors: those of [`CmafPresentation::write_segment`] and
+    /// [`write_protected_init_segment`], and [`Error::unsupported`] when a track's init
+    /// segment changes mid-stream (a VOD rendition has one init segment; its older
+    /// fragments would not decode with a new one).
     pub(crate) fn write_segment(
         &mut self,
         seg: &Segment,
-        out: &mut VecDeque<VodOutput>,
+        out: &mut VecDeque<Queued>,
     ) -> Result<u64> {
         let fragments = self.presentation.write_segment_by_reference(seg, None)?;
         let mut bytes = 0u64;
@@ -231,11 +244,11 @@ impl CmafVod {
                         }
                     };
                     bytes += data.len() as u64;
-                    out.push_back(VodOutput::InitSegment {
+                    out.push_back(Queued::Ready(VodOutput::InitSegment {
                         name: format!("{}/{INIT_SEGMENT}", f.rendition),
                         rendition: f.rendition.clone(),
                         data,
-                    });
+                    }));
                     self.inits.push((f.rendition.clone(), init));
                 }
                 Some((_, old)) if f.new_init && *old != init => {
@@ -250,42 +263,68 @@ impl CmafVod {
                 }
                 Some(_) => {}
             }
+            if self.protection.is_some() {
+                out.push_back(Queued::Protect(Box::new(f)));
+                continue;
+            }
+            bytes += f.len() as u64;
             let duration = Timestamp::new(f.duration().min(i64::MAX as u64) as i64, scale);
-            let (header, payloads) = match &mut self.protection {
-                None => (f.data, f.payloads),
-                Some(p) => {
-                    p.clear.clear();
-                    p.clear.reserve(f.len());
-                    p.clear.extend_from_slice(&f.data);
-                    for b in &f.payloads {
-                        p.clear.extend_from_slice(b);
-                    }
-                    // senc, saiz, saio: at most 8 + 2 + 6 * 40 bytes per sample.
-                    p.out
-                        .reserve(f.len() + 1024 + 256 * f.info.samples.len().min(1 << 16));
-                    protect_fragment(&p.clear, &f.info, track, &p.info, &p.key, &mut p.out)
-                        .map_err(|e| e.context(format!("rendition {}", f.rendition)))?;
-                    (p.out.split().freeze(), Vec::new())
-                }
-            };
-            bytes += header.len() as u64 + payloads.iter().map(|b| b.len() as u64).sum::<u64>();
-            out.push_back(VodOutput::Fragment {
+            out.push_back(Queued::Ready(VodOutput::Fragment {
                 name: format!("{}/{}.m4s", f.rendition, f.number),
                 rendition: f.rendition,
                 number: f.number,
                 duration,
-                header,
-                payloads,
-            });
+                header: f.data,
+                payloads: f.payloads,
+            }));
         }
         Ok(bytes)
+    }
+
+    /// The protected media segment of `f`, a fragment [`CmafVod::write_segment`] queued
+    /// as [`Queued::Protect`] in the segment being handed out: its header and payloads
+    /// laid end to end once into a reused buffer, then protected from it and the sample
+    /// table the writer returned ([`protect_fragment`]: one more copy, encrypted in
+    /// place) into a buffer that is reused once the host drops the previous output.
+    ///
+    /// Errors: those of [`protect_fragment`]; [`Error::usage`] without protection or
+    /// for an unknown rendition.
+    pub(crate) fn protect(&mut self, f: CmafFragment) -> Result<VodOutput> {
+        let p = self.protection.as_mut().ok_or(Error::usage(
+            "CMAF fragment to protect without a protection",
+        ))?;
+        let track = self
+            .presentation
+            .rendition(&f.rendition)
+            .ok_or(Error::usage("fragment of an unknown CMAF rendition"))?
+            .track();
+        p.clear.clear();
+        p.clear.reserve(f.len());
+        p.clear.extend_from_slice(&f.data);
+        for b in &f.payloads {
+            p.clear.extend_from_slice(b);
+        }
+        // senc, saiz and saio add at most 8 + 2 + 6 * 40 bytes per sample.
+        p.out
+            .reserve(f.len() + 1024 + 256 * f.info.samples.len().min(1 << 16));
+        protect_fragment(&p.clear, &f.info, track, &p.info, &p.key, &mut p.out)
+            .map_err(|e| e.context(format!("rendition {}, fragment {}", f.rendition, f.number)))?;
+        let duration = Timestamp::new(f.duration().min(i64::MAX as u64) as i64, track.timescale);
+        Ok(VodOutput::Fragment {
+            name: format!("{}/{}.m4s", f.rendition, f.number),
+            rendition: f.rendition,
+            number: f.number,
+            duration,
+            header: p.out.split().freeze(),
+            payloads: Vec::new(),
+        })
     }
 
     /// The manifests of the finished presentation, into `out`: with HLS fMP4 every
     /// rendition's media playlist then the multivariant playlist, with DASH the MPD.
     ///
     /// Errors: [`Error::malformed`] when no fragment was written.
-    pub(crate) fn manifests(&mut self, out: &mut VecDeque<VodOutput>) -> Result<()> {
+    pub(crate) fn manifests(&mut self, out: &mut VecDeque<Queued>) -> Result<()> {
         if self.presentation.renditions().is_empty() {
             return Err(Error::malformed(
                 "no segment could be made: the input has no decodable frames",
@@ -305,15 +344,15 @@ impl CmafVod {
                         pl.write()?
                     }
                 };
-                out.push_back(VodOutput::Playlist {
+                out.push_back(Queued::Ready(VodOutput::Playlist {
                     name: format!("{}/{MEDIA_PLAYLIST}", r.name()),
                     text,
-                });
+                }));
             }
-            out.push_back(VodOutput::Playlist {
+            out.push_back(Queued::Ready(VodOutput::Playlist {
                 name: self.hls_name.clone(),
                 text: self.presentation.multivariant_playlist()?.write()?,
-            });
+            }));
         }
         if self.formats.contains(VodFormats::DASH) {
             let mut mpd = self.presentation.static_mpd()?;
@@ -322,10 +361,10 @@ impl CmafVod {
                     set.content_protection.clone_from(&p.dash);
                 }
             }
-            out.push_back(VodOutput::Playlist {
+            out.push_back(Queued::Ready(VodOutput::Playlist {
                 name: self.dash_name.clone(),
                 text: mpd.write()?,
-            });
+            }));
         }
         Ok(())
     }

@@ -12,6 +12,4 @@ pub use segment::Segment;
 mod segmenter;
 pub use segmenter::{Segmenter, SegmenterOptions};
 mod vod;
-pub use vod::{
-    VodEncryption, VodOutput, VodPackager, VodPackagerOptions, VodSummary, KEY_FILE,
-};
+pub use vod::{VodEncryption, VodOutput, VodPackager, VodPackagerOptions, VodSummary, KEY_FILE};

@@ -94,7 +94,7 @@ use std::vec::IntoIter;
 
 use bytes::{Bytes, BytesMut};
 
-use super::cmaf_vod::{CmafProtection, CmafVod};
+use super::cmaf_vod::{CmafProtection, CmafVod, Queued};
 use super::dash::ContentProtection;
 use super::hls::{
     BandwidthMeter, Key, KeyMethod, MediaPlaylist, MediaSegment, MultivariantPlaylist,
@@ -592,7 +592,7 @@ pub struct VodPackager {
     writing: Option<Writing>,
     /// Outputs ready to hand out before the TS pieces: CMAF init segments and
     /// fragments, then at the end the playlists.
-    queue: VecDeque<VodOutput>,
+    queue: VecDeque<Queued>,
     summary: VodSummary,
     buf: BytesMut,
     /// The `EXT-X-KEY` of every TS segment (`aes128`, `sample-aes`).
@@ -819,8 +819,15 @@ impl VodPackager {
 
     fn step(&mut self) -> Result<Option<VodOutput>> {
         loop {
-            if let Some(o) = self.queue.pop_front() {
-                return Ok(Some(o));
+            match self.queue.pop_front() {
+                Some(Queued::Ready(o)) => return Ok(Some(o)),
+                Some(Queued::Protect(f)) => {
+                    let cmaf = self.cmaf.as_mut().ok_or(Error::usage("no CMAF writer"))?;
+                    let o = cmaf.protect(*f)?;
+                    self.summary.bytes += o.len() as u64;
+                    return Ok(Some(o));
+                }
+                None => {}
             }
             if self.writing.is_some() {
                 return self.next_piece().map(Some);
@@ -832,10 +839,10 @@ impl VodPackager {
             if self.finished && !self.playlists_made {
                 self.playlists_made = true;
                 if let Some(key) = self.key_file.take() {
-                    self.queue.push_back(VodOutput::Key {
+                    self.queue.push_back(Queued::Ready(VodOutput::Key {
                         name: KEY_FILE.to_string(),
                         key,
-                    });
+                    }));
                 }
                 if self.opts.formats.contains(VodFormats::HLS_TS) {
                     self.make_playlists()?;
@@ -876,14 +883,14 @@ impl VodPackager {
         let mut mv = MultivariantPlaylist::new();
         mv.variants.push(v);
         let multi = mv.write()?;
-        self.queue.push_back(VodOutput::Playlist {
+        self.queue.push_back(Queued::Ready(VodOutput::Playlist {
             name: self.opts.media_playlist.clone(),
             text: media,
-        });
-        self.queue.push_back(VodOutput::Playlist {
+        }));
+        self.queue.push_back(Queued::Ready(VodOutput::Playlist {
             name: self.opts.multivariant_playlist.clone(),
             text: multi,
-        });
+        }));
         Ok(())
     }
 

@@ -29,6 +29,7 @@ use std::sync::Mutex;
 pub mod cmaf;
 pub mod live;
 pub mod players;
+pub mod protect;
 
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
