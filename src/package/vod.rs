@@ -25,6 +25,14 @@
 //!
 //! Renditions are named `v{track id}` and `a{track id}` (see [`super::cmaf`]).
 //!
+//! A protected package ([`VodPackagerOptions::encryption`], [`VodEncryption`]) has the
+//! same files, encrypted: `aes128` or `sample-aes` TS segments, `cenc` or `cbcs` init
+//! segments and fragments, the keys in the playlists and the MPD, and unless a key URI
+//! is given the key itself as [`KEY_FILE`] beside the top-level playlists
+//! ([`VodOutput::Key`]). Each scheme applies to its formats only (MPEG-TS for the first
+//! two, CMAF for the others); another combination is a usage error from
+//! [`VodPackager::new`].
+//!
 //! ```
 //! use bytes::Bytes;
 //! use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, Item, TrackInfo};
@@ -325,7 +333,9 @@ impl VodEncryption {
             .context(format!("scheme {name}, formats {formats}")));
         }
         // The key tag as the playlists will have it: a bad URI fails here, not at the end.
-        self.hls_key(false).to_tag("EXT-X-KEY")?;
+        self.hls_key(false)
+            .to_tag("EXT-X-KEY")
+            .map_err(|e| e.context("HLS key URI"))?;
         Ok(())
     }
 
@@ -1259,5 +1269,278 @@ mod tests {
             p.push(items().remove(0)).unwrap_err().kind(),
             crate::ErrorKind::Usage
         );
+    }
+
+    const KEY: ContentKey = ContentKey(*b"vod-package-key!");
+    const KID: KeyId = KeyId([0x4b; 16]);
+
+    fn with(formats: VodFormats, e: VodEncryption) -> VodPackagerOptions {
+        VodPackagerOptions {
+            formats,
+            encryption: Some(e),
+            ..VodPackagerOptions::default()
+        }
+    }
+
+    #[test]
+    fn encryption_applies_to_its_formats_only() {
+        use crate::ErrorKind;
+        let cmaf = VodFormats::HLS_FMP4 | VodFormats::DASH;
+        let e = |s| VodEncryption::new(s, KID, KEY.clone());
+        let refused = [
+            (VodFormats::DASH, e(Scheme::Aes128), "hls-ts"),
+            (VodFormats::HLS_FMP4, e(Scheme::SampleAes), "hls-ts"),
+            (VodFormats::ALL, e(Scheme::Aes128), "cenc or cbcs"),
+            (VodFormats::HLS_TS, e(Scheme::Cenc), "aes128 or sample-aes"),
+            (VodFormats::ALL, e(Scheme::Cbcs), "aes128 or sample-aes"),
+            (
+                VodFormats::HLS_TS,
+                e(Scheme::Aes128).with_iv(Iv::Iv8([1; 8])),
+                "16-byte",
+            ),
+            (
+                VodFormats::HLS_TS,
+                e(Scheme::SampleAes).with_iv(Iv::Iv8([1; 8])),
+                "16-byte",
+            ),
+            (cmaf, e(Scheme::Cenc).with_iv(Iv::Iv16([1; 16])), "8-byte"),
+            (
+                VodFormats::HLS_FMP4,
+                e(Scheme::Cenc).with_licence_url("https://l.example/"),
+                "DASH",
+            ),
+            (
+                VodFormats::HLS_TS,
+                e(Scheme::Aes128).with_licence_url("https://l.example/"),
+                "DASH",
+            ),
+            (
+                VodFormats::DASH,
+                e(Scheme::Cbcs).with_key_uri("https://k.example/"),
+                "HLS",
+            ),
+            (
+                VodFormats::DASH,
+                e(Scheme::Cenc).with_licence_url(""),
+                "empty",
+            ),
+            (
+                VodFormats::HLS_TS,
+                e(Scheme::Aes128).with_key_uri("a\"b"),
+                "key URI",
+            ),
+        ];
+        for (formats, enc, says) in refused {
+            let what = format!("{} with {formats}", enc.scheme.as_str());
+            let err = VodPackager::new(with(formats, enc)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Usage, "{what}: {err}");
+            assert!(err.to_string().contains(says), "{what}: {err}");
+        }
+        let accepted = [
+            (
+                VodFormats::HLS_TS,
+                e(Scheme::Aes128).with_iv(Iv::from_sequence(9)),
+            ),
+            (VodFormats::HLS_TS, e(Scheme::SampleAes)),
+            (cmaf, e(Scheme::Cenc).with_iv(Iv::Iv8([1; 8]))),
+            (
+                VodFormats::DASH,
+                e(Scheme::Cbcs).with_licence_url("https://l/{kid}"),
+            ),
+            (
+                VodFormats::HLS_FMP4,
+                e(Scheme::Cbcs).with_key_uri("skd://{kid}"),
+            ),
+        ];
+        for (formats, enc) in accepted {
+            let what = format!("{} with {formats}", enc.scheme.as_str());
+            VodPackager::new(with(formats, enc)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        // SAMPLE-AES set on the muxer directly would leave the playlist without a key.
+        let mut opts = VodPackagerOptions::default();
+        opts.ts.encryption = TsEncryption::sample_aes(KEY, Iv::from_sequence(0));
+        let err = VodPackager::new(opts).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn aes128_pieces_decrypt_to_the_clear_segments() {
+        use crate::crypto::aes128::decrypt_segment;
+        let base = VodPackagerOptions {
+            chunk_size: 188 * 5,
+            ..VodPackagerOptions::default()
+        };
+        let (clear, _) = run(base.clone(), items());
+        let enc = VodEncryption::new(Scheme::Aes128, KID, KEY.clone());
+        let opts = VodPackagerOptions {
+            encryption: Some(enc),
+            ..base.clone()
+        };
+        let (outs, summary) = run(opts, items());
+        let segments = |outs: &[VodOutput]| -> Vec<(u64, Vec<u8>)> {
+            let mut v: Vec<(u64, Vec<u8>)> = Vec::new();
+            for o in outs {
+                if let VodOutput::SegmentData {
+                    sequence,
+                    first,
+                    data,
+                    ..
+                } = o
+                {
+                    if *first {
+                        v.push((*sequence, Vec::new()));
+                    }
+                    v.last_mut().unwrap().1.extend_from_slice(data);
+                }
+            }
+            v
+        };
+        let (c, e) = (segments(&clear), segments(&outs));
+        assert_eq!(c.len(), e.len());
+        assert!(e.len() >= 2);
+        let pieces = outs
+            .iter()
+            .filter(|o| matches!(o, VodOutput::SegmentData { .. }))
+            .count();
+        assert!(pieces > 4 * e.len(), "segments came in pieces");
+        for ((seq, clear), (_, enc)) in c.iter().zip(&e) {
+            assert_ne!(&enc[..188], &clear[..188]);
+            let mut plain = BytesMut::new();
+            decrypt_segment(&KEY, &Iv::from_sequence(*seq), enc, &mut plain).unwrap();
+            assert!(plain[..] == clear[..], "segment {seq}");
+        }
+        assert_eq!(
+            summary.bytes,
+            e.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+        );
+        // The key file, then the playlists: one key for every segment, no IV written.
+        let names: Vec<&str> = outs[outs.len() - 3..].iter().map(|o| o.name()).collect();
+        assert_eq!(names, [KEY_FILE, "media.m3u8", "index.m3u8"]);
+        let key_out = &outs[outs.len() - 3];
+        assert_eq!(key_out.data(), Bytes::from_static(b"vod-package-key!"));
+        assert!(
+            !format!("{key_out:?}").contains("vod-package"),
+            "{key_out:?}"
+        );
+        let media = outs[outs.len() - 2].data();
+        let media = std::str::from_utf8(&media).unwrap();
+        assert_eq!(media.matches("#EXT-X-KEY:").count(), 1, "{media}");
+        assert!(media.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n"));
+
+        // An explicit IV and key URI: every segment under that IV, no key file.
+        let iv = Iv::Iv16([0xa5; 16]);
+        let enc = VodEncryption::new(Scheme::Aes128, KID, KEY.clone())
+            .with_iv(iv)
+            .with_key_uri("https://keys.example/{kid}");
+        let (outs, _) = run(
+            VodPackagerOptions {
+                encryption: Some(enc),
+                ..base
+            },
+            items(),
+        );
+        assert!(outs.iter().all(|o| !matches!(o, VodOutput::Key { .. })));
+        for ((_, clear), (_, enc)) in c.iter().zip(&segments(&outs)) {
+            let mut plain = BytesMut::new();
+            decrypt_segment(&KEY, &iv, enc, &mut plain).unwrap();
+            assert!(plain[..] == clear[..]);
+        }
+        let media = outs[outs.len() - 2].data();
+        let media = std::str::from_utf8(&media).unwrap();
+        let line =
+            format!("#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/{KID}\",IV={iv}\n");
+        assert!(media.contains(&line), "{media}");
+    }
+
+    #[test]
+    fn cenc_fragments_decrypt_to_the_clear_frames() {
+        use crate::container::fmp4::Fmp4Reader;
+        let formats = VodFormats::HLS_FMP4 | VodFormats::DASH;
+        let (clear, _) = run(
+            VodPackagerOptions {
+                formats,
+                ..VodPackagerOptions::default()
+            },
+            items(),
+        );
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            let enc = VodEncryption::new(scheme, KID, KEY.clone())
+                .with_licence_url("https://licence.example/ck?kid={kid}");
+            let (outs, summary) = run(with(formats, enc), items());
+            // Same files, in the same order, the key file before the playlists.
+            let names = |o: &[VodOutput]| -> Vec<String> {
+                o.iter()
+                    .map(|x| x.name().to_string())
+                    .filter(|n| n != KEY_FILE)
+                    .collect()
+            };
+            assert_eq!(names(&outs), names(&clear));
+            let at = outs.iter().position(|o| o.name() == KEY_FILE).unwrap();
+            assert!(matches!(outs[at + 1], VodOutput::Playlist { .. }));
+            assert!(outs[..at]
+                .iter()
+                .all(|o| !matches!(o, VodOutput::Playlist { .. })));
+            let media_bytes: u64 = outs
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        VodOutput::InitSegment { .. } | VodOutput::Fragment { .. }
+                    )
+                })
+                .map(|o| o.len() as u64)
+                .sum();
+            assert_eq!(summary.bytes, media_bytes);
+            // The reader decrypts every fragment to the clear fragment's frames.
+            let init = outs[0].data();
+            let mut reader = Fmp4Reader::new(init).unwrap();
+            assert_eq!(Some(reader.encryption(2).unwrap().scheme), scheme.fourcc());
+            let mut clear_reader = Fmp4Reader::new(clear[0].data()).unwrap();
+            let mut n = 0;
+            for (e, c) in outs.iter().zip(&clear).skip(1) {
+                let VodOutput::Fragment { payloads, .. } = e else {
+                    break;
+                };
+                assert!(payloads.is_empty(), "a protected fragment is one buffer");
+                assert_ne!(e.data(), c.data());
+                let got = reader
+                    .read_segment_decrypted(e.data(), &[(KID, KEY.clone())])
+                    .unwrap();
+                let want = clear_reader.read_segment(c.data()).unwrap();
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!((g.dts, g.pts, &g.data), (w.dts, w.pts, &w.data));
+                }
+                n += 1;
+            }
+            assert!(n >= 2, "{n} fragments");
+            // The manifests carry the key.
+            let text = |name: &str| {
+                let o = outs.iter().find(|o| o.name() == name).unwrap();
+                String::from_utf8(o.data().to_vec()).unwrap()
+            };
+            let method = if scheme == Scheme::Cenc {
+                "SAMPLE-AES-CTR"
+            } else {
+                "SAMPLE-AES"
+            };
+            let line =
+                format!("#EXT-X-KEY:METHOD={method},URI=\"../key.bin\",KEYFORMAT=\"identity\"\n");
+            assert!(
+                text("a2/media.m3u8").contains(&line),
+                "{}",
+                text("a2/media.m3u8")
+            );
+            let mpd = text("manifest.mpd");
+            let value = format!(
+                "value=\"{}\" cenc:default_KID=\"{}\"",
+                scheme.as_str(),
+                KID.uuid()
+            );
+            assert!(mpd.contains(&value), "{mpd}");
+            assert!(mpd.contains(&format!(
+                "<dashif:Laurl>https://licence.example/ck?kid={KID}</dashif:Laurl>"
+            )));
+        }
     }
 }
