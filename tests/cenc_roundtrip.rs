@@ -20,8 +20,8 @@ use common::cmaf::{cut, demux, shift_to_zero};
 use common::{avc_aac_25, media, tool, Container, TempDir};
 use mp4_atom::{Any, Decode};
 use strom::container::fmp4::{
-    decrypt_fragment, protect_fragment, Fmp4Reader, Fmp4Writer, FragmentInfo, ProtectionInfo,
-    PsshBox,
+    decrypt_fragment, protect_fragment, protect_fragment_parts, Fmp4Reader, Fmp4Writer,
+    FragmentInfo, ProtectionInfo, PsshBox,
 };
 use strom::crypto::{
     ContentKey, KeyId, Scheme, CLEARKEY_SYSTEM_ID, PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID,
@@ -518,6 +518,19 @@ fn round_trip(c: &Clear, scheme: Scheme) -> (usize, usize) {
         let mut again = BytesMut::from(&b"prefix"[..]);
         protect_fragment(clear, info, track, &p, &KEY, &mut again).unwrap();
         assert_eq!(&again[6..], &out[..]);
+        // The same from pieces: header then one per sample (the by-reference form), and
+        // 997-byte pieces that cut samples and NAL units anywhere.
+        let mut cuts: Vec<usize> = info.samples.iter().map(|s| s.offset).collect();
+        cuts.push(clear.len());
+        let mut per_sample = vec![&clear[..cuts[0]]];
+        per_sample.extend(cuts.windows(2).map(|w| &clear[w[0]..w[1]]));
+        let small: Vec<&[u8]> = clear.chunks(997).collect();
+        for parts in [per_sample, small] {
+            let mut from_parts = BytesMut::new();
+            let pi =
+                protect_fragment_parts(&parts, info, track, &p, &KEY, &mut from_parts).unwrap();
+            assert_eq!((&from_parts[..], pi.len), (&out[..], pinfo.len));
+        }
 
         let aux = check_fragment(&out, &pinfo, info, track, &p);
         let (pr, ch) = check_ranges(&out, clear, &pinfo, info, &aux, track, &p);

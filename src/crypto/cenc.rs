@@ -236,6 +236,44 @@ impl SampleCipher {
         self.decrypt_run(sample, &one, pattern)
     }
 
+    /// Encrypts the clear `sample` into `out` (of the same length) as
+    /// [`SampleCipher::encrypt`] would in place, in one pass over the bytes: `cenc`
+    /// reads each protected byte from `sample` and writes it encrypted, clear ranges are
+    /// copied; `cbcs` (a tenth of the blocks) copies, then encrypts in place.
+    ///
+    /// Errors: as [`SampleCipher::encrypt`], and lengths that differ
+    /// ([`crate::ErrorKind::Usage`]). On error `out`'s content is unspecified.
+    pub fn encrypt_from(
+        &self,
+        sample: &[u8],
+        out: &mut [u8],
+        iv: &Iv,
+        subsamples: &[Subsample],
+        pattern: Pattern,
+    ) -> Result<()> {
+        if sample.len() != out.len() {
+            return Err(Error::usage("clear and protected samples differ in length"));
+        }
+        let one = [RunSample::new(sample.len(), *iv, subsamples)];
+        self.check(sample.len(), &one, pattern)?;
+        match self.scheme {
+            Scheme::Cenc => self.enc.encrypt_with_backend(CtrCopyJob {
+                src: sample,
+                dst: out,
+                sample: &one[0],
+            }),
+            _ => {
+                out.copy_from_slice(sample);
+                self.enc.encrypt_with_backend(CbcEncJob {
+                    data: out,
+                    samples: &one,
+                    pattern,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Encrypts `samples` laid end to end in `data` (a fragment's `mdat` body), each as
     /// [`SampleCipher::encrypt`] does with its own IV and subsamples, in one pass: the
     /// key schedule is loaded into the cipher backend once for the run rather than once
@@ -416,32 +454,63 @@ impl Keystream {
         &mut self,
         backend: &B,
         par: &mut ParBlocks<B>,
-        mut data: &mut [u8],
+        data: &mut [u8],
     ) {
+        let len = data.len();
+        self.apply_with(backend, par, len, |at, ks| {
+            xor(&mut data[at..at + ks.len()], ks)
+        });
+    }
+
+    /// Writes `src` XOR the next `src.len()` keystream bytes into `dst` (as long).
+    #[inline(always)]
+    fn apply_from<B: BlockCipherEncBackend<BlockSize = U16>>(
+        &mut self,
+        backend: &B,
+        par: &mut ParBlocks<B>,
+        src: &[u8],
+        dst: &mut [u8],
+    ) {
+        let len = src.len().min(dst.len());
+        self.apply_with(backend, par, len, |at, ks| {
+            let end = at + ks.len();
+            xor_from(&mut dst[at..end], &src[at..end], ks)
+        });
+    }
+
+    /// Hands out the next `len` keystream bytes in pieces, `f(offset, keystream)` in
+    /// order, the pieces covering `0..len`.
+    #[inline(always)]
+    fn apply_with<B: BlockCipherEncBackend<BlockSize = U16>>(
+        &mut self,
+        backend: &B,
+        par: &mut ParBlocks<B>,
+        len: usize,
+        mut f: impl FnMut(usize, &[u8]),
+    ) {
+        let mut at = 0usize;
         if self.used < 16 {
-            let n = (16 - self.used).min(data.len());
-            let (head, rest) = data.split_at_mut(n);
-            for (d, k) in head.iter_mut().zip(&self.block[self.used..]) {
-                *d ^= *k;
-            }
+            let n = (16 - self.used).min(len);
+            f(0, &self.block[self.used..self.used + n]);
             self.used += n;
-            data = rest;
+            at = n;
         }
-        if data.is_empty() {
+        if at == len {
             return;
         }
         let par_len = par.len();
-        let mut chunks = data.chunks_exact_mut(par_len * 16);
-        for chunk in &mut chunks {
+        let chunk = par_len * 16;
+        while len - at >= chunk {
             self.fill(par);
             backend.encrypt_par_blocks_inplace(par);
-            xor(chunk, Array::slice_as_flattened(par.as_slice()));
+            f(at, Array::slice_as_flattened(par.as_slice()));
+            at += chunk;
         }
-        let rest = chunks.into_remainder();
-        if rest.is_empty() {
+        let rest = len - at;
+        if rest == 0 {
             return;
         }
-        let n = rest.len().div_ceil(16);
+        let n = rest.div_ceil(16);
         let blocks = &mut par[..n];
         self.fill(blocks);
         if n == par_len {
@@ -450,8 +519,8 @@ impl Keystream {
             backend.encrypt_tail_blocks_inplace(&mut par[..n]);
         }
         let ks = &par[..n];
-        xor(rest, Array::slice_as_flattened(ks));
-        let tail = rest.len() % 16;
+        f(at, &Array::slice_as_flattened(ks)[..rest]);
+        let tail = rest % 16;
         if tail != 0 {
             if let Some(last) = ks.last() {
                 self.block = *last;
@@ -466,6 +535,53 @@ impl Keystream {
 fn xor(data: &mut [u8], ks: &[u8]) {
     for (d, k) in data.iter_mut().zip(ks) {
         *d ^= *k;
+    }
+}
+
+/// `dst = src ^ ks` over `dst.len()` bytes (`src` and `ks` are at least as long).
+#[inline(always)]
+fn xor_from(dst: &mut [u8], src: &[u8], ks: &[u8]) {
+    for ((d, s), k) in dst.iter_mut().zip(src).zip(ks) {
+        *d = *s ^ *k;
+    }
+}
+
+/// AES-CTR of one sample from `src` into `dst`: protected ranges encrypted on the way,
+/// clear ranges copied. Lengths and subsamples were checked.
+struct CtrCopyJob<'a> {
+    src: &'a [u8],
+    dst: &'a mut [u8],
+    sample: &'a RunSample<'a>,
+}
+
+impl BlockSizeUser for CtrCopyJob<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for CtrCopyJob<'_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let mut par = ParBlocks::<B>::default();
+        let (src, dst, s) = (self.src, self.dst, self.sample);
+        let mut ks = Keystream::new(s.iv.to_block());
+        if s.subsamples.is_empty() {
+            ks.apply_from(backend, &mut par, src, dst);
+            return;
+        }
+        let mut pos = 0usize;
+        for sub in s.subsamples {
+            let start = pos + usize::from(sub.clear);
+            let end = start + sub.protected as usize;
+            let (Some(c), Some(cs)) = (dst.get_mut(pos..start), src.get(pos..start)) else {
+                return;
+            };
+            c.copy_from_slice(cs);
+            let (Some(p), Some(ps)) = (dst.get_mut(start..end), src.get(start..end)) else {
+                return;
+            };
+            ks.apply_from(backend, &mut par, ps, p);
+            pos = end;
+        }
     }
 }
 
@@ -794,6 +910,50 @@ mod tests {
             ErrorKind::Usage
         );
         assert!(format!("{cenc:?}").contains("Cenc"));
+    }
+
+    #[test]
+    fn encrypt_from_is_copy_then_encrypt() {
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            let cipher = SampleCipher::new(scheme, &ContentKey([0x17; 16])).unwrap();
+            let pattern = if scheme == Scheme::Cbcs {
+                Pattern::CBCS_VIDEO
+            } else {
+                Pattern::NONE
+            };
+            let iv = Iv::Iv8([9, 8, 7, 6, 5, 4, 3, 2]);
+            let iv = if scheme == Scheme::Cbcs {
+                Iv::Iv16([3; 16])
+            } else {
+                iv
+            };
+            // Sizes around the parallel block width and odd tails, with and without
+            // subsamples (clear runs, protected runs, a clear-only tail).
+            for n in [0usize, 1, 15, 16, 17, 255, 256, 257, 1000, 4096 + 7, 70_001] {
+                let clear = data(n, n as u8);
+                let subs = if n >= 100 {
+                    vec![
+                        Subsample::new(5, 37),
+                        Subsample::new(0, (n - 100) as u32),
+                        Subsample::new(58, 0),
+                    ]
+                } else {
+                    Vec::new()
+                };
+                let mut expect = clear.clone();
+                cipher.encrypt(&mut expect, &iv, &subs, pattern).unwrap();
+                let mut out = vec![0xee; n];
+                cipher
+                    .encrypt_from(&clear, &mut out, &iv, &subs, pattern)
+                    .unwrap();
+                assert_eq!(out, expect, "{scheme:?} {n}");
+            }
+            let mut short = vec![0; 3];
+            let e = cipher
+                .encrypt_from(&[1, 2, 3, 4], &mut short, &iv, &[], pattern)
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+        }
     }
 
     #[test]

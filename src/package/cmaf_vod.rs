@@ -17,7 +17,9 @@ use super::cmaf::{CmafFragment, CmafOptions, CmafPresentation, INIT_SEGMENT, MED
 use super::dash::ContentProtection;
 use super::hls::Key;
 use super::{Segment, VodOutput};
-use crate::container::fmp4::{protect_fragment, write_protected_init_segment, ProtectionInfo};
+use crate::container::fmp4::{
+    protect_fragment_parts, write_protected_init_segment, ProtectionInfo,
+};
 use crate::crypto::ContentKey;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -132,8 +134,6 @@ pub(crate) struct CmafProtection {
     hls_key: Option<Key>,
     /// The `ContentProtection` descriptors of every DASH AdaptationSet.
     dash: Vec<ContentProtection>,
-    /// One clear fragment laid end to end (header and payloads), reused.
-    clear: Vec<u8>,
     /// Protected fragments are written here; each goes out as a split of it, and the
     /// allocation is reused once the host has dropped them.
     out: BytesMut,
@@ -151,7 +151,6 @@ impl CmafProtection {
             key,
             hls_key,
             dash,
-            clear: Vec::new(),
             out: BytesMut::new(),
         }
     }
@@ -283,11 +282,11 @@ impl CmafVod {
 
     /// The protected media segment of `f`, a fragment [`CmafVod::write_segment`] queued
     /// as [`Queued::Protect`] in the segment being handed out: its header and payloads
-    /// laid end to end once into a reused buffer, then protected from it and the sample
-    /// table the writer returned ([`protect_fragment`]: one more copy, encrypted in
-    /// place) into a buffer that is reused once the host drops the previous output.
+    /// read where they are and protected with the sample table the writer returned
+    /// ([`protect_fragment_parts`]: one copy, encrypted in cache-sized batches) into a
+    /// buffer that is reused once the host drops the previous output.
     ///
-    /// Errors: those of [`protect_fragment`]; [`Error::usage`] without protection or
+    /// Errors: those of [`protect_fragment_parts`]; [`Error::usage`] without protection or
     /// for an unknown rendition.
     pub(crate) fn protect(&mut self, f: CmafFragment) -> Result<VodOutput> {
         let p = self.protection.as_mut().ok_or(Error::usage(
@@ -298,16 +297,14 @@ impl CmafVod {
             .rendition(&f.rendition)
             .ok_or(Error::usage("fragment of an unknown CMAF rendition"))?
             .track();
-        p.clear.clear();
-        p.clear.reserve(f.len());
-        p.clear.extend_from_slice(&f.data);
-        for b in &f.payloads {
-            p.clear.extend_from_slice(b);
-        }
+        // The header and the payloads where they are: no copy to join them.
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + f.payloads.len());
+        parts.push(&f.data);
+        parts.extend(f.payloads.iter().map(|b| &b[..]));
         // senc, saiz and saio add at most 8 + 2 + 6 * 40 bytes per sample.
         p.out
             .reserve(f.len() + 1024 + 256 * f.info.samples.len().min(1 << 16));
-        protect_fragment(&p.clear, &f.info, track, &p.info, &p.key, &mut p.out)
+        protect_fragment_parts(&parts, &f.info, track, &p.info, &p.key, &mut p.out)
             .map_err(|e| e.context(format!("rendition {}, fragment {}", f.rendition, f.number)))?;
         let duration = Timestamp::new(f.duration().min(i64::MAX as u64) as i64, track.timescale);
         Ok(VodOutput::Fragment {

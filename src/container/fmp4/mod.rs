@@ -63,7 +63,9 @@ pub use fragment::{
     SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC, SEGMENT_COMPATIBLE_BRANDS, SEGMENT_MAJOR_BRAND,
 };
 pub use init::{write_init_segment, INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
-pub use protect::{protect_fragment, write_protected_init_segment, ProtectionInfo};
+pub use protect::{
+    protect_fragment, protect_fragment_parts, write_protected_init_segment, ProtectionInfo,
+};
 pub use pssh::PsshBox;
 pub use reader::{Fmp4Reader, Fmp4ReaderOptions};
 pub use sinf::{TrackEncryption, CENC_SCHEME_VERSION};

@@ -187,8 +187,28 @@ pub fn protect_fragment(
     key: &ContentKey,
     out: &mut BytesMut,
 ) -> Result<FragmentInfo> {
+    protect_fragment_parts(&[clear], info, track, protection, key, out)
+}
+
+/// [`protect_fragment`] with the clear fragment in pieces laid end to end: the header
+/// from [`Fmp4Writer::media_segment_header`] followed by the sample payloads, as
+/// [`crate::package::cmaf::CmafPresentation::write_segment_by_reference`] hands them
+/// out. Nothing is copied to join the pieces: each sample is read where it lies (one
+/// that spans two pieces is joined in a small scratch buffer), copied into `out` and
+/// encrypted there while it is still in cache.
+///
+/// Errors: those of [`protect_fragment`], with `clear` the concatenation of `parts`.
+pub fn protect_fragment_parts<P: AsRef<[u8]>>(
+    parts: &[P],
+    info: &FragmentInfo,
+    track: &TrackInfo,
+    protection: &ProtectionInfo,
+    key: &ContentKey,
+    out: &mut BytesMut,
+) -> Result<FragmentInfo> {
     let start = out.len();
-    let r = protect(clear, info, track, protection, key, out);
+    let src = Source::new(parts);
+    let r = protect(&src, info, track, protection, key, out);
     if r.is_err() {
         out.truncate(start);
     }
@@ -200,8 +220,69 @@ pub fn protect_fragment(
     })
 }
 
-fn protect(
-    clear: &[u8],
+/// The clear fragment as pieces laid end to end.
+struct Source<'a, P> {
+    parts: &'a [P],
+    /// Offset of each piece in the fragment.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl<'a, P: AsRef<[u8]>> Source<'a, P> {
+    fn new(parts: &'a [P]) -> Self {
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut len = 0usize;
+        for p in parts {
+            starts.push(len);
+            len = len.saturating_add(p.as_ref().len());
+        }
+        Source { parts, starts, len }
+    }
+
+    /// The bytes of `s`: a slice of the piece holding them, or, when they span pieces,
+    /// their copy in `scratch`.
+    fn sample<'b>(&'b self, s: &SampleInfo, scratch: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        let outside = || Error::usage("sample outside the clear fragment");
+        let end = s
+            .offset
+            .checked_add(s.size as usize)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(outside)?;
+        // The last piece starting at or before the sample.
+        let i = self
+            .starts
+            .partition_point(|&st| st <= s.offset)
+            .saturating_sub(1);
+        let first = self.parts.get(i).ok_or_else(outside)?.as_ref();
+        let at = s.offset - self.starts[i];
+        if let Some(b) = first.get(at..at + s.size as usize) {
+            return Ok(b);
+        }
+        scratch.clear();
+        let mut pos = s.offset;
+        for (st, p) in self.starts[i..].iter().zip(&self.parts[i..]) {
+            if pos >= end {
+                break;
+            }
+            let p = p.as_ref();
+            let from = pos - st;
+            let take = (end - pos).min(p.len().saturating_sub(from));
+            scratch.extend_from_slice(p.get(from..from + take).ok_or_else(outside)?);
+            pos += take;
+        }
+        if pos != end {
+            return Err(outside());
+        }
+        Ok(scratch)
+    }
+}
+
+/// Bytes copied into the output before they are encrypted in one backend call: small
+/// enough to be still in cache.
+const ENCRYPT_BATCH: usize = 128 * 1024;
+
+fn protect<P: AsRef<[u8]>>(
+    src: &Source<'_, P>,
     info: &FragmentInfo,
     track: &TrackInfo,
     protection: &ProtectionInfo,
@@ -209,9 +290,10 @@ fn protect(
     out: &mut BytesMut,
 ) -> Result<FragmentInfo> {
     protection.fourcc()?;
-    if clear.len() < info.len {
+    if src.len < info.len {
         return Err(Error::usage("clear fragment shorter than its info says"));
     }
+    let mut scratch = Vec::new();
     let cipher = SampleCipher::new(protection.scheme, key)?;
     let mut generator = SubsampleGenerator::new(&track.config, protection.scheme)?;
     let pattern = protection.pattern(track.config.kind());
@@ -223,7 +305,7 @@ fn protect(
     let mut payload = 0u64;
     for (i, s) in info.samples.iter().enumerate() {
         let ctx = || format!("sample {i}");
-        let data = sample_bytes(clear, s).map_err(|e| e.context(ctx()))?;
+        let data = src.sample(s, &mut scratch).map_err(|e| e.context(ctx()))?;
         let mut subsamples = Vec::new();
         if let Some(g) = generator.as_mut() {
             let nals = info.sample_nal_units(i);
@@ -297,16 +379,36 @@ fn protect(
         out,
     )?;
 
-    // Payloads: one copy into `out`, encrypted there in one pass.
     out.reserve(payload as usize);
-    let mdat = out.len();
-    let mut run = Vec::with_capacity(info.samples.len());
-    for (s, a) in info.samples.iter().zip(&aux) {
-        out.extend_from_slice(sample_bytes(clear, s)?);
-        let iv = a.iv.unwrap_or(constant);
-        run.push(RunSample::new(s.size as usize, iv, &a.subsamples));
+    if cenc {
+        // Payloads: AES-CTR reads each clear sample where it lies and writes it
+        // protected, one pass (the zeroing is of a sample still in cache).
+        for (s, a) in info.samples.iter().zip(&aux) {
+            let clear = src.sample(s, &mut scratch)?;
+            let at = out.len();
+            out.resize(at + clear.len(), 0);
+            let iv = a.iv.unwrap_or(constant);
+            cipher.encrypt_from(clear, &mut out[at..], &iv, &a.subsamples, pattern)?;
+        }
+    } else {
+        // Payloads: one copy into `out`, encrypted there batch by batch while in cache
+        // (cbcs encrypts a tenth of the video blocks).
+        let mut batch = out.len();
+        let mut run = Vec::with_capacity(info.samples.len().min(1024));
+        for (s, a) in info.samples.iter().zip(&aux) {
+            out.extend_from_slice(src.sample(s, &mut scratch)?);
+            let iv = a.iv.unwrap_or(constant);
+            run.push(RunSample::new(s.size as usize, iv, &a.subsamples));
+            if out.len() - batch >= ENCRYPT_BATCH {
+                cipher.encrypt_run(&mut out[batch..], &run, pattern)?;
+                run.clear();
+                batch = out.len();
+            }
+        }
+        if !run.is_empty() {
+            cipher.encrypt_run(&mut out[batch..], &run, pattern)?;
+        }
     }
-    cipher.encrypt_run(&mut out[mdat..], &run, pattern)?;
     let mut samples = Vec::with_capacity(info.samples.len());
     let mut nal_units = Vec::with_capacity(info.nal_units.len());
     let mut at = data_start;
@@ -336,11 +438,4 @@ fn protect(
         samples,
         nal_units,
     })
-}
-
-fn sample_bytes<'a>(clear: &'a [u8], s: &SampleInfo) -> Result<&'a [u8]> {
-    s.offset
-        .checked_add(s.size as usize)
-        .and_then(|end| clear.get(s.offset..end))
-        .ok_or_else(|| Error::usage("sample outside the clear fragment"))
 }
