@@ -7,7 +7,7 @@
 //! to this writer, so a TS segment and the fragments cut from the same frames cover the
 //! same media time.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::BitOr;
 
@@ -18,10 +18,13 @@ use super::dash::ContentProtection;
 use super::hls::Key;
 use super::{Segment, VodOutput};
 use crate::container::fmp4::{
-    protect_fragment_parts, write_protected_init_segment, ProtectionInfo,
+    protect_fragment_parts, write_protected_header, write_protected_init_segment, ProtectionInfo,
+    SampleProtection,
 };
-use crate::crypto::ContentKey;
+use crate::crypto::cenc::{derive_sample_iv, Pattern, SampleCipher, SubsampleGenerator};
+use crate::crypto::{ContentKey, Iv, Scheme};
 use crate::error::{Error, Result};
+use crate::media::{Event, Frame, Item, MediaKind, TrackId};
 use crate::time::Timestamp;
 
 /// The outputs a [`VodPackager`](super::VodPackager) writes: any combination of HLS
@@ -137,6 +140,16 @@ pub(crate) struct CmafProtection {
     /// Protected fragments are written here; each goes out as a split of it, and the
     /// allocation is reused once the host has dropped them.
     out: BytesMut,
+    /// The cipher of the frames encrypted on arrival ([`CmafVod::on_item`]).
+    cipher: Option<SampleCipher>,
+    /// Per track: its kind, its subsample generator (H.264/H.265) and how many frames
+    /// were encrypted.
+    tracks: Vec<(TrackId, MediaKind, Option<SubsampleGenerator>, u64)>,
+    /// Encrypted payloads are written here, each frame's a split of it.
+    arena: BytesMut,
+    /// The protection of every encrypted payload not yet in a fragment, by the address
+    /// of its bytes (unique while the payload lives).
+    pending: HashMap<usize, SampleProtection>,
 }
 
 impl CmafProtection {
@@ -152,15 +165,113 @@ impl CmafProtection {
             hls_key,
             dash,
             out: BytesMut::new(),
+            cipher: None,
+            tracks: Vec::new(),
+            arena: BytesMut::new(),
+            pending: HashMap::new(),
         }
+    }
+
+    /// `frame` with its payload encrypted now, while it is still in cache: cenc IVs
+    /// derived from the track and a count of its frames (unique under the key), video
+    /// subsamples from its NAL units and slice headers. The protection is kept until
+    /// the fragment holding the payload is written ([`CmafVod::protect`]).
+    fn encrypt_frame(&mut self, mut frame: Frame) -> Result<Frame> {
+        let Some(at) = self.tracks.iter().position(|t| t.0 == frame.track) else {
+            return Ok(frame);
+        };
+        if frame.data.is_empty() {
+            return Ok(frame);
+        }
+        let cipher = match &mut self.cipher {
+            Some(c) => c,
+            c => c.insert(SampleCipher::new(self.info.scheme, &self.key)?),
+        };
+        let (_, kind, generator, count) = &mut self.tracks[at];
+        let mut subsamples = Vec::new();
+        if let Some(g) = generator {
+            g.subsamples(&frame.data, &mut subsamples)?;
+        }
+        let n = *count;
+        *count += 1;
+        let (iv, cipher_iv, pattern) = if self.info.scheme == Scheme::Cenc {
+            let iv = derive_sample_iv(
+                frame.track,
+                (n >> 20) as u32,
+                (n & 0xF_FFFF) as u32,
+                self.info.iv_seed,
+            )?;
+            (Some(iv), iv, Pattern::NONE)
+        } else {
+            (
+                None,
+                Iv::Iv16(self.info.constant_iv),
+                self.info.pattern(*kind),
+            )
+        };
+        let len = frame.data.len();
+        if self.arena.capacity() < len {
+            self.arena.reserve(len.max(ARENA_BLOCK));
+        }
+        self.arena.resize(len, 0);
+        cipher.encrypt_from(
+            &frame.data,
+            &mut self.arena[..],
+            &cipher_iv,
+            &subsamples,
+            pattern,
+        )?;
+        let data = self.arena.split().freeze();
+        self.pending
+            .insert(data.as_ptr() as usize, SampleProtection { iv, subsamples });
+        frame.data = data;
+        Ok(frame)
+    }
+
+    /// The protections of `f`'s payloads, in sample order, when every payload was
+    /// encrypted on arrival; `None` when none was.
+    fn take_pending(&mut self, f: &CmafFragment) -> Result<Option<Vec<SampleProtection>>> {
+        if f.payloads.len() != f.info.samples.len() || f.payloads.is_empty() {
+            return Ok(None);
+        }
+        let mut aux = Vec::with_capacity(f.payloads.len());
+        let mut found = 0usize;
+        for (b, s) in f.payloads.iter().zip(&f.info.samples) {
+            if b.is_empty() {
+                // Nothing to decrypt; cenc still lists an IV.
+                let iv = (self.info.scheme == Scheme::Cenc).then_some(Iv::Iv8([0; 8]));
+                aux.push(SampleProtection {
+                    iv,
+                    subsamples: Vec::new(),
+                });
+                continue;
+            }
+            match self.pending.remove(&(b.as_ptr() as usize)) {
+                Some(a) if b.len() == s.size as usize => {
+                    found += 1;
+                    aux.push(a);
+                }
+                _ => {
+                    if found > 0 {
+                        return Err(Error::usage(
+                            "a sample of a protected rendition was not encrypted on arrival",
+                        ));
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        Ok((found > 0).then_some(aux))
     }
 }
 
-/// An output of the [`VodPackager`](super::VodPackager)'s queue: ready, or a clear CMAF
-/// fragment protected only when the host polls it ([`CmafVod::protect`]). Protecting
-/// late keeps one fragment's bytes in flight: the host has written and dropped the
-/// previous one, so its buffer is reused (no fresh pages) and still in cache, and the
-/// new ciphertext is still in cache when the host writes it.
+/// Bytes the encrypted-payload arena grows by at least.
+const ARENA_BLOCK: usize = 1 << 20;
+
+/// An output of the [`VodPackager`](super::VodPackager)'s queue: ready, or a CMAF
+/// fragment whose protection boxes are written when the host polls it
+/// ([`CmafVod::protect`]; its payloads were encrypted on arrival, else it is protected
+/// whole then, into a buffer reused once the host has dropped the previous output).
 #[derive(Debug)]
 pub(crate) enum Queued {
     /// Hand it out as it is.
@@ -280,6 +391,37 @@ impl CmafVod {
         Ok(bytes)
     }
 
+    /// An item on its way into the packager. With CENC, a frame of a video or audio
+    /// track comes back with its payload encrypted now, while it is still in cache, and
+    /// its protection kept for the fragment that will hold it; a track's arrival sets
+    /// up its subsample generator. Anything else passes unchanged.
+    ///
+    /// Errors: a slice header the parameter sets cannot parse, NAL units that do not
+    /// cover the frame ([`crate::ErrorKind::Malformed`]), a track id of 4096 or more
+    /// with `cenc` ([`crate::ErrorKind::Limit`]).
+    pub(crate) fn on_item(&mut self, item: Item) -> Result<Item> {
+        let Some(p) = self.protection.as_mut() else {
+            return Ok(item);
+        };
+        match item {
+            Item::Frame(f) => p
+                .encrypt_frame(f)
+                .map(Item::Frame)
+                .map_err(|e| e.context("encrypting a frame on arrival")),
+            Item::Event(Event::TrackAdded(t)) => {
+                if matches!(t.kind, MediaKind::Video | MediaKind::Audio) {
+                    let generator = SubsampleGenerator::new(&t.config, p.info.scheme)?;
+                    match p.tracks.iter_mut().find(|e| e.0 == t.id) {
+                        Some(entry) => (entry.1, entry.2) = (t.kind, generator),
+                        None => p.tracks.push((t.id, t.kind, generator, 0)),
+                    }
+                }
+                Ok(Item::Event(Event::TrackAdded(t)))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// The protected media segment of `f`, a fragment [`CmafVod::write_segment`] queued
     /// as [`Queued::Protect`] in the segment being handed out: its header and payloads
     /// read where they are and protected with the sample table the writer returned
@@ -297,6 +439,23 @@ impl CmafVod {
             .rendition(&f.rendition)
             .ok_or(Error::usage("fragment of an unknown CMAF rendition"))?
             .track();
+        // Payloads encrypted on arrival: only the boxes are new.
+        if let Some(aux) = p.take_pending(&f)? {
+            let mut header = BytesMut::with_capacity(f.data.len() + 64 + 64 * aux.len());
+            write_protected_header(&f.info, track, &aux, &mut header).map_err(|e| {
+                e.context(format!("rendition {}, fragment {}", f.rendition, f.number))
+            })?;
+            let duration =
+                Timestamp::new(f.duration().min(i64::MAX as u64) as i64, track.timescale);
+            return Ok(VodOutput::Fragment {
+                name: format!("{}/{}.m4s", f.rendition, f.number),
+                rendition: f.rendition,
+                number: f.number,
+                duration,
+                header: header.freeze(),
+                payloads: f.payloads,
+            });
+        }
         // The header and the payloads where they are: no copy to join them.
         let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + f.payloads.len());
         parts.push(&f.data);

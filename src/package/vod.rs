@@ -463,11 +463,10 @@ pub enum VodOutput {
         number: u64,
         /// Duration as the manifests list it, in the track's timescale.
         duration: Timestamp,
-        /// `styp`, `moof` and the `mdat` header; a protected fragment (`cenc`, `cbcs`)
-        /// whole, `mdat` body encrypted.
+        /// `styp`, `moof` and the `mdat` header (protected: with `senc`, `saiz`, `saio`).
         header: Bytes,
-        /// The sample payloads (slices of the input, not copies); empty for a protected
-        /// fragment.
+        /// The sample payloads: slices of the input, not copies; protected (`cenc`,
+        /// `cbcs`), slices of the buffer the frames were encrypted into as they arrived.
         payloads: Vec<Bytes>,
     },
     /// The content key as an HLS identity key file (16 raw bytes), emitted at the end
@@ -582,10 +581,11 @@ struct Writing {
 /// ([`VodPackagerOptions::encryption`]). A [`Stage`]: push items, poll outputs, finish.
 ///
 /// Protection costs one pass over the media bytes: a TS piece is encrypted (`aes128`)
-/// or muxed encrypted (`sample-aes`) as it is made; a CMAF fragment is protected once,
-/// from its header and payloads and the sample table its writer returned
-/// ([`crate::container::fmp4::protect_fragment`]), into a buffer the packager reuses
-/// once the host has dropped the previous output.
+/// or muxed encrypted (`sample-aes`) as it is made; with `cenc`/`cbcs` every frame is
+/// encrypted as it is pushed, while its bytes are still in cache (IVs from the track and
+/// a count of its frames, subsamples from its NAL units), and a fragment then only gets
+/// its protection boxes (`senc`, `saiz`, `saio`) with the encrypted payloads following
+/// by reference.
 #[derive(Debug)]
 pub struct VodPackager {
     opts: VodPackagerOptions,
@@ -920,6 +920,11 @@ impl Stage for VodPackager {
         if self.finished {
             return Err(Error::usage("VodPackager: push after finish"));
         }
+        // CENC: frames are encrypted as they arrive (still in cache).
+        let item = match &mut self.cmaf {
+            Some(c) => c.on_item(item)?,
+            None => item,
+        };
         self.segmenter.push(item)?;
         self.collect()
     }
@@ -1501,7 +1506,8 @@ mod tests {
                 let VodOutput::Fragment { payloads, .. } = e else {
                     break;
                 };
-                assert!(payloads.is_empty(), "a protected fragment is one buffer");
+                // Encrypted as the frames arrived: a new header, the payloads by reference.
+                assert!(!payloads.is_empty(), "payloads by reference");
                 assert_ne!(e.data(), c.data());
                 let got = reader
                     .read_segment_decrypted(e.data(), &[(KID, KEY.clone())])

@@ -66,6 +66,7 @@ pub use init::{write_init_segment, INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
 pub use protect::{
     protect_fragment, protect_fragment_parts, write_protected_init_segment, ProtectionInfo,
 };
+pub(crate) use protect::{write_protected_header, SampleProtection};
 pub use pssh::PsshBox;
 pub use reader::{Fmp4Reader, Fmp4ReaderOptions};
 pub use sinf::{TrackEncryption, CENC_SCHEME_VERSION};

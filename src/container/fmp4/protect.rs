@@ -339,45 +339,8 @@ fn protect<P: AsRef<[u8]>>(
         payload += u64::from(s.size);
         aux.push(SampleAux { iv, subsamples });
     }
-    let use_subsamples = generator.is_some();
-    let sizes: Vec<usize> = aux.iter().map(|a| a.size(use_subsamples)).collect();
-    let rows: Vec<Row> = info
-        .samples
-        .iter()
-        .map(|s| Row {
-            duration: s.duration,
-            size: s.size,
-            flags: s.flags,
-            cto: s.composition_offset,
-        })
-        .collect();
-
-    let extra = |out: &mut BytesMut, moof: usize| -> Result<()> {
-        let saio_field = if sizes.iter().any(|&s| s > 0) {
-            write_saiz(out, &sizes)?;
-            Some(write_saio(out)?)
-        } else {
-            None
-        };
-        let first = write_senc(out, &aux, use_subsamples)?;
-        if let Some(field) = saio_field {
-            // Relative to the moof: the traf's base (default-base-is-moof, §8.7.9).
-            let offset =
-                u32::try_from(first - moof).map_err(|_| Error::limit("moof larger than 4 GiB"))?;
-            out[field..field + 4].copy_from_slice(&offset.to_be_bytes());
-        }
-        Ok(())
-    };
     let base = out.len();
-    let (moof, data_start) = write_moof(
-        track,
-        info.sequence,
-        info.base_decode_time,
-        &rows,
-        payload,
-        Some(&extra),
-        out,
-    )?;
+    let (moof, data_start) = write_header(info, track, &aux, generator.is_some(), payload, out)?;
 
     out.reserve(payload as usize);
     if cenc {
@@ -409,6 +372,66 @@ fn protect<P: AsRef<[u8]>>(
             cipher.encrypt_run(&mut out[batch..], &run, pattern)?;
         }
     }
+    Ok(protected_info(info, base, moof, data_start))
+}
+
+/// Writes `styp`, the `moof` of `info` with `saiz`, `saio` and `senc` from `aux` added to
+/// its `traf`, and the `mdat` header for `payload` bytes; returns the offsets of the
+/// `moof` and of the payload in `out`.
+fn write_header(
+    info: &FragmentInfo,
+    track: &TrackInfo,
+    aux: &[SampleAux],
+    use_subsamples: bool,
+    payload: u64,
+    out: &mut BytesMut,
+) -> Result<(usize, usize)> {
+    let sizes: Vec<usize> = aux.iter().map(|a| a.size(use_subsamples)).collect();
+    let rows: Vec<Row> = info
+        .samples
+        .iter()
+        .map(|s| Row {
+            duration: s.duration,
+            size: s.size,
+            flags: s.flags,
+            cto: s.composition_offset,
+        })
+        .collect();
+    let extra = |out: &mut BytesMut, moof: usize| -> Result<()> {
+        let saio_field = if sizes.iter().any(|&s| s > 0) {
+            write_saiz(out, &sizes)?;
+            Some(write_saio(out)?)
+        } else {
+            None
+        };
+        let first = write_senc(out, aux, use_subsamples)?;
+        if let Some(field) = saio_field {
+            // Relative to the moof: the traf's base (default-base-is-moof, §8.7.9).
+            let offset =
+                u32::try_from(first - moof).map_err(|_| Error::limit("moof larger than 4 GiB"))?;
+            out[field..field + 4].copy_from_slice(&offset.to_be_bytes());
+        }
+        Ok(())
+    };
+    write_moof(
+        track,
+        info.sequence,
+        info.base_decode_time,
+        &rows,
+        payload,
+        Some(&extra),
+        out,
+    )
+}
+
+/// The info of the protected fragment written at `base` in the output, its `moof` at
+/// `moof` and its payload from `data_start`: `info`'s samples and NAL units moved there.
+fn protected_info(
+    info: &FragmentInfo,
+    base: usize,
+    moof: usize,
+    data_start: usize,
+) -> FragmentInfo {
     let mut samples = Vec::with_capacity(info.samples.len());
     let mut nal_units = Vec::with_capacity(info.nal_units.len());
     let mut at = data_start;
@@ -428,7 +451,7 @@ fn protect<P: AsRef<[u8]>>(
         });
         at += s.size as usize;
     }
-    Ok(FragmentInfo {
+    FragmentInfo {
         sequence: info.sequence,
         base_decode_time: info.base_decode_time,
         duration: info.duration,
@@ -437,5 +460,41 @@ fn protect<P: AsRef<[u8]>>(
         len: at,
         samples,
         nal_units,
-    })
+    }
+}
+
+/// The protection of one sample decided when it was encrypted, before its fragment
+/// existed: its IV (none with a constant IV) and its subsample table (empty: protected
+/// whole). What [`write_protected_header`] writes into `senc`.
+pub(crate) use super::senc::SampleAux as SampleProtection;
+
+/// Appends `styp`, `moof` (with `saiz`, `saio` and `senc` from `aux`, one per sample of
+/// `info`) and the `mdat` header of a fragment whose sample payloads were already
+/// encrypted when they arrived: the payloads follow by reference, unchanged. Returns
+/// the info of the protected fragment (offsets as if the payloads followed in `out`).
+///
+/// Errors: `aux` and `info` that differ in sample count ([`Error::usage`]); what
+/// writing the boxes refuses. On error nothing is appended.
+pub(crate) fn write_protected_header(
+    info: &FragmentInfo,
+    track: &TrackInfo,
+    aux: &[SampleProtection],
+    out: &mut BytesMut,
+) -> Result<FragmentInfo> {
+    if aux.len() != info.samples.len() {
+        return Err(Error::usage("one protection per sample of the fragment"));
+    }
+    let start = out.len();
+    let use_subsamples = matches!(
+        track.config,
+        crate::media::CodecConfig::H264(_) | crate::media::CodecConfig::H265(_)
+    );
+    let payload: u64 = info.samples.iter().map(|s| u64::from(s.size)).sum();
+    match write_header(info, track, aux, use_subsamples, payload, out) {
+        Ok((moof, data_start)) => Ok(protected_info(info, start, moof, data_start)),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
