@@ -319,15 +319,6 @@ fn hashes(cmd: &mut Command) -> Vec<String> {
     md5_column(&out.stdout)
 }
 
-/// The last column of `-f framemd5` output.
-fn md5_column(out: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
-        .collect()
-}
-
 /// The `id`s of the `<Representation>` elements of `mpd`.
 fn representation_ids(mpd: &str) -> Vec<String> {
     mpd.split("<Representation")
@@ -440,25 +431,32 @@ fn cenc_and_cbcs_live_decrypt_in_current_ffmpeg_and_play_in_shaka_with_clear_key
     let numbers = &numbers[numbers.len() - 3..];
     let ffmpeg9 = ffmpeg_current();
     let key_hex = hex(&key.body);
-    for rep in &reps {
-        let fetch = |prefix: &str| -> Vec<u8> {
-            let mut all = Vec::new();
-            let init = origin
-                .get(&format!("/live/{name}/{prefix}{rep}/init.mp4{q}"))
+    // Every file first, in one go, while those fragments are in the live window; the
+    // decoding comes after.
+    let fetch = |prefix: &str, rep: &str| -> Vec<u8> {
+        let mut all = Vec::new();
+        let init = origin
+            .get(&format!("/live/{name}/{prefix}{rep}/init.mp4{q}"))
+            .unwrap();
+        assert_eq!(init.status, 200, "{prefix}{rep}/init.mp4");
+        all.extend_from_slice(&init.body);
+        for n in numbers {
+            let f = origin
+                .get(&format!("/live/{name}/{prefix}{rep}/{n}.m4s{q}"))
                 .unwrap();
-            assert_eq!(init.status, 200, "{prefix}{rep}/init.mp4");
-            all.extend_from_slice(&init.body);
-            for n in numbers {
-                let f = origin
-                    .get(&format!("/live/{name}/{prefix}{rep}/{n}.m4s{q}"))
-                    .unwrap();
-                assert_eq!(f.status, 200, "{prefix}{rep}/{n}.m4s");
-                all.extend_from_slice(&f.body);
-            }
-            all
-        };
-        let clear_file = dir.join(&format!("{rep}-clear.mp4"));
-        std::fs::write(&clear_file, fetch("")).unwrap();
+            assert_eq!(f.status, 200, "{prefix}{rep}/{n}.m4s");
+            all.extend_from_slice(&f.body);
+        }
+        all
+    };
+    for rep in &reps {
+        for prefix in ["", "cenc/", "cbcs/"] {
+            let file = dir.join(&format!("{rep}-{}.mp4", prefix.trim_end_matches('/')));
+            std::fs::write(file, fetch(prefix, rep)).unwrap();
+        }
+    }
+    for rep in &reps {
+        let clear_file = dir.join(&format!("{rep}-.mp4"));
         let reference = hashes(
             Command::new(&ffmpeg9)
                 .args(["-nostdin", "-v", "error", "-i"])
@@ -467,9 +465,7 @@ fn cenc_and_cbcs_live_decrypt_in_current_ffmpeg_and_play_in_shaka_with_clear_key
         );
         assert!(!reference.is_empty(), "{rep}: no frames");
         for scheme in ["cenc", "cbcs"] {
-            let enc = fetch(&format!("{scheme}/"));
             let enc_file = dir.join(&format!("{rep}-{scheme}.mp4"));
-            std::fs::write(&enc_file, &enc).unwrap();
             let decrypt = |k: &str| {
                 Command::new(&ffmpeg9)
                     .args(["-nostdin", "-v", "error", "-decryption_key", k, "-i"])

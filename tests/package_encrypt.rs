@@ -112,40 +112,6 @@ fn openssl_decrypt(file: &Path, key_hex: &str, iv_hex: &str) -> Vec<u8> {
     out.stdout
 }
 
-/// framemd5 (md5 column) of `stream` of an HLS playlist read by `ffmpeg` (the
-/// given binary) with key files allowed.
-fn hls_md5(ffmpeg: &Path, playlist: &Path, stream: &str) -> Vec<String> {
-    let out = Command::new(ffmpeg)
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-allowed_extensions",
-            "ALL",
-            "-i",
-        ])
-        .arg(playlist)
-        .args(["-map", &format!("0:{stream}"), "-f", "framemd5", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg on {}: {}",
-        playlist.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    md5_column(&out.stdout)
-}
-
-fn md5_column(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
-        .collect()
-}
-
 /// (md5 column, stderr) of the current FFmpeg decoding every stream of `file`, with
 /// `-decryption_key` when `key` is given.
 fn current_md5(file: &Path, key: Option<&str>) -> (Vec<String>, String) {
@@ -224,13 +190,13 @@ fn aes128_segments_are_the_clear_segments_encrypted() {
     // ffmpeg 5.1 plays it to the clear package's frames.
     let ff = tool("ffmpeg");
     for stream in ["v:0", "a:0"] {
-        let reference = hls_md5(&ff, &clear.join("index.m3u8"), stream);
+        let reference = hls_framemd5(&ff, &clear.join("index.m3u8"), stream);
         assert!(
             reference.len() > 100,
             "{stream}: {} frames",
             reference.len()
         );
-        let got = hls_md5(&ff, &enc.join("index.m3u8"), stream);
+        let got = hls_framemd5(&ff, &enc.join("index.m3u8"), stream);
         assert!(
             got == reference,
             "{stream}: the encrypted HLS decodes differently"
@@ -253,7 +219,7 @@ fn aes128_segments_are_the_clear_segments_encrypted() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let reference = hls_md5(&ff, &clear.join("index.m3u8"), "v:0");
+    let reference = hls_framemd5(&ff, &clear.join("index.m3u8"), "v:0");
     assert_ne!(md5_column(&wrong.stdout), reference, "a wrong key decoded");
 
     // An explicit IV and key URI (with the key id) are written and used.
@@ -338,8 +304,8 @@ fn sample_aes_decodes_to_the_clear_frames() {
     let excused = pts.binary_search(&last_pts).unwrap();
 
     let ff = tool("ffmpeg");
-    let reference = hls_md5(&ff, &clear.join("index.m3u8"), "v:0");
-    let got = hls_md5(&ff, &enc.join("index.m3u8"), "v:0");
+    let reference = hls_framemd5(&ff, &clear.join("index.m3u8"), "v:0");
+    let got = hls_framemd5(&ff, &enc.join("index.m3u8"), "v:0");
     assert_eq!(got.len(), reference.len(), "video frame count");
     let differ: Vec<usize> = (0..got.len()).filter(|&i| got[i] != reference[i]).collect();
     assert!(
@@ -351,15 +317,15 @@ fn sample_aes_decodes_to_the_clear_frames() {
         got.len() - differ.len(),
         got.len()
     );
-    let a_ref = hls_md5(&ff, &clear.join("index.m3u8"), "a:0");
-    let a_got = hls_md5(&ff, &enc.join("index.m3u8"), "a:0");
+    let a_ref = hls_framemd5(&ff, &clear.join("index.m3u8"), "a:0");
+    let a_got = hls_framemd5(&ff, &enc.join("index.m3u8"), "a:0");
     assert!(a_ref.len() > 100);
     assert!(a_got == a_ref, "audio differs");
     println!("sample-aes: {} audio frames identical", a_got.len());
 
     // The check can fail: a wrong key file gives wrong pictures.
     fs::write(enc.join("key.bin"), [0u8; 16]).unwrap();
-    let wrong = hls_md5(&ff, &enc.join("index.m3u8"), "v:0");
+    let wrong = hls_framemd5(&ff, &enc.join("index.m3u8"), "v:0");
     let bad = wrong.iter().zip(&reference).filter(|(a, b)| a != b).count();
     assert!(
         bad > wrong.len() / 2,

@@ -96,36 +96,6 @@ fn write_playlist(dir: &Path, segs: &[Segment], keys: impl Fn(u64) -> Vec<Key>) 
     text
 }
 
-/// `framemd5` of `stream` of an HLS playlist, read by ffmpeg's HLS demuxer with key
-/// files allowed.
-fn hls_md5(playlist: &Path, stream: &str) -> Vec<String> {
-    let out = Command::new(tool("ffmpeg"))
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-allowed_extensions",
-            "ALL",
-            "-i",
-        ])
-        .arg(playlist)
-        .args(["-map", &format!("0:{stream}"), "-f", "framemd5", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg on {}: {}",
-        playlist.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
-        .collect()
-}
-
 /// Display indices (presentation order) of the last video access unit, in decode
 /// order, of each segment `which` accepts: the frames ffmpeg's HLS demuxer decrypts
 /// under the following segment's key and IV (see the module doc).
@@ -147,7 +117,7 @@ fn held_back_frames(segs: &[Segment], which: impl Fn(usize) -> bool) -> Vec<usiz
 /// Checks the decoded playlist against the source, frame by frame: every video
 /// frame identical except those in `excused`, every audio frame identical.
 fn assert_decodes_like(src: &Path, playlist: &Path, excused: &[usize], what: &str) {
-    let ours = hls_md5(playlist, "v:0");
+    let ours = hls_framemd5(&tool("ffmpeg"), playlist, "v:0");
     let theirs = framemd5(src, "v:0");
     assert!(
         theirs.len() >= 250,
@@ -171,7 +141,11 @@ fn assert_decodes_like(src: &Path, playlist: &Path, excused: &[usize], what: &st
         ours.len() - differ.len(),
         ours.len()
     );
-    assert_same_audio(&framemd5(src, "a:0"), &hls_md5(playlist, "a:0"), what);
+    assert_same_audio(
+        &framemd5(src, "a:0"),
+        &hls_framemd5(&tool("ffmpeg"), playlist, "a:0"),
+        what,
+    );
 }
 
 #[test]
@@ -227,7 +201,7 @@ fn sample_aes_vod_decodes_like_the_source() {
 
     // A wrong key file: the playlist still plays, the pictures are wrong.
     fs::write(dir.join("key0.bin"), [0u8; 16]).unwrap();
-    let wrong = hls_md5(&dir.join("media.m3u8"), "v:0");
+    let wrong = hls_framemd5(&tool("ffmpeg"), &dir.join("media.m3u8"), "v:0");
     let bad = wrong.iter().zip(&src_md5).filter(|(a, b)| a != b).count();
     assert!(
         bad > wrong.len() / 2,

@@ -580,11 +580,43 @@ pub fn framemd5(path: &Path, stream_spec: &str) -> Vec<String> {
             .arg(path)
             .args(["-map", &format!("0:{stream_spec}"), "-f", "framemd5", "-"]),
     );
-    String::from_utf8_lossy(&out.stdout)
+    md5_column(&out.stdout)
+}
+
+/// The md5 column of `ffmpeg -f framemd5` output: one checksum per frame, in order.
+pub fn md5_column(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| l.rsplit(',').next().map(|m| m.trim().to_string()))
         .collect()
+}
+
+/// `framemd5` of `stream_spec` of an HLS playlist read by the `ffmpeg` binary given
+/// (`tool("ffmpeg")` or [`ffmpeg_current`]) with key files allowed
+/// (`-allowed_extensions ALL`). Panics with ffmpeg's errors when it fails.
+pub fn hls_framemd5(ffmpeg: &Path, playlist: &Path, stream_spec: &str) -> Vec<String> {
+    let out = Command::new(ffmpeg)
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-allowed_extensions",
+            "ALL",
+            "-i",
+        ])
+        .arg(playlist)
+        .args(["-map", &format!("0:{stream_spec}"), "-f", "framemd5", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg on {}: {}",
+        playlist.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    md5_column(&out.stdout)
 }
 
 /// The PyPI package that ships a current static FFmpeg, and the version `scripts/test.sh`
