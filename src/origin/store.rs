@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::time::Timestamp;
 
 /// What a CMAF object of a live stream is, within its stream: the init segment or a
 /// numbered fragment of one rendition (`v1`, `a2`; see [`crate::package::cmaf`]).
@@ -35,6 +36,103 @@ impl CmafKey<'_> {
         match self {
             CmafKey::Init { rendition } | CmafKey::Fragment { rendition, .. } => rendition,
         }
+    }
+}
+
+/// Which series of objects of a stream a [`SegmentRecord`] indexes: the MPEG-TS
+/// segments, or the fragments of one CMAF rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Series<'a> {
+    /// The MPEG-TS segments (`{sequence}.ts`).
+    Ts,
+    /// The fragments of one CMAF rendition (`{rendition}/{number}.m4s`).
+    Cmaf {
+        /// The rendition name.
+        rendition: &'a str,
+    },
+}
+
+/// What an index keeps of one stored segment or fragment: enough to write a playlist
+/// line or a DASH `SegmentTimeline` entry, and to find the segment playing at a wall
+/// clock time, without reading its bytes. Time is integer (never `f64`).
+///
+/// ```
+/// use strom::origin::SegmentRecord;
+/// use strom::time::Timestamp;
+///
+/// let r = SegmentRecord::new(7, Timestamp::from_millis(14_000), Timestamp::from_millis(2_000))
+///     .with_program_date_time(1_700_000_014_000)
+///     .with_size(188 * 1000);
+/// assert_eq!(r.end().as_millis(), 16_000);
+/// assert_eq!(r.program_date_time_end(), 1_700_000_016_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentRecord {
+    /// Media sequence number of a TS segment, or the fragment number (DASH
+    /// `$Number$`) of a CMAF fragment.
+    pub number: u64,
+    /// Media time of its first sample, in the series' timescale (90 kHz for TS, the
+    /// track's for CMAF: the fragment's `tfdt`).
+    pub start: Timestamp,
+    /// Exact duration, in the same timescale as `start`.
+    pub duration: Timestamp,
+    /// Wall-clock time (Unix ms) when its first frame arrived
+    /// (`EXT-X-PROGRAM-DATE-TIME`).
+    pub program_date_time: i64,
+    /// Bytes of the object.
+    pub size: u64,
+    /// It starts after a discontinuity (a publisher reconnected, timestamps or
+    /// codecs changed): `EXT-X-DISCONTINUITY` before it, a new DASH Period or a
+    /// gap in the timeline.
+    pub discontinuity: bool,
+}
+
+impl SegmentRecord {
+    /// Record `number` starting at `start` for `duration`; no wall-clock time (0),
+    /// size 0, no discontinuity.
+    pub fn new(number: u64, start: Timestamp, duration: Timestamp) -> Self {
+        SegmentRecord {
+            number,
+            start,
+            duration,
+            program_date_time: 0,
+            size: 0,
+            discontinuity: false,
+        }
+    }
+
+    /// With the wall-clock time (Unix ms) of its first frame.
+    #[must_use]
+    pub fn with_program_date_time(mut self, unix_ms: i64) -> Self {
+        self.program_date_time = unix_ms;
+        self
+    }
+
+    /// With its size in bytes.
+    #[must_use]
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// With the discontinuity flag.
+    #[must_use]
+    pub fn with_discontinuity(mut self, discontinuity: bool) -> Self {
+        self.discontinuity = discontinuity;
+        self
+    }
+
+    /// Media time just after it: `start + duration`.
+    pub fn end(&self) -> Timestamp {
+        self.start.add(self.duration)
+    }
+
+    /// Wall-clock time (Unix ms) just after it.
+    pub fn program_date_time_end(&self) -> i64 {
+        self.program_date_time
+            .saturating_add(self.duration.as_millis())
     }
 }
 
@@ -96,6 +194,86 @@ pub trait SegmentStore {
     fn get_cmaf(&self, stream: &str, key: CmafKey<'_>) -> Option<Bytes> {
         let _ = (stream, key);
         None
+    }
+    /// Stores `data` as the object `record.number` of `series` of `stream` (as
+    /// [`put`](Self::put) or [`put_cmaf`](Self::put_cmaf) with
+    /// [`CmafKey::Fragment`]) and indexes `record`, for DVR playlists, start-over
+    /// and restarts. Numbers of a series are put in increasing order.
+    ///
+    /// The default stores the object and keeps no record: [`records`](Self::records)
+    /// then visits nothing and DVR is limited to the live window.
+    ///
+    /// Errors: as `put` / `put_cmaf`; an indexing store also fails on a record
+    /// number not above the last one ([`Error::usage`]).
+    fn put_indexed(
+        &mut self,
+        stream: &str,
+        series: Series<'_>,
+        record: &SegmentRecord,
+        data: Bytes,
+    ) -> Result<()> {
+        match series {
+            Series::Ts => self.put(stream, record.number, data),
+            Series::Cmaf { rendition } => self.put_cmaf(
+                stream,
+                CmafKey::Fragment {
+                    rendition,
+                    number: record.number,
+                },
+                data,
+            ),
+        }
+    }
+    /// Visits the records of `series` of `stream` whose object is still stored,
+    /// number `>= from`, in increasing order, until `visit` returns `false`.
+    /// A store keeping hours of records answers in time proportional to what is
+    /// visited, not to what is stored (the first record is found by binary search).
+    ///
+    /// The default visits nothing.
+    ///
+    /// Errors: an implementation-defined [`Error`] (an unreadable index).
+    fn records(
+        &self,
+        stream: &str,
+        series: Series<'_>,
+        from: u64,
+        visit: &mut dyn FnMut(&SegmentRecord) -> bool,
+    ) -> Result<()> {
+        let _ = (stream, series, from, visit);
+        Ok(())
+    }
+    /// The first stored record of `series` of `stream` that is still playing or
+    /// starts at or after wall-clock time `unix_ms` (its
+    /// [`SegmentRecord::program_date_time_end`] is after it): where a start-over
+    /// playlist begins. `None` when no stored record ends after `unix_ms`.
+    ///
+    /// The default walks [`records`](Self::records).
+    fn record_at(&self, stream: &str, series: Series<'_>, unix_ms: i64) -> Option<SegmentRecord> {
+        let mut found = None;
+        let _ = self.records(stream, series, 0, &mut |r| {
+            if r.program_date_time_end() > unix_ms {
+                found = Some(*r);
+                false
+            } else {
+                true
+            }
+        });
+        found
+    }
+    /// The newest stored record of `series` of `stream`. The default walks
+    /// [`records`](Self::records).
+    fn last_record(&self, stream: &str, series: Series<'_>) -> Option<SegmentRecord> {
+        let mut last = None;
+        let _ = self.records(stream, series, 0, &mut |r| {
+            last = Some(*r);
+            true
+        });
+        last
+    }
+    /// Names of the streams with stored records, sorted: what an origin reopening a
+    /// durable store restores. The default: none.
+    fn stored_streams(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
