@@ -87,6 +87,11 @@ pub struct SegmentRecord {
     /// codecs changed): `EXT-X-DISCONTINUITY` before it, a new DASH Period or a
     /// gap in the timeline.
     pub discontinuity: bool,
+    /// How many discontinuities came before it in its series since the stream began
+    /// (`EXT-X-DISCONTINUITY-SEQUENCE` of a playlist that starts with it, RFC 8216bis
+    /// §4.4.3.3): kept in the record so that a window whose oldest records were
+    /// deleted still counts right. Its own `discontinuity` is not included.
+    pub discontinuity_sequence: u64,
 }
 
 impl SegmentRecord {
@@ -100,6 +105,7 @@ impl SegmentRecord {
             program_date_time: 0,
             size: 0,
             discontinuity: false,
+            discontinuity_sequence: 0,
         }
     }
 
@@ -121,6 +127,13 @@ impl SegmentRecord {
     #[must_use]
     pub fn with_discontinuity(mut self, discontinuity: bool) -> Self {
         self.discontinuity = discontinuity;
+        self
+    }
+
+    /// With the count of discontinuities before it in its series.
+    #[must_use]
+    pub fn with_discontinuity_sequence(mut self, count: u64) -> Self {
+        self.discontinuity_sequence = count;
         self
     }
 
