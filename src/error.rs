@@ -27,6 +27,11 @@ pub enum ErrorKind {
     Usage,
     /// A cryptographic operation failed (bad key, bad padding).
     Crypto,
+    /// The host's storage failed (a full disk, a file over its size limit, a
+    /// permission or device error): raised only by the file-system adapter
+    /// ([`crate::origin::DiskStore`]); the message names the operation, the path and
+    /// the operating system's error.
+    Io,
 }
 
 impl fmt::Display for ErrorKind {
@@ -37,6 +42,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Limit => "limit exceeded",
             ErrorKind::Usage => "usage error",
             ErrorKind::Crypto => "crypto error",
+            ErrorKind::Io => "I/O error",
         })
     }
 }
@@ -96,6 +102,10 @@ impl Error {
     /// Shorthand for [`ErrorKind::Crypto`].
     pub fn crypto(msg: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::Crypto, msg)
+    }
+    /// Shorthand for [`ErrorKind::Io`].
+    pub fn io(msg: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Io, msg)
     }
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {

@@ -32,7 +32,10 @@
 //! ```
 
 pub mod clearkey;
+mod disk_store;
+mod dvr;
 mod http;
+pub mod index;
 mod live;
 mod live_cmaf;
 mod protect;
@@ -40,6 +43,8 @@ mod protect_fmp4;
 mod router;
 mod store;
 
+pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
+pub use dvr::DVR_PLAYLIST;
 pub use http::{Method, Request, Response};
 pub use live::{
     FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,

@@ -322,9 +322,12 @@ impl Default for MemoryStoreOptions {
 
 #[derive(Debug, Default)]
 struct StreamSegments {
-    segments: BTreeMap<u64, Bytes>,
+    segments: BTreeMap<u64, Stored>,
     /// Bytes of `segments`.
     bytes: usize,
+    /// Number of the last indexed segment ([`SegmentStore::put_indexed`]): the next
+    /// one must be above it.
+    last_indexed: Option<u64>,
     /// CMAF renditions by name.
     renditions: BTreeMap<String, RenditionObjects>,
     /// Bytes of every rendition (init segments and fragments).
@@ -335,15 +338,32 @@ impl StreamSegments {
     fn is_empty(&self) -> bool {
         self.segments.is_empty() && self.renditions.is_empty()
     }
+
+    fn has_records(&self) -> bool {
+        self.segments.values().any(|s| s.record.is_some())
+            || self
+                .renditions
+                .values()
+                .any(|r| r.fragments.values().any(|s| s.record.is_some()))
+    }
+}
+
+/// A stored segment or fragment, with its record when it was indexed.
+#[derive(Debug)]
+struct Stored {
+    data: Bytes,
+    record: Option<SegmentRecord>,
 }
 
 /// The stored objects of one CMAF rendition.
 #[derive(Debug, Default)]
 struct RenditionObjects {
     init: Option<Bytes>,
-    fragments: BTreeMap<u64, Bytes>,
+    fragments: BTreeMap<u64, Stored>,
     /// Bytes of `init` and `fragments`.
     bytes: usize,
+    /// Number of the last indexed fragment.
+    last_indexed: Option<u64>,
 }
 
 /// Most CMAF renditions a [`MemoryStore`] keeps per stream (as many as a
@@ -397,37 +417,64 @@ impl MemoryStore {
     }
 }
 
-impl SegmentStore for MemoryStore {
-    fn put(&mut self, stream: &str, sequence: u64, data: Bytes) -> Result<()> {
+impl MemoryStore {
+    fn check_new_stream(&self, stream: &str) -> Result<()> {
         if !self.streams.contains_key(stream) && self.streams.len() >= self.opts.max_streams {
             return Err(Error::limit("memory store: too many streams").context(stream.to_string()));
         }
-        let s = self.streams.entry(stream.to_string()).or_default();
-        if let Some(old) = s.segments.insert(sequence, data.clone()) {
-            s.bytes -= old.len();
+        Ok(())
+    }
+
+    fn put_segment(
+        &mut self,
+        stream: &str,
+        sequence: u64,
+        data: Bytes,
+        record: Option<SegmentRecord>,
+    ) -> Result<()> {
+        self.check_new_stream(stream)?;
+        if record.is_some() {
+            let last = self.streams.get(stream).and_then(|s| s.last_indexed);
+            check_increasing(last, sequence, stream)?;
         }
-        s.bytes += data.len();
+        let s = self.streams.entry(stream.to_string()).or_default();
+        if record.is_some() {
+            s.last_indexed = Some(sequence);
+        }
+        let len = data.len();
+        if let Some(old) = s.segments.insert(sequence, Stored { data, record }) {
+            s.bytes -= old.data.len();
+        }
+        s.bytes += len;
         let max_segments = self.opts.max_segments_per_stream.max(1);
         while s.segments.len() > max_segments
             || (s.bytes > self.opts.max_bytes_per_stream && s.segments.len() > 1)
         {
             match s.segments.pop_first() {
-                Some((_, old)) => s.bytes -= old.len(),
+                Some((_, old)) => s.bytes -= old.data.len(),
                 None => break,
             }
         }
         Ok(())
     }
 
-    fn get(&self, stream: &str, sequence: u64) -> Option<Bytes> {
-        self.streams.get(stream)?.segments.get(&sequence).cloned()
-    }
-
-    fn put_cmaf(&mut self, stream: &str, key: CmafKey<'_>, data: Bytes) -> Result<()> {
-        if !self.streams.contains_key(stream) && self.streams.len() >= self.opts.max_streams {
-            return Err(Error::limit("memory store: too many streams").context(stream.to_string()));
-        }
+    fn put_object(
+        &mut self,
+        stream: &str,
+        key: CmafKey<'_>,
+        data: Bytes,
+        record: Option<SegmentRecord>,
+    ) -> Result<()> {
+        self.check_new_stream(stream)?;
         let name = key.rendition();
+        if let (Some(_), CmafKey::Fragment { number, .. }) = (record, key) {
+            let last = self
+                .streams
+                .get(stream)
+                .and_then(|s| s.renditions.get(name))
+                .and_then(|r| r.last_indexed);
+            check_increasing(last, number, stream)?;
+        }
         let s = self.streams.entry(stream.to_string()).or_default();
         if !s.renditions.contains_key(name) && s.renditions.len() >= MAX_RENDITIONS {
             if s.is_empty() {
@@ -441,7 +488,14 @@ impl SegmentStore for MemoryStore {
         let len = data.len();
         let old = match key {
             CmafKey::Init { .. } => r.init.replace(data),
-            CmafKey::Fragment { number, .. } => r.fragments.insert(number, data),
+            CmafKey::Fragment { number, .. } => {
+                if record.is_some() {
+                    r.last_indexed = Some(number);
+                }
+                r.fragments
+                    .insert(number, Stored { data, record })
+                    .map(|o| o.data)
+            }
         };
         let before = r.bytes;
         r.bytes = r.bytes - old.map_or(0, |o| o.len()) + len;
@@ -450,7 +504,7 @@ impl SegmentStore for MemoryStore {
             || (r.bytes > self.opts.max_bytes_per_stream && r.fragments.len() > 1)
         {
             match r.fragments.pop_first() {
-                Some((_, old)) => r.bytes -= old.len(),
+                Some((_, old)) => r.bytes -= old.data.len(),
                 None => break,
             }
         }
@@ -458,11 +512,54 @@ impl SegmentStore for MemoryStore {
         Ok(())
     }
 
+    /// The stored objects of `series` of `stream`.
+    fn series(&self, stream: &str, series: Series<'_>) -> Option<&BTreeMap<u64, Stored>> {
+        let s = self.streams.get(stream)?;
+        match series {
+            Series::Ts => Some(&s.segments),
+            Series::Cmaf { rendition } => Some(&s.renditions.get(rendition)?.fragments),
+        }
+    }
+}
+
+/// [`Error::usage`] unless `number` is above `last`, the last indexed number.
+fn check_increasing(last: Option<u64>, number: u64, stream: &str) -> Result<()> {
+    match last {
+        Some(last) if number <= last => Err(Error::usage(
+            "segment store: record number not above the last indexed one",
+        )
+        .context(format!("{stream}: {number} after {last}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Keeps the [`SegmentRecord`] of each indexed segment or fragment beside its bytes:
+/// [`records`](SegmentStore::records), [`record_at`](SegmentStore::record_at) and
+/// [`last_record`](SegmentStore::last_record) answer over the window this store
+/// keeps (DVR from memory with `max_segments_per_stream` of a few thousand). The
+/// record's `size` is set to the length of the data.
+impl SegmentStore for MemoryStore {
+    fn put(&mut self, stream: &str, sequence: u64, data: Bytes) -> Result<()> {
+        self.put_segment(stream, sequence, data, None)
+    }
+
+    fn get(&self, stream: &str, sequence: u64) -> Option<Bytes> {
+        self.streams
+            .get(stream)?
+            .segments
+            .get(&sequence)
+            .map(|s| s.data.clone())
+    }
+
+    fn put_cmaf(&mut self, stream: &str, key: CmafKey<'_>, data: Bytes) -> Result<()> {
+        self.put_object(stream, key, data, None)
+    }
+
     fn get_cmaf(&self, stream: &str, key: CmafKey<'_>) -> Option<Bytes> {
         let r = self.streams.get(stream)?.renditions.get(key.rendition())?;
         match key {
             CmafKey::Init { .. } => r.init.clone(),
-            CmafKey::Fragment { number, .. } => r.fragments.get(&number).cloned(),
+            CmafKey::Fragment { number, .. } => r.fragments.get(&number).map(|s| s.data.clone()),
         }
     }
 
@@ -472,7 +569,7 @@ impl SegmentStore for MemoryStore {
         };
         let removed = match s.segments.remove(&sequence) {
             Some(old) => {
-                s.bytes -= old.len();
+                s.bytes -= old.data.len();
                 true
             }
             None => false,
@@ -498,6 +595,61 @@ impl SegmentStore for MemoryStore {
 
     fn remove_stream(&mut self, stream: &str) {
         self.streams.remove(stream);
+    }
+
+    fn put_indexed(
+        &mut self,
+        stream: &str,
+        series: Series<'_>,
+        record: &SegmentRecord,
+        data: Bytes,
+    ) -> Result<()> {
+        let record = record.with_size(data.len() as u64);
+        match series {
+            Series::Ts => self.put_segment(stream, record.number, data, Some(record)),
+            Series::Cmaf { rendition } => {
+                let key = CmafKey::Fragment {
+                    rendition,
+                    number: record.number,
+                };
+                self.put_object(stream, key, data, Some(record))
+            }
+        }
+    }
+
+    fn records(
+        &self,
+        stream: &str,
+        series: Series<'_>,
+        from: u64,
+        visit: &mut dyn FnMut(&SegmentRecord) -> bool,
+    ) -> Result<()> {
+        if let Some(objects) = self.series(stream, series) {
+            for r in objects.range(from..).filter_map(|(_, s)| s.record.as_ref()) {
+                if !visit(r) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn last_record(&self, stream: &str, series: Series<'_>) -> Option<SegmentRecord> {
+        self.series(stream, series)?
+            .values()
+            .rev()
+            .find_map(|s| s.record)
+    }
+
+    fn stored_streams(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.has_records())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -598,6 +750,72 @@ mod tests {
         }
         let e = store.put_cmaf("c", init("v0"), seg(1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Limit);
+    }
+
+    #[test]
+    fn memory_store_keeps_records_over_its_window() {
+        let mut store = MemoryStore::new(MemoryStoreOptions {
+            max_segments_per_stream: 4,
+            ..Default::default()
+        });
+        let rec = |n: u64| {
+            SegmentRecord::new(
+                n,
+                Timestamp::from_secs(2 * n as i64),
+                Timestamp::from_secs(2),
+            )
+            .with_program_date_time(1_000_000 + 2000 * n as i64)
+            .with_discontinuity(n == 5)
+        };
+        let v1 = Series::Cmaf { rendition: "v1" };
+        assert_eq!(store.last_record("a", Series::Ts), None);
+        for n in 0..6 {
+            store
+                .put_indexed("a", Series::Ts, &rec(n), seg(10 + n as usize))
+                .unwrap();
+            store.put_indexed("a", v1, &rec(n), seg(5)).unwrap();
+        }
+        // An unindexed segment is stored but has no record.
+        store.put("a", 6, seg(1)).unwrap();
+        let mut seen = Vec::new();
+        store
+            .records("a", Series::Ts, 0, &mut |r| {
+                seen.push((r.number, r.size, r.discontinuity));
+                true
+            })
+            .unwrap();
+        // Window of 4 (3..=6); 6 has no record; size is the data's length.
+        assert_eq!(seen, [(3, 13, false), (4, 14, false), (5, 15, true)]);
+        let mut from5 = Vec::new();
+        store
+            .records("a", v1, 5, &mut |r| {
+                from5.push(r.number);
+                true
+            })
+            .unwrap();
+        assert_eq!(from5, [5]);
+        assert_eq!(store.last_record("a", Series::Ts).unwrap().number, 5);
+        assert_eq!(store.last_record("a", v1).unwrap().size, 5);
+        // 1 008 000 is in segment 4 (1 008 000..1 010 000); before the window: the first.
+        assert_eq!(
+            store.record_at("a", Series::Ts, 1_008_000).unwrap().number,
+            4
+        );
+        assert_eq!(store.record_at("a", Series::Ts, 0).unwrap().number, 3);
+        assert_eq!(store.record_at("a", Series::Ts, 1_012_000), None);
+        // Numbers of a series increase.
+        let e = store
+            .put_indexed("a", Series::Ts, &rec(5), seg(1))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        let e = store.put_indexed("a", v1, &rec(2), seg(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        store.put("b", 0, seg(1)).unwrap();
+        assert_eq!(store.stored_streams(), ["a"]);
+        store.remove_stream("a");
+        assert!(store.stored_streams().is_empty());
+        store.put_indexed("a", Series::Ts, &rec(0), seg(1)).unwrap();
+        assert_eq!(store.stored_streams(), ["a"]);
     }
 
     #[test]
