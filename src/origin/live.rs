@@ -119,10 +119,14 @@ impl Default for LiveStreamOptions {
 pub struct LiveSegment {
     /// Media sequence number (also its URI: `{sequence}.ts`).
     pub sequence: u64,
+    /// Media time of its first frame (the publisher's clock, as the segmenter cut it).
+    pub start: Timestamp,
     /// Exact duration.
     pub duration: Timestamp,
     /// Wall-clock time (Unix ms) when its first frame was pushed.
     pub program_date_time: i64,
+    /// It follows a discontinuity (`EXT-X-DISCONTINUITY` before it in the playlist).
+    pub discontinuity: bool,
     /// TS packets: PAT, PMT, then the frames; decodable alone.
     pub data: Bytes,
     /// The same segment as CMAF, one fragment per track (empty when
@@ -635,8 +639,10 @@ impl LiveStream {
         let fragments = self.cmaf_result(written).unwrap_or_default();
         self.ready.push_back(LiveSegment {
             sequence,
+            start: seg.start,
             duration: seg.duration,
             program_date_time: pdt,
+            discontinuity: seg.discontinuity,
             data,
             fragments,
         });

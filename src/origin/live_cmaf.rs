@@ -55,6 +55,13 @@ pub struct LiveFragment {
     /// The rendition's init segment, when it is new (first fragment of the rendition,
     /// or a new track configuration): store it as `init.mp4` before the fragment.
     pub init: Option<Bytes>,
+    /// Its place on the rendition's timeline (the track's timescale), as the
+    /// playlists and the MPD list it.
+    pub start: Timestamp,
+    /// Its listed duration, in the same timescale.
+    pub duration: Timestamp,
+    /// It follows a discontinuity (`EXT-X-DISCONTINUITY` before it).
+    pub discontinuity: bool,
 }
 
 /// Ceiling of `ticks` of `scale` in milliseconds.
@@ -283,12 +290,21 @@ impl LiveCmaf {
             } else {
                 self.pres.rendition(&f.rendition).map(|r| r.init_segment())
             };
+            let scale = self
+                .pres
+                .rendition(&f.rendition)
+                .map_or(Timescale::MPEG, |r| r.track().timescale);
+            let ticks = |t: u64| Timestamp::new(t.min(i64::MAX as u64) as i64, scale);
+            let (start, duration) = (ticks(f.timeline_start), ticks(f.timeline_duration));
             self.keep_table(&f.rendition, f.number, f.info);
             out.push(LiveFragment {
                 rendition: f.rendition,
                 number: f.number,
                 data: f.data,
                 init: fresh,
+                start,
+                duration,
+                discontinuity: f.discontinuity,
             });
         }
         self.refresh(now)?;

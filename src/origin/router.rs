@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+use super::dvr::{self, DvrPlaylist, Window, DVR_PLAYLIST};
 use super::http::{Method, Request, Response};
 use super::live::{
     LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
 };
 use super::live_cmaf::TIME_PATH;
 use super::protect::Protection;
-use super::store::{CmafKey, SegmentStore};
+use super::store::{CmafKey, SegmentRecord, SegmentStore, Series};
 use crate::error::{Error, Result};
 use crate::media::Item;
 use crate::package::cmaf::INIT_SEGMENT;
@@ -63,6 +64,18 @@ pub struct OriginOptions {
     /// request is at most this old, in milliseconds. Default: 10 000 (players
     /// reload a live playlist about every target duration).
     pub viewer_window_ms: i64,
+    /// How far back viewers may go (DVR / timeshift), in milliseconds: `dvr.m3u8`
+    /// playlists, start-over (`?start=`, `?offset=`) and the DASH MPD's
+    /// `timeShiftBufferDepth` cover the store's records within this much of the newest
+    /// one (see [`super::DVR_PLAYLIST`]). The store must keep that much
+    /// ([`SegmentStore::records`]; a [`super::MemoryStore`] keeps records for the
+    /// segments it holds). 0 turns DVR off: those requests get 404. Default: 0.
+    pub dvr_window_ms: i64,
+    /// Keep a stream's stored segments when the stream is removed (ended and lingered,
+    /// or replaced by a new publish of the same name): a recording, served as VOD from
+    /// the store's index (`dvr.m3u8`) until the store's own retention deletes it.
+    /// Default: `false` (the segments go with the stream).
+    pub keep_recordings: bool,
 }
 
 impl Default for OriginOptions {
@@ -72,6 +85,8 @@ impl Default for OriginOptions {
             max_streams: 1000,
             linger_ms: 60_000,
             viewer_window_ms: 10_000,
+            dvr_window_ms: 0,
+            keep_recordings: false,
         }
     }
 }
@@ -98,6 +113,8 @@ pub(super) enum Route<'a> {
     RenditionMedia(&'a str, &'a str),
     Init(&'a str, &'a str),
     Fragment(&'a str, &'a str, u64),
+    Dvr(&'a str),
+    RenditionDvr(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -108,9 +125,67 @@ impl<'a> Route<'a> {
             | Route::Media(n)
             | Route::CmafMultivariant(n)
             | Route::Mpd(n)
-            | Route::RenditionMedia(n, _) => Some(n),
+            | Route::RenditionMedia(n, _)
+            | Route::Dvr(n)
+            | Route::RenditionDvr(n, _) => Some(n),
             _ => None,
         }
+    }
+}
+
+/// Per stream and series (`""` for MPEG-TS, else the rendition): discontinuities
+/// recorded so far, and whether the next record starts a new publisher's stream. A
+/// series not seen since the origin started continues from its store's newest record
+/// (counting survives a restart), and its next record, following what an earlier
+/// process stored, is a discontinuity.
+#[derive(Debug, Default)]
+struct DiscontinuityCounts(HashMap<String, HashMap<String, (u64, bool)>>);
+
+impl DiscontinuityCounts {
+    /// `record` with its discontinuity sequence (and flag), counting its own
+    /// discontinuity for the records after it.
+    fn record<S: SegmentStore>(
+        &mut self,
+        store: &S,
+        stream: &str,
+        series: Series<'_>,
+        record: SegmentRecord,
+    ) -> SegmentRecord {
+        let key = match series {
+            Series::Cmaf { rendition } => rendition,
+            _ => "",
+        };
+        let per = self.0.entry(stream.to_string()).or_default();
+        let (n, fresh) = match per.get_mut(key) {
+            Some(e) => e,
+            None => {
+                let e = store.last_record(stream, series).map_or((0, false), |r| {
+                    (r.discontinuity_sequence + u64::from(r.discontinuity), true)
+                });
+                per.entry(key.to_string()).or_insert(e)
+            }
+        };
+        let disc = record.discontinuity || std::mem::take(fresh);
+        let out = record
+            .with_discontinuity(disc)
+            .with_discontinuity_sequence(*n);
+        *n += u64::from(disc);
+        out
+    }
+
+    /// A new stream of that name starts after what is stored: its first records
+    /// are discontinuities.
+    fn restart(&mut self, stream: &str) {
+        if let Some(per) = self.0.get_mut(stream) {
+            for (_, fresh) in per.values_mut() {
+                *fresh = true;
+            }
+        }
+    }
+
+    /// Forgets `stream` (its records were removed).
+    fn forget(&mut self, stream: &str) {
+        self.0.remove(stream);
     }
 }
 
@@ -171,6 +246,8 @@ pub struct Origin<S: SegmentStore> {
     viewers: Option<HashMap<String, HashMap<String, i64>>>,
     /// Keys, rotation and playback tokens, when content is protected.
     protection: Option<Protection>,
+    /// Discontinuities so far per stream and series, for the index records.
+    counts: DiscontinuityCounts,
 }
 
 impl<S: SegmentStore> Origin<S> {
@@ -183,6 +260,7 @@ impl<S: SegmentStore> Origin<S> {
             retired: HashMap::new(),
             viewers: None,
             protection: None,
+            counts: DiscontinuityCounts::default(),
         }
     }
 
@@ -236,7 +314,8 @@ impl<S: SegmentStore> Origin<S> {
             opts.first_sequence = next;
             let mut fresh = LiveStream::new(opts)?;
             fresh.publisher_connected(now)?;
-            self.store.remove_stream(name);
+            self.remove_stored(name);
+            self.counts.restart(name);
             self.streams.insert(name.to_string(), fresh);
             return Ok(());
         }
@@ -244,7 +323,14 @@ impl<S: SegmentStore> Origin<S> {
             return Err(Error::limit("origin: too many streams"));
         }
         let mut opts = self.opts.live.clone();
-        opts.first_sequence = self.retired.remove(name).unwrap_or(0);
+        // Numbering continues after the stream's last stored segment (a recording
+        // kept, or segments stored before a restart): URLs are never reused.
+        let stored = self
+            .store
+            .last_record(name, Series::Ts)
+            .map_or(0, |r| r.number.saturating_add(1));
+        opts.first_sequence = self.retired.remove(name).unwrap_or(0).max(stored);
+        self.counts.restart(name);
         let mut s = LiveStream::new(opts)?;
         s.publisher_connected(now)?;
         self.streams.insert(name.to_string(), s);
@@ -262,7 +348,7 @@ impl<S: SegmentStore> Origin<S> {
             .get_mut(name)
             .ok_or(Error::usage("origin: unknown stream"))?;
         let r = s.push(item, now);
-        let stored = Self::store_ready(&mut self.store, name, s);
+        let stored = Self::store_ready(&mut self.store, &mut self.counts, name, s);
         r.and(stored)
     }
 
@@ -275,7 +361,7 @@ impl<S: SegmentStore> Origin<S> {
             .get_mut(name)
             .ok_or(Error::usage("origin: unknown stream"))?;
         let r = s.publisher_disconnected(now);
-        let stored = Self::store_ready(&mut self.store, name, s);
+        let stored = Self::store_ready(&mut self.store, &mut self.counts, name, s);
         r.and(stored)
     }
 
@@ -302,7 +388,7 @@ impl<S: SegmentStore> Origin<S> {
                 }
                 self.retired.insert(name.clone(), s.next_number());
             }
-            self.store.remove_stream(&name);
+            self.remove_stored(&name);
             if let Some(v) = &mut self.viewers {
                 v.remove(&name);
             }
@@ -371,10 +457,33 @@ impl<S: SegmentStore> Origin<S> {
         }))
     }
 
-    fn store_ready(store: &mut S, name: &str, s: &mut LiveStream) -> Result<()> {
+    /// Removes the stored segments of `name`, unless recordings are kept.
+    fn remove_stored(&mut self, name: &str) {
+        if !self.opts.keep_recordings {
+            self.store.remove_stream(name);
+            self.counts.forget(name);
+        }
+    }
+
+    /// Stores the segments `s` finished, each with its index record.
+    fn store_ready(
+        store: &mut S,
+        counts: &mut DiscontinuityCounts,
+        name: &str,
+        s: &mut LiveStream,
+    ) -> Result<()> {
         let mut first_err = None;
         while let Some(seg) = s.poll_segment() {
-            if let Err(e) = store.put(name, seg.sequence, seg.data) {
+            let record = counts.record(
+                store,
+                name,
+                Series::Ts,
+                SegmentRecord::new(seg.sequence, seg.start, seg.duration)
+                    .with_program_date_time(seg.program_date_time)
+                    .with_size(seg.data.len() as u64)
+                    .with_discontinuity(seg.discontinuity),
+            );
+            if let Err(e) = store.put_indexed(name, Series::Ts, &record, seg.data) {
                 first_err.get_or_insert(e);
             }
             for f in seg.fragments {
@@ -383,11 +492,17 @@ impl<S: SegmentStore> Origin<S> {
                 if let Some(init) = f.init {
                     r = store.put_cmaf(name, CmafKey::Init { rendition }, init);
                 }
-                let key = CmafKey::Fragment {
-                    rendition,
-                    number: f.number,
-                };
-                if let Err(e) = r.and_then(|()| store.put_cmaf(name, key, f.data)) {
+                let series = Series::Cmaf { rendition };
+                let record = counts.record(
+                    store,
+                    name,
+                    series,
+                    SegmentRecord::new(f.number, f.start, f.duration)
+                        .with_program_date_time(seg.program_date_time)
+                        .with_size(f.data.len() as u64)
+                        .with_discontinuity(f.discontinuity),
+                );
+                if let Err(e) = r.and_then(|()| store.put_indexed(name, series, &record, f.data)) {
                     first_err.get_or_insert(e);
                 }
             }
@@ -431,6 +546,9 @@ impl<S: SegmentStore> Origin<S> {
             Ok(None) => return text(404, "not found\n", head),
             Err(()) => return text(400, "bad request\n", head),
         };
+        if let Some(r) = self.handle_dvr(&route, req, now, head) {
+            return r;
+        }
         let (status, ctype, cache, body) = match route {
             Route::Streams => (200, "application/json", "no-cache", self.streams_json(now)),
             Route::Time => {
@@ -461,10 +579,9 @@ impl<S: SegmentStore> Origin<S> {
                     Route::Fragment(_, _, number) => CmafKey::Fragment { rendition, number },
                     _ => CmafKey::Init { rendition },
                 };
-                let found = self
-                    .streams
-                    .get(name)
-                    .and_then(|_| self.store.get_cmaf(name, key));
+                // From the store even when the stream is gone: a kept recording, or
+                // segments stored before a restart (names are validated).
+                let found = self.store.get_cmaf(name, key);
                 match (found, key) {
                     (Some(b), CmafKey::Init { .. }) => {
                         let ctype = if rendition.starts_with('a') {
@@ -492,11 +609,11 @@ impl<S: SegmentStore> Origin<S> {
                     None => return text(404, "no segment yet\n", head),
                 }
             }
+            Route::Dvr(_) | Route::RenditionDvr(..) => {
+                return text(404, "DVR is off\n", head);
+            }
             Route::Segment(name, seq) => {
-                let found = self
-                    .streams
-                    .get(name)
-                    .and_then(|_| self.store.get(name, seq));
+                let found = self.store.get(name, seq);
                 match found {
                     Some(b) => (200, SEGMENT_TYPE, SEGMENT_CACHE, b),
                     None => return text(404, "unknown segment\n", head),
@@ -511,6 +628,100 @@ impl<S: SegmentStore> Origin<S> {
             body: if head { Bytes::new() } else { body },
             ..r
         }
+    }
+
+    /// DVR, start-over and the DVR MPD (see [`super::dvr`]): `None` for the other
+    /// routes and for plain live requests.
+    fn handle_dvr(
+        &self,
+        route: &Route<'_>,
+        req: &Request,
+        now: i64,
+        head: bool,
+    ) -> Option<Response> {
+        let dvr_ms = self.opts.dvr_window_ms;
+        let asked = match route {
+            Route::Dvr(_) | Route::RenditionDvr(..) => Ok(Some(Window::Dvr)),
+            Route::Media(_)
+            | Route::RenditionMedia(..)
+            | Route::Multivariant(_)
+            | Route::CmafMultivariant(_) => dvr::parse_window(&req.path),
+            Route::Mpd(_) if dvr_ms > 0 => Ok(None),
+            _ => return None,
+        };
+        let window = match asked {
+            Err(()) => return Some(text(400, "bad DVR query\n", head)),
+            Ok(None) if !matches!(route, Route::Mpd(_)) => return None,
+            Ok(w) => w,
+        };
+        if dvr_ms <= 0 {
+            return Some(text(404, "DVR is off\n", head));
+        }
+        let query = req.path.split_once('?').map_or("", |(_, q)| q);
+        let token = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default();
+        let stream = |name: &str| self.streams.get(name);
+        let target = self.opts.live.segmenter.target_duration.as_millis().max(1);
+        let target_secs = ((target + 999) / 1000) as u64;
+        let playlist = |name: &str, series: Series<'_>, map: Option<&str>, w: Window| {
+            let p = DvrPlaylist {
+                window: w,
+                dvr_window_ms: dvr_ms,
+                target_secs,
+                // A stream no longer held is a recording: complete.
+                ended: stream(name).is_none_or(LiveStream::is_ended),
+                now,
+                map,
+                query: &token,
+            };
+            match dvr::media_playlist(&self.store, name, series, &p) {
+                Ok(Some(t)) => {
+                    super::protect::ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head)
+                }
+                Ok(None) => text(404, "nothing stored in the DVR window\n", head),
+                Err(e) => {
+                    tracing::debug!("DVR playlist of {name}: {e}");
+                    text(500, "DVR index unreadable\n", head)
+                }
+            }
+        };
+        let w = window.unwrap_or(Window::Dvr);
+        Some(match *route {
+            Route::Dvr(name) | Route::Media(name) => playlist(name, Series::Ts, None, w),
+            Route::RenditionDvr(name, rendition) | Route::RenditionMedia(name, rendition) => {
+                playlist(name, Series::Cmaf { rendition }, Some(INIT_SEGMENT), w)
+            }
+            Route::Multivariant(name) | Route::CmafMultivariant(name) => {
+                let Some(s) = stream(name) else {
+                    return Some(text(404, "unknown stream\n", head));
+                };
+                let live = if matches!(route, Route::Multivariant(_)) {
+                    s.multivariant_playlist_bytes()
+                } else {
+                    s.cmaf_multivariant_playlist_bytes()
+                };
+                let Some(live) = live else {
+                    return Some(text(404, "no segment yet\n", head));
+                };
+                let text_in = String::from_utf8_lossy(&live);
+                let out = super::protect::with_suffix(&text_in, &w.media_query(query, now));
+                super::protect::ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(out), head)
+            }
+            Route::Mpd(name) => {
+                let model = stream(name).and_then(|s| s.mpd_model(now))?;
+                match dvr::dvr_mpd(&self.store, name, model, dvr_ms).and_then(|m| m.write()) {
+                    Ok(t) => super::protect::ok(MPD_TYPE, PLAYLIST_CACHE, Bytes::from(t), head),
+                    Err(e) => {
+                        tracing::debug!("DVR MPD of {name}: {e}");
+                        text(500, "DVR index unreadable\n", head)
+                    }
+                }
+            }
+            _ => return None,
+        })
     }
 
     /// `/streams.json`: `{"streams":[...]}`, streams not ended, sorted by name.
@@ -655,6 +866,7 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 MEDIA_PLAYLIST => Some(Route::Media(name)),
                 CMAF_PLAYLIST => Some(Route::CmafMultivariant(name)),
                 MPD_NAME => Some(Route::Mpd(name)),
+                DVR_PLAYLIST => Some(Route::Dvr(name)),
                 _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
             })
         }
@@ -665,6 +877,7 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
             Ok(match *file {
                 MEDIA_PLAYLIST => Some(Route::RenditionMedia(name, rendition)),
                 INIT_SEGMENT => Some(Route::Init(name, rendition)),
+                DVR_PLAYLIST => Some(Route::RenditionDvr(name, rendition)),
                 _ => number(file, ".m4s").map(|n| Route::Fragment(name, rendition, n)),
             })
         }
@@ -883,6 +1096,95 @@ mod tests {
         let text = std::str::from_utf8(&pl.body).unwrap();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
         assert!(!text.contains("DISCONTINUITY"), "{text}");
+    }
+
+    #[test]
+    fn dvr_start_over_and_the_dvr_mpd_come_from_the_index() {
+        use crate::origin::MemoryStoreOptions;
+        let base = 1_700_000_000_000i64;
+        let mut opts = OriginOptions::default();
+        opts.live.first_segment = crate::origin::FirstSegment::Full;
+        let mut off = Origin::new(MemoryStore::default(), opts.clone());
+        off.publish("cam", base).unwrap();
+        audio(&mut off, "cam", 5, base);
+        assert_eq!(
+            off.handle(&Request::get("/live/cam/dvr.m3u8"), base).status,
+            404
+        );
+        let live = off.handle(&Request::get("/live/cam/media.m3u8?start=1"), base);
+        assert_eq!(live.status, 404);
+
+        opts.dvr_window_ms = 20_000;
+        let store = MemoryStoreOptions {
+            max_segments_per_stream: 100,
+            ..Default::default()
+        };
+        let mut o = Origin::new(MemoryStore::new(store), opts);
+        o.publish("cam", base).unwrap();
+        audio(&mut o, "cam", 30, base);
+        let now = base + 30_000;
+        let get = |o: &Origin<MemoryStore>, path: &str| {
+            let r = o.handle(&Request::get(path), now);
+            (r.status, String::from_utf8(r.body.to_vec()).unwrap())
+        };
+        let parse = |t: &str| m3u8_rs::parse_media_playlist_res(t.as_bytes()).unwrap();
+        // Live: the window of 6. DVR: the 20 s before the newest end (28 s).
+        let (st, live) = get(&o, "/live/cam/media.m3u8");
+        assert_eq!(st, 200);
+        assert_eq!(parse(&live).segments.len(), 6);
+        let (st, dvr) = get(&o, "/live/cam/dvr.m3u8?token=abc");
+        assert_eq!(st, 200, "{dvr}");
+        let p = parse(&dvr);
+        assert_eq!(p.media_sequence, 4, "{dvr}");
+        assert_eq!(p.segments.len(), 10, "{dvr}");
+        assert_eq!(p.segments[0].uri, "4.ts?token=abc");
+        assert!(!p.end_list);
+        assert!(p.playlist_type.is_none());
+        assert_eq!(
+            get(&o, "/live/cam/media.m3u8?dvr").1,
+            get(&o, "/live/cam/dvr.m3u8").1
+        );
+        // Start-over from 10.5 s: the segment playing then (10..12 s) to the edge.
+        let (_, so) = get(&o, "/live/cam/media.m3u8?start=1700000010.5");
+        let p = parse(&so);
+        assert_eq!(p.media_sequence, 5, "{so}");
+        assert_eq!(p.segments.len(), 9);
+        assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+        assert!(p.segments[0].program_date_time.is_some());
+        // Before the window: clamped to it.
+        let (_, early) = get(&o, "/live/cam/media.m3u8?start=1600000000");
+        assert_eq!(parse(&early).media_sequence, 4);
+        // An offset: 9 s before now (21 s) is in segment 10.
+        let (_, back) = get(&o, "/live/cam/media.m3u8?offset=-9");
+        assert_eq!(parse(&back).media_sequence, 10, "{back}");
+        // A multivariant hands the absolute start to its media playlists.
+        let (_, mv) = get(&o, "/live/cam/index.m3u8?offset=-9&token=t");
+        assert!(mv.contains("media.m3u8?start=1700000021&token=t"), "{mv}");
+        let (_, cmv) = get(&o, "/live/cam/cmaf.m3u8?dvr");
+        assert!(cmv.contains("a2/media.m3u8?dvr"), "{cmv}");
+        // CMAF renditions, numbered like the TS segments.
+        let (st, a2) = get(&o, "/live/cam/a2/dvr.m3u8");
+        assert_eq!(st, 200, "{a2}");
+        let p = parse(&a2);
+        assert_eq!(p.media_sequence, 4);
+        assert_eq!(p.segments[0].uri, "4.m4s");
+        assert!(a2.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{a2}");
+        // The MPD's timeline covers the DVR window, not only the live one.
+        let (st, mpd) = get(&o, "/live/cam/manifest.mpd");
+        assert_eq!(st, 200);
+        assert!(mpd.contains("timeShiftBufferDepth=\"PT20"), "{mpd}");
+        assert!(mpd.contains("startNumber=\"4\""), "{mpd}");
+        for bad in ["?start=x", "?offset=5", "?dvr&start=1"] {
+            let (st, _) = get(&o, &format!("/live/cam/media.m3u8{bad}"));
+            assert_eq!(st, 400, "{bad}");
+        }
+        // Ended: a recording, VOD.
+        o.unpublish("cam", now).unwrap();
+        o.tick(now + 60_000);
+        let (_, vod) = get(&o, "/live/cam/dvr.m3u8");
+        let p = parse(&vod);
+        assert!(p.end_list, "{vod}");
+        assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
     }
 
     /// Random request targets over a hostile alphabet: never a panic, only 200 for

@@ -137,6 +137,15 @@ pub struct CmafFragment {
     /// The rendition's init segment changed with this fragment (a new track
     /// configuration): store [`CmafRendition::init_segment`] again.
     pub new_init: bool,
+    /// Where the manifests place it, in track ticks: the start of its
+    /// `SegmentTimeline` entry (contiguous with the previous fragment of the rendition:
+    /// a gap is given to the fragment after it).
+    pub timeline_start: u64,
+    /// Its duration as the manifests list it, in track ticks (`#EXTINF`, `S@d`).
+    pub timeline_duration: u64,
+    /// It starts after a discontinuity: the segment's, or a new init segment
+    /// (`EXT-X-DISCONTINUITY` before it in the fMP4 playlists).
+    pub discontinuity: bool,
     /// The sample payloads that follow `data`, in order, when the fragment was written
     /// by [`CmafPresentation::write_segment_by_reference`] (then `data` holds only
     /// `styp`, `moof` and the `mdat` header); empty otherwise.
@@ -347,6 +356,9 @@ impl CmafRendition {
             data: out.freeze(),
             info,
             new_init,
+            timeline_start: start,
+            timeline_duration: duration,
+            discontinuity: seg.discontinuity || new_init,
             payloads,
         })
     }

@@ -35,6 +35,7 @@
 //! ```
 
 mod bandwidth;
+mod indexed;
 mod key;
 mod media;
 mod multivariant;
@@ -43,6 +44,7 @@ mod tags;
 pub(crate) use tags::iso8601_millis;
 
 pub use bandwidth::BandwidthMeter;
+pub use indexed::{IndexedPlaylist, IndexedPlaylistWriter, IndexedSegment};
 pub use key::{
     Key, KeyMethod, KEYFORMAT_CLEARKEY, KEYFORMAT_FAIRPLAY, KEYFORMAT_IDENTITY,
     KEYFORMAT_PLAYREADY, KEYFORMAT_WIDEVINE,
