@@ -32,7 +32,6 @@
 //! ```
 
 pub mod clearkey;
-mod dvr;
 mod disk_store;
 mod dvr;
 mod http;
@@ -45,7 +44,6 @@ mod router;
 mod store;
 
 pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
-pub use dvr::DVR_PLAYLIST;
 pub use dvr::DVR_PLAYLIST;
 pub use http::{Method, Request, Response};
 pub use live::{
