@@ -39,6 +39,7 @@
 
 mod demuxer;
 mod esds;
+mod export;
 mod header;
 mod sample_table;
 mod stsd;
@@ -48,6 +49,10 @@ mod track;
 mod tests;
 
 pub use demuxer::{Mp4Demuxer, ReadRequest};
+pub use export::{
+    ExportPart, ExportedMp4, ExportedTrack, Mp4Export, Mp4ExportOptions, PayloadMode,
+    EXPORT_COMPATIBLE_BRANDS, EXPORT_MAJOR_BRAND, MAX_EXPORT_TRACKS,
+};
 pub use header::{scan_box_header, BoxHeader, MAX_HEADER_LEN};
 // For the fragmented MP4 reader (`crate::container::fmp4`), which shares box walking and
 // `moov` parsing with this reader.
