@@ -374,6 +374,64 @@ impl LiveStream {
         &self.playlist
     }
 
+    /// Takes up a stream an earlier process stored (after a restart, even a crash):
+    /// `window` are the index records of its newest MPEG-TS segments, oldest first,
+    /// and `tracks` its tracks (from a stored init segment). The media playlist lists
+    /// them again, numbering continues after the last, and the stream waits, idle
+    /// since `now`, for its publisher: the first segment of the next one follows a
+    /// discontinuity. The multivariant playlist needs `tracks` for `CODECS`; the
+    /// CMAF playlists and the MPD restart with the publisher's next segment.
+    ///
+    /// Errors: [`Error::usage`] on a stream that already has segments or a
+    /// publisher, an empty `window`, or numbers that do not follow one another.
+    pub fn restore(
+        &mut self,
+        window: &[super::SegmentRecord],
+        tracks: Vec<TrackInfo>,
+        now: i64,
+    ) -> Result<()> {
+        if self.publishes > 0 || !self.playlist.segments.is_empty() {
+            return Err(Error::usage("live stream: restore into a used stream"));
+        }
+        let (Some(first), Some(last)) = (window.first(), window.last()) else {
+            return Err(Error::usage("live stream: nothing to restore"));
+        };
+        if window
+            .windows(2)
+            .any(|w| w[1].number != w[0].number.saturating_add(1))
+        {
+            return Err(Error::usage(
+                "live stream: restored segments must be numbered one after another",
+            ));
+        }
+        let keep = self.opts.window.max(1);
+        let window = &window[window.len().saturating_sub(keep)..];
+        let first = window.first().unwrap_or(first);
+        self.playlist.media_sequence = first.number;
+        self.playlist.discontinuity_sequence = first.discontinuity_sequence;
+        for r in window {
+            self.playlist.push_segment(
+                MediaSegment::new(format!("{}.ts", r.number), r.duration)
+                    .with_discontinuity(r.discontinuity)
+                    .with_program_date_time(r.program_date_time),
+            );
+            self.meter.record(r.size, r.duration);
+            self.window_rates.push_back((r.size, r.duration));
+        }
+        self.next_sequence = last.number.saturating_add(1);
+        self.tracks = tracks;
+        self.publishes = 1;
+        self.started_at = Some(first.program_date_time);
+        self.state = LiveState::Idle {
+            since: now.clamp(0, MAX_UNIX_MS),
+        };
+        if let Some(c) = &mut self.cmaf {
+            let next = self.next_sequence.max(c.next_number());
+            *c = LiveCmaf::new(self.opts.window, next, self.opts.segmenter.target_duration);
+        }
+        self.refresh()
+    }
+
     /// A publisher starts (or resumes) the stream at `now` (Unix ms).
     ///
     /// Errors: [`Error::usage`] when a publisher is already connected or the stream

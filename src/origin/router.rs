@@ -13,8 +13,9 @@ use super::live::{
 use super::live_cmaf::TIME_PATH;
 use super::protect::Protection;
 use super::store::{CmafKey, SegmentRecord, SegmentStore, Series};
+use crate::container::fmp4::Fmp4Reader;
 use crate::error::{Error, Result};
-use crate::media::Item;
+use crate::media::{Item, MediaKind};
 use crate::package::cmaf::INIT_SEGMENT;
 use crate::package::hls::iso8601_millis;
 
@@ -165,7 +166,8 @@ impl DiscontinuityCounts {
                 per.entry(key.to_string()).or_insert(e)
             }
         };
-        let disc = record.discontinuity || std::mem::take(fresh);
+        let first_after_stored = std::mem::take(fresh);
+        let disc = record.discontinuity || first_after_stored;
         let out = record
             .with_discontinuity(disc)
             .with_discontinuity_sequence(*n);
@@ -282,6 +284,11 @@ impl<S: SegmentStore> Origin<S> {
         &self.store
     }
 
+    /// The origin's store, taken back (to reopen it in another origin).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// The stream named `name`, if held.
     pub fn stream(&self, name: &str) -> Option<&LiveStream> {
         self.streams.get(name)
@@ -363,6 +370,77 @@ impl<S: SegmentStore> Origin<S> {
         let r = s.publisher_disconnected(now);
         let stored = Self::store_ready(&mut self.store, &mut self.counts, name, s);
         r.and(stored)
+    }
+
+    /// Takes up the streams an earlier process left in the store (after a restart,
+    /// even a `kill -9`): each stream with stored records that is not held gets its
+    /// live playlist back (the newest window of segments, the tracks from its stored
+    /// init segments) and waits, idle since `now`, for its publisher; numbering
+    /// continues after the last stored segment and the publisher's first new segment
+    /// follows a discontinuity. A stream whose publisher does not come back within the
+    /// idle timeout ends, as any other. Returns the names taken up.
+    ///
+    /// Streams beyond [`OriginOptions::max_streams`] are left in the store (their
+    /// segments and DVR playlists are still served). A stream whose records cannot be
+    /// read is skipped.
+    pub fn restore(&mut self, now: i64) -> Vec<String> {
+        let mut taken = Vec::new();
+        for name in self.store.stored_streams() {
+            if self.streams.len() >= self.opts.max_streams {
+                break;
+            }
+            if self.streams.contains_key(&name) || !valid_stream_name(&name) {
+                continue;
+            }
+            let Some(last) = self.store.last_record(&name, Series::Ts) else {
+                continue;
+            };
+            let keep = self.opts.live.window.max(1) as u64;
+            let mut window = Vec::with_capacity(keep as usize);
+            let from = last.number.saturating_sub(keep - 1);
+            let read = self.store.records(&name, Series::Ts, from, &mut |r| {
+                // Only the run of consecutive numbers that ends with the last one.
+                if window
+                    .last()
+                    .is_some_and(|p: &SegmentRecord| r.number != p.number + 1)
+                {
+                    window.clear();
+                }
+                window.push(*r);
+                true
+            });
+            if read.is_err() || window.is_empty() {
+                continue;
+            }
+            let mut tracks = Vec::new();
+            for rendition in self.store.stored_renditions(&name) {
+                let init = self.store.get_cmaf(
+                    &name,
+                    CmafKey::Init {
+                        rendition: &rendition,
+                    },
+                );
+                if let Some(reader) = init.and_then(|i| Fmp4Reader::new(i).ok()) {
+                    tracks.extend(reader.tracks().iter().cloned());
+                }
+            }
+            tracks.sort_by_key(|t| (t.kind != MediaKind::Video, t.id));
+            let mut opts = self.opts.live.clone();
+            opts.first_sequence = last.number.saturating_add(1);
+            let restored = LiveStream::new(opts).and_then(|mut s| {
+                s.restore(&window, tracks, now)?;
+                Ok(s)
+            });
+            match restored {
+                Ok(s) => {
+                    self.counts.restart(&name);
+                    self.streams.insert(name.clone(), s);
+                    taken.push(name);
+                }
+                Err(e) => tracing::debug!("origin: cannot restore {name}: {e}"),
+            }
+        }
+        taken
     }
 
     /// Advances the clock: ends streams idle for longer than their timeout and
@@ -1185,6 +1263,98 @@ mod tests {
         let p = parse(&vod);
         assert!(p.end_list, "{vod}");
         assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+    }
+
+    #[test]
+    fn restore_takes_up_stored_streams_after_a_restart() {
+        use crate::origin::MemoryStoreOptions;
+        let base = 1_700_000_000_000i64;
+        let mut opts = OriginOptions::default();
+        opts.live.first_segment = crate::origin::FirstSegment::Full;
+        opts.dvr_window_ms = 3_600_000;
+        let store = MemoryStoreOptions {
+            max_segments_per_stream: 100,
+            ..Default::default()
+        };
+        let mut o = Origin::new(MemoryStore::new(store), opts.clone());
+        o.publish("cam", base).unwrap();
+        audio(&mut o, "cam", 20, base);
+        let now = base + 20_000;
+        let before = o.handle(&Request::get("/live/cam/media.m3u8"), now).body;
+        let before_mv = o.handle(&Request::get("/live/cam/index.m3u8"), now).body;
+        let before = String::from_utf8(before.to_vec()).unwrap();
+        let listed: Vec<(String, Bytes)> = before
+            .lines()
+            .filter(|l| l.ends_with(".ts"))
+            .map(|l| {
+                let b = o.handle(&Request::get(format!("/live/cam/{l}")), now).body;
+                (l.to_string(), b)
+            })
+            .collect();
+        assert_eq!(listed.len(), 6);
+        // The process dies: only the store is left.
+        let mut o2 = Origin::new(o.into_store(), opts);
+        assert_eq!(o2.restore(now + 5_000), ["cam"]);
+        assert!(o2.restore(now + 5_000).is_empty(), "taken up once");
+        let after = o2.handle(&Request::get("/live/cam/media.m3u8"), now + 5_000);
+        assert_eq!(String::from_utf8(after.body.to_vec()).unwrap(), before);
+        let mv = o2.handle(&Request::get("/live/cam/index.m3u8"), now + 5_000);
+        assert_eq!(mv.status, 200);
+        assert!(
+            std::str::from_utf8(&mv.body)
+                .unwrap()
+                .contains("CODECS=\"mp4a.40.2\""),
+            "{:?} vs {:?}",
+            mv.body,
+            before_mv
+        );
+        for (uri, bytes) in &listed {
+            let r = o2.handle(&Request::get(format!("/live/cam/{uri}")), now + 5_000);
+            assert_eq!(&r.body, bytes, "{uri}");
+        }
+        // The publisher comes back: numbering continues, with a discontinuity.
+        let last: u64 = listed
+            .last()
+            .unwrap()
+            .0
+            .trim_end_matches(".ts")
+            .parse()
+            .unwrap();
+        o2.publish("cam", now + 6_000).unwrap();
+        audio(&mut o2, "cam", 6, now + 6_000);
+        let pl = o2.handle(&Request::get("/live/cam/media.m3u8"), now + 12_000);
+        let text = String::from_utf8(pl.body.to_vec()).unwrap();
+        let p = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let next = p
+            .segments
+            .iter()
+            .position(|s| s.uri == format!("{}.ts", last + 1))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(p.segments[next].discontinuity, "{text}");
+        assert!(
+            p.segments[..next].iter().all(|s| !s.discontinuity),
+            "{text}"
+        );
+        assert!(
+            p.segments[next + 1..].iter().all(|s| !s.discontinuity),
+            "{text}"
+        );
+        // The DVR playlist spans both, the same discontinuity in it.
+        let dvr = o2.handle(&Request::get("/live/cam/dvr.m3u8"), now + 12_000);
+        let d = m3u8_rs::parse_media_playlist_res(&dvr.body).unwrap();
+        assert_eq!(d.media_sequence, 0);
+        let at = d
+            .segments
+            .iter()
+            .position(|s| s.uri == format!("{}.ts", last + 1))
+            .unwrap();
+        assert!(d.segments[at].discontinuity);
+        assert_eq!(
+            d.segments.iter().filter(|s| s.discontinuity).count(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&dvr.body)
+        );
     }
 
     /// Random request targets over a hostile alphabet: never a panic, only 200 for

@@ -288,6 +288,72 @@ pub trait SegmentStore {
     fn stored_streams(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Names of the CMAF renditions stored for `stream` (with an init segment or
+    /// fragments), sorted: where an origin taking up a stored stream finds its tracks.
+    /// The default: none.
+    fn stored_renditions(&self, stream: &str) -> Vec<String> {
+        let _ = stream;
+        Vec::new()
+    }
+}
+
+/// A boxed store is a store: a host picks its store at run time
+/// (`Origin<Box<dyn SegmentStore + Send>>`).
+impl<S: SegmentStore + ?Sized> SegmentStore for Box<S> {
+    fn put(&mut self, stream: &str, sequence: u64, data: Bytes) -> Result<()> {
+        (**self).put(stream, sequence, data)
+    }
+    fn get(&self, stream: &str, sequence: u64) -> Option<Bytes> {
+        (**self).get(stream, sequence)
+    }
+    fn remove(&mut self, stream: &str, sequence: u64) -> bool {
+        (**self).remove(stream, sequence)
+    }
+    fn list(&self, stream: &str) -> Vec<u64> {
+        (**self).list(stream)
+    }
+    fn stream_bytes(&self, stream: &str) -> usize {
+        (**self).stream_bytes(stream)
+    }
+    fn remove_stream(&mut self, stream: &str) {
+        (**self).remove_stream(stream)
+    }
+    fn put_cmaf(&mut self, stream: &str, key: CmafKey<'_>, data: Bytes) -> Result<()> {
+        (**self).put_cmaf(stream, key, data)
+    }
+    fn get_cmaf(&self, stream: &str, key: CmafKey<'_>) -> Option<Bytes> {
+        (**self).get_cmaf(stream, key)
+    }
+    fn put_indexed(
+        &mut self,
+        stream: &str,
+        series: Series<'_>,
+        record: &SegmentRecord,
+        data: Bytes,
+    ) -> Result<()> {
+        (**self).put_indexed(stream, series, record, data)
+    }
+    fn records(
+        &self,
+        stream: &str,
+        series: Series<'_>,
+        from: u64,
+        visit: &mut dyn FnMut(&SegmentRecord) -> bool,
+    ) -> Result<()> {
+        (**self).records(stream, series, from, visit)
+    }
+    fn record_at(&self, stream: &str, series: Series<'_>, unix_ms: i64) -> Option<SegmentRecord> {
+        (**self).record_at(stream, series, unix_ms)
+    }
+    fn last_record(&self, stream: &str, series: Series<'_>) -> Option<SegmentRecord> {
+        (**self).last_record(stream, series)
+    }
+    fn stored_streams(&self) -> Vec<String> {
+        (**self).stored_streams()
+    }
+    fn stored_renditions(&self, stream: &str) -> Vec<String> {
+        (**self).stored_renditions(stream)
+    }
 }
 
 /// Options of a [`MemoryStore`]. Each field's doc states its default.
@@ -650,6 +716,13 @@ impl SegmentStore for MemoryStore {
             .collect();
         names.sort();
         names
+    }
+
+    fn stored_renditions(&self, stream: &str) -> Vec<String> {
+        self.streams
+            .get(stream)
+            .map(|s| s.renditions.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
