@@ -486,10 +486,15 @@ impl Fs<'_> {
         st.count = count;
         st.mark = Mark::new(0);
         let (f, path) = self.open_index(stream, rendition)?;
+        let src = IndexFile(&f, &path);
         st.first = match count {
             0 => None,
-            _ => Some(index::read_record(&IndexFile(&f, &path), 0)?),
+            _ => Some(index::read_record(&src, 0)?),
         };
+        if skip.is_some() && count > 0 {
+            // The record left out may have been the last one.
+            st.last = Some(index::read_record(&src, count - 1)?);
+        }
         Ok(())
     }
 
@@ -1278,7 +1283,10 @@ impl SegmentStore for DiskStore {
         } else {
             index::first_at_or_after(&src, st.live(), from)?
         };
-        index::visit(&src, start..st.count, &mut |_, r| visit(r))
+        // Checked when the index was opened, or appended by this process.
+        index::visit_verified(&src, start..st.count, index::Verify::Fields, &mut |_, r| {
+            visit(r)
+        })
     }
 
     /// Binary search over the index (O(log n) reads of one record).
@@ -1312,6 +1320,14 @@ impl SegmentStore for DiskStore {
             .filter(|(_, s)| s.has_records())
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// The renditions with an init segment or fragments, sorted.
+    fn stored_renditions(&self, stream: &str) -> Vec<String> {
+        self.streams
+            .get(stream)
+            .map(|s| s.renditions.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -30,6 +30,7 @@ pub mod cmaf;
 pub mod live;
 pub mod players;
 pub mod protect;
+pub mod store_suite;
 
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
