@@ -4,6 +4,7 @@
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
 //!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
 //!     [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]
+//!     [--record DIR [--sync always|never]] [--dvr-window-s S]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -39,6 +40,16 @@
 //! `http://` and the `--http` address). With
 //! `--playback-secret P` every one of those needs `?token=T` (a
 //! [`strom::auth::TokenAuthorizer`] token under `P`; one for `NAME=test` is printed).
+//!
+//! `--record DIR` keeps every stream on disk ([`strom::origin::DiskStore`] under
+//! `DIR`): segments are written atomically with an index, a stream that ends stays
+//! available as a recording (`/live/NAME/dvr.m3u8`, VOD), and an origin restarted on
+//! the same `DIR` (even after `kill -9`) serves what it served before and continues
+//! each stream's numbering when its publisher returns. `--sync never` skips `fsync`
+//! (survives a killed process, not a power loss). `--dvr-window-s S` (default 172 800
+//! with `--record`, 0 without) lets viewers go back `S` seconds:
+//! `/live/NAME/dvr.m3u8`, `?start=UNIX` / `?offset=-SECONDS` start-over on any
+//! playlist, and a DASH `timeShiftBufferDepth` over the window.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,7 +70,8 @@ use strom::ingest::rtmp::{
 };
 use strom::origin::clearkey::MAX_REQUEST_LEN;
 use strom::origin::{
-    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Protection, Request,
+    DiskStore, DiskStoreOptions, MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions,
+    Protection, Request, SegmentStore, SyncPolicy,
 };
 use strom::pipeline::Stage;
 use tokio::io::AsyncWriteExt;
@@ -68,8 +80,11 @@ use tokio::sync::watch;
 
 /// Everything the connections share, behind one mutex: the sans-IO origin and, per
 /// stream, the RTMP relay that feeds its RTMP players.
+/// The store the origin runs on: memory, or a recording directory.
+type Store = Box<dyn SegmentStore + Send>;
+
 struct Live {
-    origin: Origin<MemoryStore>,
+    origin: Origin<Store>,
     relays: HashMap<String, Relay>,
 }
 
@@ -107,6 +122,12 @@ struct Args {
     rotate: u64,
     /// The origin's address as players reach it, for the licence URL in protected MPDs.
     public_url: Option<String>,
+    /// Record every stream under this directory (a durable store).
+    record: Option<PathBuf>,
+    /// fsync what is recorded.
+    sync: SyncPolicy,
+    /// How far back viewers may go, seconds (None: 48 h with `--record`, else 0).
+    dvr_window_s: Option<i64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -121,6 +142,9 @@ fn parse_args() -> Result<Args, String> {
         playback_secret: None,
         rotate: 0,
         public_url: None,
+        record: None,
+        sync: SyncPolicy::Always,
+        dvr_window_s: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -150,6 +174,21 @@ fn parse_args() -> Result<Args, String> {
             "--playback-secret" => a.playback_secret = Some(v),
             "--rotate" => a.rotate = v.parse().map_err(|e| format!("{k} {v}: {e}"))?,
             "--public-url" => a.public_url = Some(v),
+            "--record" => a.record = Some(PathBuf::from(v)),
+            "--sync" => {
+                a.sync = match v.as_str() {
+                    "always" => SyncPolicy::Always,
+                    "never" => SyncPolicy::Never,
+                    _ => return Err(format!("{k} {v}: always or never")),
+                }
+            }
+            "--dvr-window-s" => {
+                let s: i64 = v.parse().map_err(|e| format!("{k} {v}: {e}"))?;
+                if !(0..=30 * 24 * 3600).contains(&s) {
+                    return Err(format!("{k} {v}: 0 to 2592000 seconds"));
+                }
+                a.dvr_window_s = Some(s);
+            }
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -629,15 +668,57 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]] [--record DIR [--sync always|never]] [--dvr-window-s S]");
             std::process::exit(2);
         }
     };
-    let mut origin = Origin::new(MemoryStore::new(MemoryStoreOptions::default()), {
+    let default_dvr = if args.record.is_some() { 48 * 3600 } else { 0 };
+    let dvr_window_ms = args.dvr_window_s.unwrap_or(default_dvr) * 1000;
+    let store: Store = match &args.record {
+        Some(dir) => {
+            let mut opts = DiskStoreOptions::default();
+            opts.sync = args.sync;
+            // Keep what the DVR window needs, and at least 48 hours of recording.
+            opts.max_age_ms = Some(dvr_window_ms.max(48 * 3600 * 1000));
+            match std::fs::create_dir_all(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| DiskStore::open(dir, opts).map_err(|e| e.to_string()))
+            {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    eprintln!("--record {}: {e}", dir.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => {
+            let mut opts = MemoryStoreOptions::default();
+            // The live window, a grace of three, and the DVR window of 2 s segments.
+            let dvr_segments = usize::try_from(dvr_window_ms / 2000).unwrap_or(0);
+            opts.max_segments_per_stream = opts.max_segments_per_stream.max(dvr_segments + 3);
+            opts.max_bytes_per_stream = opts
+                .max_bytes_per_stream
+                .max(dvr_segments.saturating_mul(2 << 20));
+            Box::new(MemoryStore::new(opts))
+        }
+    };
+    let mut origin = Origin::new(store, {
         let mut o = OriginOptions::default();
         o.live.cmaf = args.cmaf;
+        o.dvr_window_ms = dvr_window_ms;
+        o.keep_recordings = args.record.is_some();
         o
     });
+    let restored = origin.restore(now_ms());
+    if !restored.is_empty() {
+        println!(
+            "  restored from {}: {}",
+            args.record
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string()),
+            restored.join(", ")
+        );
+    }
     let playback = args
         .playback_secret
         .as_ref()
