@@ -675,10 +675,11 @@ impl Layout<'_> {
         end(out, at)?;
         // stsz (§8.7.3.2).
         let at = begin_full(out, b"stsz", 0, 0);
+        // One size for all (not 0, which means a table follows).
         let same = t
             .sizes
             .first()
-            .filter(|&&s| t.sizes.iter().all(|&x| x == s));
+            .filter(|&&s| s > 0 && t.sizes.iter().all(|&x| x == s));
         match same {
             Some(&s) => {
                 out.put_u32(s);

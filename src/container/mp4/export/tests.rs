@@ -532,3 +532,26 @@ fn co64_past_4_gib() {
         64 << 20
     );
 }
+
+/// Samples of zero bytes (found by fuzzing): `stsz` lists them (a `sample_size` of 0
+/// means a table follows), and they take no part of the file.
+#[test]
+fn empty_samples() {
+    let a = audio_track();
+    let mut groups = audio_frames(2, 5, 0);
+    for f in groups.iter_mut().flatten() {
+        f.data = Bytes::new();
+    }
+    let frags = write(&a, &groups);
+    let mut e = Mp4Export::new(Mp4ExportOptions::default()).unwrap();
+    let t = e.add_track(init_of(&a)).unwrap();
+    for f in &frags {
+        e.push_fragment(t, f.clone()).unwrap();
+    }
+    let mp4 = e.finish().unwrap();
+    assert_eq!(mp4.parts().len(), 1);
+    let (_, got) = demux(mp4.to_bytes().unwrap());
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|f| f.data.is_empty()));
+    assert_eq!(got[9].dts.ticks(), 9 * 1024);
+}
