@@ -12,6 +12,7 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -412,7 +413,8 @@ fn crash_mid_write_recovers_every_acknowledged_segment() {
     let exe = std::env::current_exe().expect("test binary");
     let mut next = 0u64;
     let mut total_killed_puts = 0u64;
-    for (round, delay_ms) in [0u64, 3, 11, 29].into_iter().enumerate() {
+    let mut states = [0usize; 3]; // temporary files, objects without a record, torn appends
+    for (round, delay_ms) in [0u64, 1, 3, 7, 11, 29].into_iter().enumerate() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -429,16 +431,20 @@ fn crash_mid_write_recovers_every_acknowledged_segment() {
             .expect("spawn writer");
         let pid = child.id();
         let stdout = child.stdout.take().expect("piped");
-        let want = 12 + 4 * round as u64;
+        let want = 8 + 2 * round as u64;
         let mut acked = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ok ") {
-                acked.push(n.parse::<u64>().expect("number"));
-            }
-            if acked.len() as u64 >= want || Instant::now() > deadline {
+        // The pipe stays open until the writer is dead: a closed pipe would make it
+        // fail between two puts instead of being killed in the middle of one.
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while (acked.len() as u64) < want && Instant::now() < deadline {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
+            }
+            if let Some(n) = line.trim_end().strip_prefix("ok ") {
+                acked.push(n.parse::<u64>().expect("number"));
             }
         }
         assert!(
@@ -448,7 +454,36 @@ fn crash_mid_write_recovers_every_acknowledged_segment() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("SIGKILL the writer"); // by PID (std sends SIGKILL)
         let status = child.wait().expect("wait");
-        assert!(!status.success(), "pid {pid} was killed");
+        drop(reader);
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "pid {pid} was killed by SIGKILL: {status}"
+        );
+        // What the kill left, before recovery.
+        let left = files(&root);
+        let index_of = |p: &str| {
+            fs::metadata(root.join(p)).map_or((0, false), |m| {
+                (index::record_count(m.len()), m.len() % 64 != 0)
+            })
+        };
+        let (ts_records, ts_torn) = index_of("cam/segments.idx");
+        let (v1_records, v1_torn) = index_of("cam/v1/fragments.idx");
+        let count = |dir: &str, ext: &str| {
+            left.iter()
+                .filter(|f| {
+                    f.strip_prefix(dir)
+                        .is_some_and(|r| !r.contains('/') && r.ends_with(ext))
+                })
+                .count() as u64
+        };
+        let tmp = left.iter().filter(|f| f.ends_with(".tmp")).count();
+        let unrecorded = count("cam/", ".ts").saturating_sub(ts_records)
+            + count("cam/v1/", ".m4s").saturating_sub(v1_records);
+        let torn = usize::from(ts_torn) + usize::from(v1_torn);
+        states[0] += tmp;
+        states[1] += unrecorded as usize;
+        states[2] += torn;
         let store = open(&root, &opts());
         let numbers = check_consistent(&store, &root, "cam", true);
         for series in &numbers {
@@ -469,13 +504,17 @@ fn crash_mid_write_recovers_every_acknowledged_segment() {
         next = numbers[1].len() as u64;
         drop(store);
         println!(
-            "crash round {round}: writer pid {pid} killed {delay_ms} ms after its {}th acknowledged put; reopened with {} TS + {} v1 records, all complete",
+            "crash round {round}: writer pid {pid} killed {delay_ms} ms after its {}th acknowledged put, leaving {tmp} temporary file(s), {unrecorded} object(s) without a record, {torn} torn append(s); reopened with {} TS + {} v1 records, all complete",
             acked.len(),
             numbers[0].len(),
             numbers[1].len()
         );
     }
-    assert!(total_killed_puts >= 12 + 16 + 20 + 24);
+    assert!(total_killed_puts >= (0..6).map(|r| 8 + 2 * r).sum::<u64>());
+    println!(
+        "crash: over 6 kills, {} temporary files, {} objects without a record, {} torn appends cleaned up",
+        states[0], states[1], states[2]
+    );
 }
 
 /// Writes segments of `cam` (TS and rendition `v1`, up to 1 MB each, synced) after the
