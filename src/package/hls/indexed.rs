@@ -139,6 +139,7 @@ impl IndexedPlaylist {
             target: self.target_duration.unwrap_or(0).max(1),
             next: None,
             count: 0,
+            last_duration: None,
         })
     }
 }
@@ -155,6 +156,9 @@ pub struct IndexedPlaylistWriter<'a> {
     /// The number the next segment should have.
     next: Option<u64>,
     count: u64,
+    /// The previous segment's duration and its `#EXTINF` line (most segments of a
+    /// stream last the same, so the line is formatted once).
+    last_duration: Option<(Timestamp, String)>,
 }
 
 impl IndexedPlaylistWriter<'_> {
@@ -173,7 +177,6 @@ impl IndexedPlaylistWriter<'_> {
     /// Errors: [`Error::usage`] for a negative duration, a number not above the
     /// previous one, or a date outside years 0..=9999.
     pub fn push(&mut self, s: &IndexedSegment) -> Result<()> {
-        let ms = tags::duration_millis(s.duration)? as u64;
         let hole = match self.next {
             Some(n) if s.number < n => {
                 return Err(Error::usage(
@@ -183,10 +186,18 @@ impl IndexedPlaylistWriter<'_> {
             Some(n) => s.number != n,
             None => false,
         };
-        if self.body.is_empty() {
-            // ~40 bytes per segment; one allocation for the usual case.
-            self.body.reserve(64);
-        }
+        let extinf = match &self.last_duration {
+            Some((d, line)) if *d == s.duration => line,
+            _ => {
+                let ms = tags::duration_millis(s.duration)? as u64;
+                self.target = self.target.max(tags::round_half_up_secs(ms));
+                let mut line = String::with_capacity(24);
+                line.push_str("#EXTINF:");
+                tags::secs_3(&mut line, ms);
+                line.push_str(",\n");
+                &self.last_duration.insert((s.duration, line)).1
+            }
+        };
         let discontinuity = s.discontinuity || hole;
         if discontinuity {
             self.body.push_str("#EXT-X-DISCONTINUITY\n");
@@ -198,14 +209,11 @@ impl IndexedPlaylistWriter<'_> {
                 self.body.push('\n');
             }
         }
-        self.body.push_str("#EXTINF:");
-        tags::secs_3(&mut self.body, ms);
-        self.body.push_str(",\n");
+        self.body.push_str(extinf);
         self.body.push_str(&self.pl.uri_prefix);
-        let _ = write!(self.body, "{}", s.number);
+        push_decimal(&mut self.body, s.number);
         self.body.push_str(&self.pl.uri_suffix);
         self.body.push('\n');
-        self.target = self.target.max(tags::round_half_up_secs(ms));
         self.next = Some(s.number.saturating_add(1));
         self.count += 1;
         Ok(())
@@ -249,6 +257,24 @@ impl IndexedPlaylistWriter<'_> {
             out.push_str("#EXT-X-ENDLIST\n");
         }
         Ok(out)
+    }
+}
+
+/// Appends `n` in decimal (without the formatting machinery: one call per segment of
+/// playlists tens of thousands of segments long).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[at..] {
+        out.push(char::from(b));
     }
 }
 
@@ -312,6 +338,15 @@ mod tests {
         assert!(parsed.segments[2].program_date_time.is_some());
         assert!(parsed.segments[1].program_date_time.is_none());
         assert!(!text.contains("ENDLIST"));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 99, 100, 86_399, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]
