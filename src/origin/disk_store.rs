@@ -44,7 +44,7 @@ use super::store::{CmafKey, SegmentRecord, SegmentStore, Series};
 use crate::error::{Error, Result};
 
 /// Name of the file that marks a directory as a [`DiskStore`] root.
-pub const STORE_MARKER: &str = "strom-store";
+const STORE_MARKER: &str = "strom-store";
 const MARKER_TEXT: &[u8] = b"strom disk store 1\n";
 const TS_INDEX: &str = "segments.idx";
 const CMAF_INDEX: &str = "fragments.idx";
@@ -212,7 +212,9 @@ impl StreamState {
 /// (`records` over 48 hours of 2 s segments reads 5.5 MB). Objects stored with
 /// [`put`](SegmentStore::put) / [`put_cmaf`](SegmentStore::put_cmaf) have no record:
 /// they are served, counted and evicted (by a directory scan), and deleted on the
-/// next [`open`](Self::open). One `DiskStore` owns its root at a time.
+/// next [`open`](Self::open). One `DiskStore` owns its root at a time; files
+/// deleted behind its back are served as missing (an index record whose object is
+/// gone stays listed unless it is the oldest, which the next `open` skips).
 ///
 /// Errors: a failed write (a full disk `ENOSPC`, a file over `RLIMIT_FSIZE`
 /// `EFBIG`, a permission error) is an [`crate::ErrorKind::Io`] naming the path; the
@@ -658,7 +660,7 @@ impl Fs<'_> {
 impl DiskStore {
     /// Opens (or creates) the store under `root`.
     ///
-    /// A new or empty directory gets a `strom-store` marker ([`STORE_MARKER`]); a
+    /// A new or empty directory gets a `strom-store` marker file; a
     /// non-empty directory without it is refused ([`Error::usage`]), so a wrong path
     /// never has its files deleted. Then every stream directory is recovered: torn
     /// last index records are truncated, temporary files, objects without a live
@@ -731,7 +733,7 @@ impl DiskStore {
         };
         let names: Vec<String> = store.streams.keys().cloned().collect();
         for name in names {
-            store.retain(&name, None)?;
+            store.retain(&name, None);
         }
         Ok(store)
     }
@@ -927,13 +929,24 @@ impl DiskStore {
             .saturating_sub(before)
             .saturating_add(after);
         result?;
-        self.retain(stream, Some(rendition))
+        self.retain(stream, Some(rendition));
+        Ok(())
     }
 
     /// Applies retention to `stream` after a put to the series `written` (its newest
     /// object is kept), or to the whole stream after [`open`](Self::open); then the
     /// store-wide byte budget.
-    fn retain(&mut self, stream: &str, written: Option<Option<&str>>) -> Result<()> {
+    ///
+    /// A failure here does not fail the put that was stored: it is logged, and the
+    /// next put retries (what is over the limits is still over them).
+    fn retain(&mut self, stream: &str, written: Option<Option<&str>>) {
+        if let Err(e) = self.retain_or_fail(stream, written) {
+            tracing::debug!("disk store: {stream}: retention stopped: {e}");
+            self.total_bytes = self.streams.values().map(StreamState::bytes).sum();
+        }
+    }
+
+    fn retain_or_fail(&mut self, stream: &str, written: Option<Option<&str>>) -> Result<()> {
         let fs_ = Fs {
             root: &self.root,
             sync: self.opts.sync == SyncPolicy::Always,
@@ -1093,6 +1106,9 @@ impl SegmentStore for DiskStore {
             .map(Bytes::from)
     }
 
+    /// Removes segment `sequence`: the oldest record advances the index's first live
+    /// record; a record in the middle rewrites the index without it (time
+    /// proportional to the records kept); an object without a record is deleted.
     fn remove(&mut self, stream: &str, sequence: u64) -> bool {
         let fs_ = Fs {
             root: &self.root,
@@ -1219,7 +1235,8 @@ impl SegmentStore for DiskStore {
                     self.unadmit(stream, Some(rendition));
                     return r;
                 }
-                self.retain(stream, Some(Some(rendition)))
+                self.retain(stream, Some(Some(rendition)));
+                Ok(())
             }
         }
     }
