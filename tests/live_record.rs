@@ -178,6 +178,43 @@ fn kill_9_restart_serves_the_same_bytes_and_continues_with_a_discontinuity() {
             "segment {i} of the DVR playlist"
         );
     }
+    // The recording as one MP4: the newest run (the second publish), frame-identical
+    // to its stored CMAF fragments.
+    std::thread::sleep(Duration::from_millis(1500)); // the publisher's end is flushed
+    let mp4 = fetch(&second, &format!("/live/{name}/recording.mp4"));
+    let mp4_path = dir.join("recording.mp4");
+    std::fs::write(&mp4_path, &mp4).unwrap();
+    assert_eq!(&mp4[4..8], b"ftyp");
+    for (rendition, spec) in [("v1", "v:0"), ("a2", "a:0")] {
+        let pl = String::from_utf8(fetch(
+            &second,
+            &format!("/live/{name}/{rendition}/dvr.m3u8"),
+        ))
+        .unwrap();
+        let mut concat = fetch(&second, &format!("/live/{name}/{rendition}/init.mp4"));
+        let mut n = 0;
+        for u in uris(&pl) {
+            let number: u64 = u.trim_end_matches(".m4s").parse().unwrap();
+            if number > newest_stored {
+                concat.extend(fetch(&second, &format!("/live/{name}/{rendition}/{u}")));
+                n += 1;
+            }
+        }
+        let frag_path = dir.join(&format!("{rendition}-run.mp4"));
+        std::fs::write(&frag_path, &concat).unwrap();
+        let want = framemd5(&frag_path, "0");
+        let got = framemd5(&mp4_path, spec);
+        assert!(!want.is_empty(), "{rendition}: no frames in the fragments");
+        assert_eq!(
+            got, want,
+            "{rendition}: the export differs from its {n} fragments"
+        );
+        println!(
+            "recording.mp4 ({} bytes): {rendition} {} frames identical to its {n} fragments",
+            mp4.len(),
+            got.len()
+        );
+    }
     println!(
         "continued: {} -> {}, DVR playlist {} segments, discontinuity before {}",
         newest_stored,

@@ -40,6 +40,7 @@ mod live;
 mod live_cmaf;
 mod protect;
 mod protect_fmp4;
+mod recording;
 mod router;
 mod store;
 
@@ -52,6 +53,7 @@ pub use live::{
 };
 pub use live_cmaf::{LiveFragment, TIME_PATH};
 pub use protect::{Protection, KEYS_PREFIX, LICENCE_PREFIX};
+pub use recording::{Recording, RECORDING_NAME};
 pub use router::{
     valid_stream_name, Origin, OriginOptions, CMAF_PLAYLIST, FRAGMENT_TYPE, INIT_CACHE,
     MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE,

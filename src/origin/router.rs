@@ -12,6 +12,7 @@ use super::live::{
 };
 use super::live_cmaf::TIME_PATH;
 use super::protect::Protection;
+use super::recording::{Recording, RECORDING_NAME};
 use super::store::{CmafKey, SegmentRecord, SegmentStore, Series};
 use crate::container::fmp4::Fmp4Reader;
 use crate::error::{Error, Result};
@@ -77,6 +78,10 @@ pub struct OriginOptions {
     /// the store's index (`dvr.m3u8`) until the store's own retention deletes it.
     /// Default: `false` (the segments go with the stream).
     pub keep_recordings: bool,
+    /// Largest recording `/live/{stream}/recording.mp4` answers in one response body,
+    /// in bytes; a larger one gets 413 (a host streams it from
+    /// [`Origin::recording`]). Default: 256 MiB.
+    pub max_recording_body: u64,
 }
 
 impl Default for OriginOptions {
@@ -88,6 +93,7 @@ impl Default for OriginOptions {
             viewer_window_ms: 10_000,
             dvr_window_ms: 0,
             keep_recordings: false,
+            max_recording_body: 256 << 20,
         }
     }
 }
@@ -116,6 +122,7 @@ pub(super) enum Route<'a> {
     Fragment(&'a str, &'a str, u64),
     Dvr(&'a str),
     RenditionDvr(&'a str, &'a str),
+    Recording(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -282,6 +289,19 @@ impl<S: SegmentStore> Origin<S> {
     /// The segment store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The recording of `name` as one progressive MP4: its stored CMAF renditions from
+    /// the newest run of fragments (since the last discontinuity) to the newest one,
+    /// as parts a host writes in order (see [`Recording`]); no media is read twice
+    /// into memory.
+    ///
+    /// Errors: [`Error::usage`] when nothing is recorded; the export's errors.
+    pub fn recording(&self, name: &str) -> Result<Recording> {
+        if !valid_stream_name(name) {
+            return Err(Error::usage("origin: invalid stream name"));
+        }
+        Recording::build(&self.store, name)
     }
 
     /// The origin's store, taken back (to reopen it in another origin).
@@ -690,6 +710,26 @@ impl<S: SegmentStore> Origin<S> {
             Route::Dvr(_) | Route::RenditionDvr(..) => {
                 return text(404, "DVR is off\n", head);
             }
+            Route::Recording(name) => {
+                let max = self.opts.max_recording_body;
+                let body = self
+                    .recording(name)
+                    .and_then(|r| r.to_bytes(&self.store, max));
+                match body {
+                    Ok(b) => (200, "video/mp4", "no-cache", b),
+                    Err(e) if e.kind() == crate::ErrorKind::Limit => {
+                        return text(413, "recording too large for one response\n", head)
+                    }
+                    Err(e) if e.kind() == crate::ErrorKind::Usage => {
+                        tracing::debug!("recording of {name}: {e}");
+                        return text(404, "no recording\n", head);
+                    }
+                    Err(e) => {
+                        tracing::debug!("recording of {name}: {e}");
+                        return text(500, "recording cannot be exported\n", head);
+                    }
+                }
+            }
             Route::Segment(name, seq) => {
                 let found = self.store.get(name, seq);
                 match found {
@@ -945,6 +985,7 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 CMAF_PLAYLIST => Some(Route::CmafMultivariant(name)),
                 MPD_NAME => Some(Route::Mpd(name)),
                 DVR_PLAYLIST => Some(Route::Dvr(name)),
+                RECORDING_NAME => Some(Route::Recording(name)),
                 _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
             })
         }
