@@ -10,7 +10,9 @@
 //! * HEAD answers carry no body; 200 GETs of playlists and MPDs are UTF-8 text with
 //!   their content type, and a served MPD is dynamic;
 //! * a served media playlist names only segments or fragments the origin then serves
-//!   (nothing listed is missing, at the same instant).
+//!   (nothing listed is missing, at the same instant), DVR and start-over playlists
+//!   (`dvr.m3u8`, `?dvr`, `?start=`, `?offset=`, with DVR on) included;
+//! * `recording.mp4` answers an MP4 (`ftyp` first) or an error status.
 //!
 //! Errors from `publish`/`push` are allowed (typed errors for bad publisher input);
 //! panics are not.
@@ -43,7 +45,10 @@ const P_SLICE: &[u8] = b"\0\0\0\x20\x41\x9a\x21\x6c\x42\xbf\xfe\x38\x40\x00\x04\
 const KID: KeyId = KeyId([0x5a; 16]);
 /// Far in the future: tokens made with it stay valid for any clock the input reaches.
 const EXPIRES: i64 = 9_000_000_000;
-const FILES: [&str; 12] = [
+const FILES: [&str; 15] = [
+    "dvr.m3u8",
+    "v1/dvr.m3u8",
+    "recording.mp4",
     "index.m3u8",
     "cmaf.m3u8",
     "manifest.mpd",
@@ -103,12 +108,22 @@ fn path(inp: &mut Input, token: &str) -> String {
     }
 }
 
-/// No query, a junk one, or the valid token (for stream `cam`).
+/// No query, a junk one, the valid token (for stream `cam`), or a DVR window with or
+/// without it.
 fn query(inp: &mut Input, token: &str) -> String {
-    match inp.u8() % 4 {
-        0 => "?token=x&y".to_string(),
-        1 => String::new(),
-        _ => format!("?token={token}"),
+    let dvr = match inp.u8() % 8 {
+        0 => "dvr",
+        1 => "start=1700000005",
+        2 => "offset=-20",
+        3 => "start=x&offset=1",
+        _ => "",
+    };
+    match (inp.u8() % 4, dvr) {
+        (0, _) => "?token=x&y".to_string(),
+        (1, "") => String::new(),
+        (1, d) => format!("?{d}"),
+        (_, "") => format!("?token={token}"),
+        (_, d) => format!("?{d}&token={token}"),
     }
 }
 
@@ -135,11 +150,16 @@ fn listed(text: &str) -> Vec<String> {
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
-    let store = MemoryStore::new(MemoryStoreOptions::default());
+    let mut sopts = MemoryStoreOptions::default();
+    sopts.max_segments_per_stream = 40;
+    let store = MemoryStore::new(sopts);
+    let mut oopts = OriginOptions::default();
+    oopts.dvr_window_ms = 60_000;
+    oopts.keep_recordings = inp.u8() % 2 == 0;
     let keys = StaticKeyProvider::new(StreamKey::new(KID, ContentKey([0xa5; 16])));
     let tokens = TokenAuthorizer::new(b"fuzz playback".to_vec());
     let token = tokens.token("cam", EXPIRES);
-    let mut origin = Origin::new(store, OriginOptions::default())
+    let mut origin = Origin::new(store, oopts)
         .with_protection(Protection::new(Arc::new(keys)).with_tokens(tokens));
     let mut now: i64 = 1_700_000_000_000;
     let mut media_ms: i64 = 0;
@@ -230,6 +250,10 @@ fuzz_target!(|data: &[u8]| {
                     assert!(r.body.is_empty(), "{p}: HEAD with a body");
                 }
                 let plain = p.split('?').next().unwrap_or("");
+                if r.status == 200 && get && plain.ends_with(".mp4") && !plain.ends_with("init.mp4") {
+                    assert_eq!(r.header("content-type"), Some("video/mp4"), "{p}");
+                    assert_eq!(r.body.get(4..8), Some(&b"ftyp"[..]), "{p}");
+                }
                 if r.status == 200 && get && (plain.ends_with(".m3u8") || plain.ends_with(".mpd")) {
                     let text = std::str::from_utf8(&r.body).expect("manifest is UTF-8");
                     let ctype = r.header("content-type").unwrap_or("");
