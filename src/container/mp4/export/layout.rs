@@ -521,7 +521,10 @@ impl Layout<'_> {
     ) -> Result<()> {
         let trak = begin(out, b"trak");
         // tkhd (§8.3.2), flags track_enabled | track_in_movie.
-        let duration = p.delay + p.edit_duration;
+        let duration = p
+            .delay
+            .checked_add(p.edit_duration)
+            .ok_or_else(|| Error::limit("track duration beyond 64 bits"))?;
         let v1 = !fits_32(duration);
         let at = begin_full(out, b"tkhd", u8::from(v1), 0x3);
         if v1 {
