@@ -1,4 +1,5 @@
-//! Containers: MPEG-TS writer, fragmented MP4 (CMAF) writer, progressive MP4 reader.
+//! Containers: MPEG-TS writer, fragmented MP4 (CMAF) writer and reader, progressive MP4 reader
+//! and exporter.
 
 pub mod fmp4;
 pub mod mp4;

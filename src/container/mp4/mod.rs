@@ -1,4 +1,5 @@
-//! Progressive MP4 (ISO/IEC 14496-12) reader for VOD input.
+//! Progressive MP4 (ISO/IEC 14496-12): the reader for VOD input, and the exporter of stored
+//! CMAF fragments as one progressive file ([`Mp4Export`]).
 //!
 //! The reader never performs IO: [`Mp4Demuxer`] says which byte range it needs
 //! ([`ReadRequest`]), the host reads it from wherever the file lives and hands the bytes
