@@ -18,6 +18,12 @@
 //! `examples/package.rs` is the file-based host; `examples/common/input.rs` is the
 //! thin file adapter that drives the sans-IO demuxers.
 //!
+//! The one place the library itself touches files is [`origin::DiskStore`], the durable
+//! [`origin::SegmentStore`] (as the architecture plans "memory and disk stores"): a thin
+//! `std::fs` adapter whose format, recovery and searches are the sans-IO
+//! [`origin::index`]. It reads no clock (retention is measured against the newest
+//! record) and never blocks on anything but the disk.
+//!
 //! * Every stage follows [`pipeline::Stage`]: push one input, poll until `None`, finish.
 //! * [`media::Item`]s carry frames and in-order [`media::Event`]s (track added or
 //!   changed, discontinuity, cue, end of stream). Stages forward events they do not use.
