@@ -4,7 +4,8 @@
 //   node tests/browser/play.mjs --dir DIR --path index.m3u8 [--seconds 20] [--screenshot out.png]
 //   node tests/browser/play.mjs --url http://127.0.0.1:PORT/live/NAME/index.m3u8 [--seconds 20]
 //   node tests/browser/play.mjs --player dash|shaka --dir DIR --path manifest.mpd [--seconds 8]
-//        [--live] [--switch-audio fra [--switch-after 4]]
+//        [--live] [--switch-audio fra [--switch-after 4]] [--seek-back 600 [--seek-tolerance 8]]
+//        [--start-at 0]
 //
 // --player: hls (hls.js, the default), dash (dash.js: .mpd) or shaka (Shaka Player: .mpd or .m3u8).
 // --url mode (a live origin that sends CORS headers): no files are served, only this page, the
@@ -16,6 +17,17 @@
 // then also needs the active language to be LANG at the end (eng/en, fra/fr... are the same) and
 // currentTime to advance >= 2 s after the switch. The audio media segments the player requested
 // before / after the switch are reported as URL paths.
+// --seek-back S: once playback has started and currentTime advanced >= 1 s (or a third of
+// --seconds has passed), seek to the live edge the player aims at (hls.js liveSyncPosition, Shaka
+// seekRange().end; else the end of video.seekable) minus S seconds, not before the seekable start.
+// Success then needs the player to land (the first 'seeked') within --seek-tolerance seconds
+// (default 8) of that target and currentTime to advance >= 0.8 * the seconds left after the seek;
+// the overall 0.8 * seconds rule no longer applies (advanced_s counts the playback before and
+// after the seek). Reported: seek_target_s, seek_landed_s, advanced_before_seek_s,
+// advanced_after_seek_s, seek_edge_s, seek_range_s, and the media segments requested before and
+// after the seek (segments_before_seek, segments_after_seek: URL path and query).
+// --start-at T: start playback at media time T (hls.js startPosition, Shaka load(url, T)); not for
+// dash.js. The media segments requested are reported as segment_requests either way.
 // --expect-key-system KS (protected DASH in Shaka, e.g. org.w3.clearkey): success also needs Shaka
 // to have chosen the EME key system KS (the licence server comes from the manifest). Key and
 // licence requests (hls.js key URIs, Shaka licence POSTs) are reported as key_requests; with
@@ -43,7 +55,7 @@ const STARTUP_S = 30;
 const CHROMIUM = '/usr/bin/chromium';
 
 function usage(msg) {
-  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--player hls|dash|shaka] [--seconds 20] [--live] [--switch-audio LANG [--switch-after S]] [--expect-key-system org.w3.clearkey] [--expect-key-requests] [--screenshot out.png]`);
+  console.error(`play.mjs: ${msg}\nusage: node tests/browser/play.mjs (--dir DIR --path index.m3u8 | --url URL) [--player hls|dash|shaka] [--seconds 20] [--live] [--switch-audio LANG [--switch-after S]] [--expect-key-system org.w3.clearkey] [--expect-key-requests] [--seek-back S [--seek-tolerance T]] [--start-at T] [--screenshot out.png]`);
   process.exit(2);
 }
 let a;
@@ -53,7 +65,8 @@ try {
     seconds: { type: 'string', default: '20' }, screenshot: { type: 'string' }, url: { type: 'string' },
     player: { type: 'string', default: 'hls' }, live: { type: 'boolean', default: false },
     'switch-audio': { type: 'string' }, 'switch-after': { type: 'string' },
-    'expect-key-system': { type: 'string' }, 'expect-key-requests': { type: 'boolean', default: false } } }));
+    'expect-key-system': { type: 'string' }, 'expect-key-requests': { type: 'boolean', default: false },
+    'seek-back': { type: 'string' }, 'seek-tolerance': { type: 'string' }, 'start-at': { type: 'string' } } }));
 } catch (e) { usage(e.message); }
 if (!a.dir && !a.url) usage('--dir or --url is required');
 if (a.dir && a.url) usage('--dir and --url exclude each other');
@@ -72,6 +85,17 @@ const SWITCH_AFTER = a['switch-after'] === undefined ? SECONDS / 2 : Number(a['s
 if (!(SWITCH_AFTER >= 0 && SWITCH_AFTER < SECONDS)) usage('--switch-after must be in [0, seconds)');
 // Playback that must follow an audio switch for it to count.
 const AFTER_SWITCH_S = 2;
+const SEEK_BACK = a['seek-back'] === undefined ? null : Number(a['seek-back']);
+if (SEEK_BACK !== null && !(SEEK_BACK > 0 && SEEK_BACK <= 172800)) usage('--seek-back must be in (0, 172800] seconds');
+if (a['seek-tolerance'] !== undefined && SEEK_BACK === null) usage('--seek-tolerance needs --seek-back');
+const SEEK_TOLERANCE = a['seek-tolerance'] === undefined ? 8 : Number(a['seek-tolerance']);
+if (!(SEEK_TOLERANCE > 0)) usage('--seek-tolerance must be > 0');
+if (SEEK_BACK !== null && SWITCH_LANG !== null) usage('--seek-back and --switch-audio exclude each other');
+// Playback before the seek (media seconds), or at most this share of --seconds of waiting.
+const BEFORE_SEEK_S = 1;
+const START_AT = a['start-at'] === undefined ? null : Number(a['start-at']);
+if (START_AT !== null && !(START_AT >= 0)) usage('--start-at must be >= 0');
+if (START_AT !== null && PLAYER === 'dash') usage('--start-at is for hls and shaka');
 
 let playwright;
 try { playwright = require('playwright-core'); } catch {
@@ -196,7 +220,7 @@ await page.goto(`${origin}/__player/index.html`);
 const snap = () => page.evaluate(() => window.snapshot());
 const t0 = Date.now();
 // not awaited: start() resolves only once the player has loaded the manifest
-await page.evaluate((o) => { window.start(o); }, { player: PLAYER, url, timeUrl: `${origin}/__player/time` });
+await page.evaluate((o) => { window.start(o); }, { player: PLAYER, url, timeUrl: `${origin}/__player/time`, startAt: START_AT });
 let s = await snap();
 while (s.startedAt === null && !s.fatal.length && Date.now() - t0 < STARTUP_S * 1000) {
   await sleep(250);
@@ -207,6 +231,8 @@ const ct0 = s.startedAt === null ? s.currentTime : s.startTime;
 const w0 = Date.now();
 // the audio switch: null until done; then what the player reported before it and when it happened
 let sw = null;
+// the seek back: null until done; then what window.seekBack() said, when, and the playback before it
+let sk = null;
 if (startupMs !== null) {
   while (!s.fatal.length && !s.ended && Date.now() - w0 < SECONDS * 1000) {
     await sleep(250);
@@ -216,6 +242,13 @@ if (startupMs !== null) {
       const refused = await page.evaluate((l) => window.switchAudio(l), SWITCH_LANG);
       s = await snap();
       sw = { before, refused, wall: +((Date.now() - w0) / 1000).toFixed(2), at: s.switchTime, t: s.switchedAt };
+    }
+    if (SEEK_BACK !== null && sk === null && !s.fatal.length
+        && (s.currentTime - ct0 >= BEFORE_SEEK_S || Date.now() - w0 >= SECONDS * 1000 / 3)) {
+      const before = +(s.currentTime - ct0).toFixed(3);
+      const r = await page.evaluate((b) => window.seekBack(b), SEEK_BACK);
+      s = await snap();
+      sk = { ...r, before, wall: (Date.now() - w0) / 1000, t: s.seekAt };
     }
   }
 }
@@ -232,16 +265,41 @@ const lat = await page.evaluate(() => {
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? +v.toFixed(3) : null);
   return h ? { latency: num(h.latency), target: num(h.targetLatency) } : { latency: null, target: null };
 }).catch(() => ({ latency: null, target: null }));
-const advanced = +(s.currentTime - ct0).toFixed(3);
 const duration = Number.isFinite(s.duration) ? +s.duration.toFixed(3) : null;
 // A live stream (--live, or one the player reports as live when loaded by --url): the media
 // duration is only what is available, so require 0.8 * SECONDS.
 const asLive = a.live || (a.url && s.live);
-const target = +(0.8 * (duration === null || asLive ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
 const reasons = [];
 if (s.fatal.length) reasons.push('fatal error: ' + JSON.stringify(s.fatal[0]));
 else if (startupMs === null) reasons.push(`playback did not start within ${STARTUP_S} s`);
-if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < required ${target} s`);
+let advanced = +(s.currentTime - ct0).toFixed(3);
+let target = +(0.8 * (duration === null || asLive ? SECONDS : Math.min(SECONDS, 0.8 * duration))).toFixed(3);
+const seekReport = {};
+if (SEEK_BACK !== null) {
+  // After the seek, playback is measured from where the player landed.
+  const landed = sk === null || s.seekedTime === null ? null : +s.seekedTime.toFixed(3);
+  const after = landed === null ? null : +(s.currentTime - landed).toFixed(3);
+  const left = sk === null ? null : Math.max(0, SECONDS - sk.wall);
+  target = left === null ? target : +(0.8 * left).toFixed(3);
+  advanced = +((sk === null ? advanced : sk.before) + Math.max(0, after ?? 0)).toFixed(3);
+  const segs = (pred) => s.segmentRequests.filter(pred).map((r) => r.path);
+  if (sk === null) reasons.push('the seek back never happened (playback stopped first)');
+  else if (sk.refused) reasons.push(`seek back refused: ${sk.refused}`);
+  else if (landed === null) reasons.push(`the player never finished seeking to ${sk.target} s`);
+  else {
+    if (Math.abs(landed - sk.target) > SEEK_TOLERANCE) reasons.push(`landed at ${landed} s, more than ${SEEK_TOLERANCE} s from the target ${sk.target} s`);
+    if (!(after >= target)) reasons.push(`currentTime advanced ${after} s after the seek < required ${target} s`);
+  }
+  Object.assign(seekReport, {
+    seek_back_s: SEEK_BACK, seek_edge_s: sk ? sk.edge ?? null : null,
+    seek_range_s: sk ? [sk.start ?? null, sk.end ?? null] : null, seek_from_s: sk ? sk.from ?? null : null,
+    seek_target_s: sk ? sk.target ?? null : null, seek_landed_s: landed,
+    seek_wall_s: sk ? +sk.wall.toFixed(2) : null, seek_ms: sk && s.seekedAt !== null ? Math.round(s.seekedAt - sk.t) : null,
+    advanced_before_seek_s: sk ? sk.before : null, advanced_after_seek_s: after,
+    segments_before_seek: segs((r) => sk === null || sk.t === null || r.t < sk.t),
+    segments_after_seek: segs((r) => sk !== null && sk.t !== null && r.t >= sk.t),
+  });
+} else if (advanced < target) reasons.push(`currentTime advanced ${advanced} s < required ${target} s`);
 if (a.live && !s.live) reasons.push('--live: the player does not report a live stream');
 // Protected streams: the EME key system Shaka chose (only Shaka reports one) and the key or
 // licence requests the player made (HLS key URIs, EME licence POSTs).
@@ -278,6 +336,8 @@ await finish({
   dropped_frames: s.droppedFrames ?? null, total_frames: s.totalFrames ?? null,
   key_system: s.keySystem, key_requests: s.keyRequests,
   audio_tracks: s.audioTracks, audio_lang: s.audioLang, audio_requests: s.audioRequests.length, ...switchReport,
+  ...seekReport, start_at_s: START_AT, start_time_s: s.startTime === null ? null : +s.startTime.toFixed(3),
+  segment_requests: s.segmentRequests.map((r) => r.path),
   fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors, aborted_requests: aborted,
   blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, warnings,
   screenshot: a.screenshot || null,

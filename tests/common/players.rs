@@ -6,6 +6,10 @@
 //! assert!(o.ok, "{}", o.raw);
 //! let sw = o.switch.as_ref().unwrap();
 //! assert!(same_lang(sw.before.as_deref().unwrap(), "eng"), "{}", o.summary());
+//!
+//! // DVR: play live, then seek 600 s back from the live edge and keep playing.
+//! let o = players::play(&PlayOpts::url(Player::HlsJs, &url, 12).live().seek_back(600))?;
+//! let seek = o.seek.as_ref().unwrap(); // target, landed, advanced, segments after the seek
 //! ```
 //!
 //! Same contract as [`super::play_in_browser`]: `None` (after a SKIP line) when
@@ -92,6 +96,16 @@ pub struct PlayOpts {
     /// system (`org.w3.clearkey`) and a licence request to have been made (default
     /// `None`).
     pub expect_key_system: Option<String>,
+    /// `--seek-back`: once playback advanced a little, seek this many seconds back from
+    /// the live edge (or the seekable end), then require playback from there (default
+    /// `None`).
+    pub seek_back_s: Option<u32>,
+    /// `--seek-tolerance`: how far from the seek target the player may land, seconds
+    /// (default `None`: play.mjs's 8 s).
+    pub seek_tolerance_s: Option<u32>,
+    /// `--start-at`: start playback at this media time, seconds (hls.js `startPosition`,
+    /// Shaka `load(url, t)`; not dash.js) (default `None`: the player's own choice).
+    pub start_at_s: Option<u32>,
 }
 
 impl PlayOpts {
@@ -122,7 +136,29 @@ impl PlayOpts {
             switch_after_s: None,
             screenshot: None,
             expect_key_system: None,
+            seek_back_s: None,
+            seek_tolerance_s: None,
+            start_at_s: None,
         }
+    }
+
+    /// Seeks `back_s` seconds back from the live edge once playback has started
+    /// ([`PlayOpts::seek_back_s`]); the outcome's [`PlayOutcome::seek`] says what happened.
+    pub fn seek_back(mut self, back_s: u32) -> PlayOpts {
+        self.seek_back_s = Some(back_s);
+        self
+    }
+
+    /// How far from the seek target the player may land ([`PlayOpts::seek_tolerance_s`]).
+    pub fn seek_tolerance(mut self, s: u32) -> PlayOpts {
+        self.seek_tolerance_s = Some(s);
+        self
+    }
+
+    /// Starts playback at media time `t_s` ([`PlayOpts::start_at_s`]).
+    pub fn start_at(mut self, t_s: u32) -> PlayOpts {
+        self.start_at_s = Some(t_s);
+        self
     }
 
     /// Requires a live stream ([`PlayOpts::live`]).
@@ -176,6 +212,15 @@ impl PlayOpts {
         if let Some(ks) = &self.expect_key_system {
             args.extend(["--expect-key-system".into(), ks.into()]);
         }
+        if let Some(back) = self.seek_back_s {
+            args.extend(["--seek-back".into(), back.to_string().into()]);
+            if let Some(t) = self.seek_tolerance_s {
+                args.extend(["--seek-tolerance".into(), t.to_string().into()]);
+            }
+        }
+        if let Some(t) = self.start_at_s {
+            args.extend(["--start-at".into(), t.to_string().into()]);
+        }
         args
     }
 
@@ -218,6 +263,36 @@ pub struct AudioSwitch {
     pub requests_after: Vec<String>,
 }
 
+/// What happened around `--seek-back` (media times in seconds, as the player counts them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeekBack {
+    /// How far back was asked.
+    pub back_s: f64,
+    /// The live edge the seek was counted from (hls.js `liveSyncPosition`, Shaka
+    /// `seekRange().end`, else the end of `video.seekable`); `None` when it never happened.
+    pub edge_s: Option<f64>,
+    /// The seekable range at the seek (`video.seekable`, Shaka `seekRange()`).
+    pub range_s: Option<(f64, f64)>,
+    /// currentTime just before the seek.
+    pub from_s: Option<f64>,
+    /// Where the seek went: `edge_s - back_s`, not before the range start.
+    pub target_s: Option<f64>,
+    /// currentTime at the first `seeked` event after the seek.
+    pub landed_s: Option<f64>,
+    /// Wall-clock seconds of playback before the seek.
+    pub wall_s: Option<f64>,
+    /// Milliseconds from the seek to `seeked`.
+    pub seek_ms: Option<f64>,
+    /// How far currentTime advanced before the seek.
+    pub advanced_before_s: Option<f64>,
+    /// How far currentTime advanced from `landed_s` to the end.
+    pub advanced_after_s: Option<f64>,
+    /// Media segments (path and query) requested before the seek.
+    pub segments_before: Vec<String>,
+    /// Media segments (path and query) requested after the seek.
+    pub segments_after: Vec<String>,
+}
+
 /// What a player in headless Chromium made of a stream (one play.mjs report).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlayOutcome {
@@ -257,6 +332,13 @@ pub struct PlayOutcome {
     pub audio_requests: u64,
     /// Present when `--switch-audio` was asked.
     pub switch: Option<AudioSwitch>,
+    /// Present when `--seek-back` was asked.
+    pub seek: Option<SeekBack>,
+    /// currentTime when playback first started (`playing`), seconds.
+    pub start_time_s: Option<f64>,
+    /// Every media segment (not init segments) the player requested, in order: URL path
+    /// and query.
+    pub segment_requests: Vec<String>,
     /// Fatal player / media errors, each as compact JSON.
     pub fatal_errors: Vec<String>,
     /// Recovered (non-fatal) player errors, each as compact JSON.
@@ -311,6 +393,24 @@ impl PlayOutcome {
             requests_before: strings(j.get("audio_requests_before_switch")),
             requests_after: strings(j.get("audio_requests_after_switch")),
         });
+        let seek = num("seek_back_s").map(|back_s| {
+            let range = j.get("seek_range_s").and_then(Json::as_array);
+            let at = |i: usize| range.and_then(|r| r.get(i)).and_then(Json::as_f64);
+            SeekBack {
+                back_s,
+                edge_s: num("seek_edge_s"),
+                range_s: at(0).zip(at(1)),
+                from_s: num("seek_from_s"),
+                target_s: num("seek_target_s"),
+                landed_s: num("seek_landed_s"),
+                wall_s: num("seek_wall_s"),
+                seek_ms: num("seek_ms"),
+                advanced_before_s: num("advanced_before_seek_s"),
+                advanced_after_s: num("advanced_after_seek_s"),
+                segments_before: strings(j.get("segments_before_seek")),
+                segments_after: strings(j.get("segments_after_seek")),
+            }
+        });
         Ok(PlayOutcome {
             ok: base.ok,
             reason: base.reason,
@@ -329,6 +429,9 @@ impl PlayOutcome {
             audio_lang,
             audio_requests: num("audio_requests").unwrap_or(0.0) as u64,
             switch,
+            seek,
+            start_time_s: num("start_time_s"),
+            segment_requests: strings(j.get("segment_requests")),
             fatal_errors: base.fatal_errors,
             nonfatal_errors: base.nonfatal_errors,
             http_errors: base.http_errors,
@@ -389,6 +492,17 @@ impl PlayOutcome {
                 sw.switched_at_s,
                 sw.advanced_after_switch_s,
                 sw.requests_after.len()
+            );
+        }
+        if let Some(k) = &self.seek {
+            s += &format!(
+                ", seek back {} s from {:?}: target {:?} landed {:?} (+{:?} s after, {} segments after)",
+                k.back_s,
+                k.edge_s,
+                k.target_s,
+                k.landed_s,
+                k.advanced_after_s,
+                k.segments_after.len()
             );
         }
         if self.key_system.is_some() || !self.key_requests.is_empty() {
