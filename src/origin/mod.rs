@@ -38,12 +38,19 @@ mod http;
 pub mod index;
 mod live;
 mod live_cmaf;
+#[cfg(feature = "object-store")]
+mod object_store;
 mod protect;
 mod protect_fmp4;
 mod recording;
 mod router;
 mod store;
 
+#[cfg(feature = "object-store")]
+pub use self::object_store::{
+    ObjectSegmentStore, ObjectSegmentStoreOptions, RequestCounts,
+    CHUNK_RECORDS as OBJECT_CHUNK_RECORDS,
+};
 pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
 pub use dvr::DVR_PLAYLIST;
 pub use http::{Method, Request, Response};
