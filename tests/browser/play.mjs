@@ -25,7 +25,9 @@
 // the overall 0.8 * seconds rule no longer applies (advanced_s counts the playback before and
 // after the seek). Reported: seek_target_s, seek_landed_s, advanced_before_seek_s,
 // advanced_after_seek_s, seek_edge_s, seek_range_s, and the media segments requested before and
-// after the seek (segments_before_seek, segments_after_seek: URL path and query).
+// after the seek (segments_before_seek, segments_after_seek: URL path and query), and every
+// position the player landed at after the seek (seeked_positions_s: it may move again by itself;
+// advanced_after_seek_s counts from the last of them).
 // --start-at T: start playback at media time T (hls.js startPosition, Shaka load(url, T)); not for
 // dash.js. The media segments requested are reported as segment_requests either way.
 // --expect-key-system KS (protected DASH in Shaka, e.g. org.w3.clearkey): success also needs Shaka
@@ -278,7 +280,9 @@ const seekReport = {};
 if (SEEK_BACK !== null) {
   // After the seek, playback is measured from where the player landed.
   const landed = sk === null || s.seekedTime === null ? null : +s.seekedTime.toFixed(3);
-  const after = landed === null ? null : +(s.currentTime - landed).toFixed(3);
+  // Measured from the last 'seeked': a jump the player makes itself after landing is not playback.
+  const lastSeeked = s.seeks.length ? s.seeks[s.seeks.length - 1].time : landed;
+  const after = landed === null ? null : +(s.currentTime - lastSeeked).toFixed(3);
   const left = sk === null ? null : Math.max(0, SECONDS - sk.wall);
   target = left === null ? target : +(0.8 * left).toFixed(3);
   advanced = +((sk === null ? advanced : sk.before) + Math.max(0, after ?? 0)).toFixed(3);
@@ -296,6 +300,7 @@ if (SEEK_BACK !== null) {
     seek_target_s: sk ? sk.target ?? null : null, seek_landed_s: landed,
     seek_wall_s: sk ? +sk.wall.toFixed(2) : null, seek_ms: sk && s.seekedAt !== null ? Math.round(s.seekedAt - sk.t) : null,
     advanced_before_seek_s: sk ? sk.before : null, advanced_after_seek_s: after,
+    seeked_positions_s: s.seeks.map((x) => +x.time.toFixed(3)),
     segments_before_seek: segs((r) => sk === null || sk.t === null || r.t < sk.t),
     segments_after_seek: segs((r) => sk !== null && sk.t !== null && r.t >= sk.t),
   });

@@ -285,8 +285,12 @@ pub struct SeekBack {
     pub seek_ms: Option<f64>,
     /// How far currentTime advanced before the seek.
     pub advanced_before_s: Option<f64>,
-    /// How far currentTime advanced from `landed_s` to the end.
+    /// How far currentTime advanced from the last position the player landed at (see
+    /// `seeked_s`) to the end.
     pub advanced_after_s: Option<f64>,
+    /// currentTime at every `seeked` event after the seek (the player may move again by
+    /// itself, e.g. Shaka into its safe range).
+    pub seeked_s: Vec<f64>,
     /// Media segments (path and query) requested before the seek.
     pub segments_before: Vec<String>,
     /// Media segments (path and query) requested after the seek.
@@ -407,6 +411,11 @@ impl PlayOutcome {
                 seek_ms: num("seek_ms"),
                 advanced_before_s: num("advanced_before_seek_s"),
                 advanced_after_s: num("advanced_after_seek_s"),
+                seeked_s: j
+                    .get("seeked_positions_s")
+                    .and_then(Json::as_array)
+                    .map(|a| a.iter().filter_map(Json::as_f64).collect())
+                    .unwrap_or_default(),
                 segments_before: strings(j.get("segments_before_seek")),
                 segments_after: strings(j.get("segments_after_seek")),
             }
