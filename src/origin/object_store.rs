@@ -1453,3 +1453,52 @@ mod tests {
         assert!(ObjectSegmentStore::new(bucket, "a//b", Default::default()).is_err());
     }
 }
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use crate::time::Timestamp;
+    use object_store::memory::InMemory;
+
+    #[test]
+    fn count_retention_deletes_dead_chunks() {
+        let bucket = Arc::new(InMemory::new());
+        let mut o = ObjectSegmentStoreOptions::default();
+        o.max_age_ms = None;
+        o.max_records_per_series = 500;
+        let mut s = ObjectSegmentStore::new(bucket.clone(), "cnt", o).unwrap();
+        let n = 2 * CHUNK_RECORDS + 100;
+        for i in 0..n {
+            let r = SegmentRecord::new(
+                i,
+                Timestamp::from_secs(2 * i as i64),
+                Timestamp::from_secs(2),
+            );
+            s.put_indexed("b", Series::Ts, &r, Bytes::from_static(b"abc"))
+                .unwrap();
+            s.retain(Sel {
+                stream: "b",
+                rendition: None,
+            })
+            .unwrap();
+        }
+        let st = s
+            .state(
+                Sel {
+                    stream: "b",
+                    rendition: None,
+                },
+                false,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.first_live, n - 500);
+        let client = s.client.clone();
+        let p = Path::from("cnt/b/index/ts/00000000.idx");
+        let got = s
+            .worker
+            .run("t", async move { client.get(&p).await })
+            .unwrap();
+        assert!(got.is_none(), "chunk 0 left");
+    }
+}
