@@ -4,9 +4,10 @@
 #   ./scripts/test.sh
 #
 # Steps: system tools (apt, only what is missing) -> a current FFmpeg (pip imageio-ffmpeg, for
-# CENC cbcs decryption) -> npm ci in tests/browser (only when
+# CENC cbcs decryption) -> moto's S3 server (pip moto[server], for the object-store tests) -> npm ci in tests/browser (only when
 # node_modules is missing or package-lock.json changed) -> cargo fmt --check -> cargo clippy
-# -D warnings -> cargo test --release -> cargo check of the fuzz crate.
+# -D warnings (default features, then with object-store) -> cargo test --release -> the
+# object-store tests against moto -> cargo check of the fuzz crate.
 # Idempotent; with everything installed and built it only runs the cargo steps.
 # Environment: STROM_SKIP_BROWSER=1 skips the browser install and the browser playback tests (hls.js, dash.js, Shaka)
 # (they print SKIP). CI=true turns cargo colours off.
@@ -103,6 +104,28 @@ install_current_ffmpeg() {
   python3 -c "$probe" "$IMAGEIO_FFMPEG_VERSION"
 }
 
+# ---------------------------------------------------------------- S3-compatible server (PyPI)
+# tests/object_store.rs runs ObjectSegmentStore (feature object-store) against moto's S3 server
+# on 127.0.0.1; keep the pin in step with MOTO in that file.
+MOTO_VERSION="5.2.1"
+install_moto() {
+  local probe='import sys, moto, moto.server, flask, flask_cors; sys.exit(0 if moto.__version__ == sys.argv[1] else 1)'
+  if python3 -c "$probe" "$MOTO_VERSION" >/dev/null 2>&1; then
+    log "moto server present: $MOTO_VERSION"
+    return 0
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "apt-get install python3-pip"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  log "pip install moto[server]==$MOTO_VERSION"
+  # Same PEP 668 fallback as imageio-ffmpeg above.
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" \
+    || python3 -m pip install --quiet --break-system-packages "moto[server]==$MOTO_VERSION"
+  python3 -c "$probe" "$MOTO_VERSION"
+}
+
 rust_components() {
   local comp
   for comp in rustfmt clippy; do
@@ -153,6 +176,7 @@ fuzz_check() {
 
 step "system tools" install_system_tools
 step "current ffmpeg (pip)" install_current_ffmpeg
+step "moto S3 server (pip)" install_moto
 step "rust components" rust_components
 if [ "$SKIP_BROWSER" = "1" ]; then
   log "STROM_SKIP_BROWSER=1: not installing browser test dependencies; playback tests will print SKIP"
@@ -161,8 +185,10 @@ else
 fi
 step "cargo fmt" cargo fmt --all -- --check "${FMT_COLOR[@]}"
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo clippy (object-store)" cargo clippy --features object-store --all-targets -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 step "cargo test --release" cargo test --release
+step "object store on S3 (moto)" cargo test --release --features object-store --test object_store
 step "fuzz crate check" fuzz_check
 
 CURRENT=""
