@@ -165,6 +165,10 @@ pub(super) fn media_playlist<S: SegmentStore + ?Sized>(
     pl.target_duration = Some(p.target_secs.max(1));
     pl.map = p.map.map(|m| format!("{m}{}", p.query));
     pl.ended = p.ended;
+    if matches!(p.window, Window::Start(_) | Window::Offset(_)) {
+        // Start-over: players begin at the first listed segment, not at the live edge.
+        pl.start_offset_ms = Some(0);
+    }
     let mut w = pl.writer(first.number, first.discontinuity_sequence)?;
     let mut err = None;
     store.records(stream, series, first.number, &mut |r: &SegmentRecord| {

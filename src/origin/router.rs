@@ -1269,6 +1269,8 @@ mod tests {
         assert_eq!(p.media_sequence, 5, "{so}");
         assert_eq!(p.segments.len(), 9);
         assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+        assert!(so.contains("#EXT-X-START:TIME-OFFSET=0.000\n"), "{so}");
+        assert!(!dvr.contains("EXT-X-START"), "{dvr}");
         assert!(p.segments[0].program_date_time.is_some());
         // Before the window: clamped to it.
         let (_, early) = get(&o, "/live/cam/media.m3u8?start=1600000000");

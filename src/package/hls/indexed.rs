@@ -95,6 +95,11 @@ pub struct IndexedPlaylist {
     pub uri_suffix: String,
     /// `EXT-X-ENDLIST`: no segment will be added. Default: `false`.
     pub ended: bool,
+    /// `EXT-X-START:TIME-OFFSET` (RFC 8216bis §4.4.2.2), in milliseconds: where players
+    /// start, from the first segment (>= 0) or back from the end (< 0). A start-over
+    /// playlist sets 0, or players join an `EVENT` playlist at its live edge.
+    /// Default: `None`.
+    pub start_offset_ms: Option<i64>,
 }
 
 impl IndexedPlaylist {
@@ -112,6 +117,7 @@ impl IndexedPlaylist {
             uri_prefix: uri_prefix.into(),
             uri_suffix: uri_suffix.into(),
             ended: false,
+            start_offset_ms: None,
         }
     }
 
@@ -247,6 +253,14 @@ impl IndexedPlaylistWriter<'_> {
             PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
         }
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        if let Some(ms) = pl.start_offset_ms {
+            out.push_str("#EXT-X-START:TIME-OFFSET=");
+            if ms < 0 {
+                out.push('-');
+            }
+            tags::secs_3(&mut out, ms.unsigned_abs());
+            out.push('\n');
+        }
         if let Some(map) = &pl.map {
             out.push_str("#EXT-X-MAP:URI=");
             tags::quoted(&mut out, map)?;
@@ -338,6 +352,18 @@ mod tests {
         assert!(parsed.segments[2].program_date_time.is_some());
         assert!(parsed.segments[1].program_date_time.is_none());
         assert!(!text.contains("ENDLIST"));
+        let mut pl = IndexedPlaylist::new(PlaylistType::Event, "", ".ts");
+        pl.start_offset_ms = Some(0);
+        let mut w = pl.writer(0, 0).unwrap();
+        w.push(&IndexedSegment::new(0, ms(2000))).unwrap();
+        let text = w.finish().unwrap();
+        assert!(text.contains("#EXT-X-START:TIME-OFFSET=0.000\n"), "{text}");
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(parsed.start.map(|s| s.time_offset), Some(0.0));
+        pl.start_offset_ms = Some(-6500);
+        let mut w = pl.writer(0, 0).unwrap();
+        w.push(&IndexedSegment::new(0, ms(2000))).unwrap();
+        assert!(w.finish().unwrap().contains("TIME-OFFSET=-6.500\n"));
     }
 
     #[test]
