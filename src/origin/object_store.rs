@@ -967,7 +967,7 @@ impl ObjectSegmentStore {
         }
         let key = s.key();
         let mut inner = self.lock();
-        if state.count % CHUNK_RECORDS == 0 {
+        if state.count.is_multiple_of(CHUNK_RECORDS) {
             let cap = self.cache_cap();
             inner.cache.insert(key.clone(), chunk, open, cap);
             state.open = Bytes::copy_from_slice(&index::encode_header(0));
@@ -1398,10 +1398,12 @@ mod tests {
     #[test]
     fn chunks_fill_and_reopen_across_chunk_boundaries() {
         let bucket = Arc::new(InMemory::new());
-        let mut o = ObjectSegmentStoreOptions::default();
-        o.max_age_ms = None;
-        o.cache_chunks = 2;
-        o.parallel_requests = 2;
+        let o = ObjectSegmentStoreOptions {
+            max_age_ms: None,
+            cache_chunks: 2,
+            parallel_requests: 2,
+            ..Default::default()
+        };
         let s = store(&bucket, o.clone());
         let n = 3 * CHUNK_RECORDS + 5;
         for i in 0..n {
@@ -1442,8 +1444,10 @@ mod tests {
     #[test]
     fn names_and_limits_are_typed_errors() {
         let bucket = Arc::new(InMemory::new());
-        let mut o = ObjectSegmentStoreOptions::default();
-        o.max_object_bytes = 10;
+        let o = ObjectSegmentStoreOptions {
+            max_object_bytes: 10,
+            ..Default::default()
+        };
         let mut s = store(&bucket, o);
         let e = s.put("../x", 0, Bytes::new()).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Usage);
@@ -1463,9 +1467,11 @@ mod retention_tests {
     #[test]
     fn count_retention_deletes_dead_chunks() {
         let bucket = Arc::new(InMemory::new());
-        let mut o = ObjectSegmentStoreOptions::default();
-        o.max_age_ms = None;
-        o.max_records_per_series = 500;
+        let o = ObjectSegmentStoreOptions {
+            max_age_ms: None,
+            max_records_per_series: 500,
+            ..Default::default()
+        };
         let mut s = ObjectSegmentStore::new(bucket.clone(), "cnt", o).unwrap();
         let n = 2 * CHUNK_RECORDS + 100;
         for i in 0..n {
