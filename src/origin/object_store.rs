@@ -2,87 +2,8 @@
 //! servers through the [`object_store`] crate), so that several origins behind a load
 //! balancer share one recording. Feature `object-store`.
 //!
-//! This module is the crate's one network adapter, and the only place with an async
-//! runtime: the [`SegmentStore`] trait is synchronous and is called from the host's
-//! threads (often inside the host's own tokio runtime, holding a `std::sync::Mutex`), so
-//! the store never blocks on a runtime in the caller's thread. It owns one thread with a
-//! current-thread tokio runtime; each call sends a job to it and waits on a std channel,
-//! at most [`ObjectSegmentStoreOptions::call_timeout_ms`] (the job is cancelled at that
-//! time too). It works from any thread, inside a runtime or not.
-//!
-//! # Layout
-//!
-//! ```text
-//! {prefix}/{stream}/{sequence}.ts
-//! {prefix}/{stream}/{rendition}/init.mp4
-//! {prefix}/{stream}/{rendition}/{number}.m4s
-//! {prefix}/{stream}/index/ts/mark                  first live record of the TS index
-//! {prefix}/{stream}/index/ts/{chunk:08}.idx        records chunk*1024 .. chunk*1024+1023
-//! {prefix}/{stream}/index/cmaf/{rendition}/mark
-//! {prefix}/{stream}/index/cmaf/{rendition}/{chunk:08}.idx
-//! ```
-//!
-//! Stream and rendition names are checked with [`super::valid_stream_name`] before a key
-//! is built. A chunk object is an index file of [`super::index`] (its 64-byte header,
-//! then up to [`CHUNK_RECORDS`] records of 64 bytes with their CRC); position `p` of a
-//! series is record `p % 1024` of chunk `p / 1024`. Full chunks are never written again;
-//! the last (open) chunk is rewritten whole on each append (a PUT replaces an object
-//! atomically). `mark` is an index header ([`super::index::encode_header`]) whose first
-//! live position says which records retention has dropped.
-//!
-//! # Consistency
-//!
-//! The object is stored first, its record after: the index never names an object that
-//! was not completely stored. Retention writes the new mark, then deletes the chunks
-//! before it, then the objects. One writer per stream at a time (the origin its
-//! publisher is connected to); any number of readers. A store that has not written a
-//! series reads it again from the bucket at most every
-//! [`ObjectSegmentStoreOptions::refresh_ms`] (a LIST of the series and one or two
-//! GETs), so readers see the records another origin appended within that time.
-//! Reopening (a new store on the same bucket and prefix) discovers streams, series and
-//! chunks by LIST; a last chunk with a torn or corrupted tail is read up to its last
-//! valid record, and the next append rewrites it without the tail.
-//!
-//! # Memory and requests
-//!
-//! Per series the store keeps counters, the first and last records and the open chunk
-//! (at most 64 KiB), plus a cache of at most
-//! [`ObjectSegmentStoreOptions::cache_chunks`] full chunks (64 KiB each) shared by all
-//! series: memory does not grow with what is stored. [`SegmentStore::records`] reads the
-//! chunks it visits, [`ObjectSegmentStoreOptions::parallel_requests`] at a time (48 hours
-//! of 2 s segments are 85 chunks: 11 rounds of 8 parallel GETs);
-//! [`SegmentStore::record_at`] and the first record of `records` are binary searches over
-//! the chunks (about 7 GETs over 85 chunks, cached after). [`ObjectSegmentStore::requests`]
-//! counts the requests made.
-//!
-//! # Errors
-//!
-//! A failed or timed-out request is an [`crate::ErrorKind::Io`] naming the operation,
-//! the key and the client's error; it never panics. Methods of the trait that return no
-//! `Result` (`get`, `list`, `stream_bytes` ...) log the error at debug level and answer
-//! as for a missing object.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use bytes::Bytes;
-//! use object_store::memory::InMemory;
-//! use strom::origin::{ObjectSegmentStore, SegmentRecord, SegmentStore, Series};
-//! use strom::time::Timestamp;
-//!
-//! let bucket = Arc::new(InMemory::new());
-//! let mut store = ObjectSegmentStore::new(bucket.clone(), "rec", Default::default()).unwrap();
-//! for n in 0..3u64 {
-//!     let r = SegmentRecord::new(n, Timestamp::from_secs(2 * n as i64), Timestamp::from_secs(2))
-//!         .with_program_date_time(1_700_000_000_000 + 2000 * n as i64);
-//!     store.put_indexed("cam", Series::Ts, &r, Bytes::from(vec![0x47; 188])).unwrap();
-//! }
-//! // Another origin on the same bucket and prefix.
-//! let other = ObjectSegmentStore::new(bucket, "rec", Default::default()).unwrap();
-//! assert_eq!(other.stored_streams(), ["cam"]);
-//! assert_eq!(other.last_record("cam", Series::Ts).unwrap().size, 188);
-//! assert_eq!(other.get("cam", 1).unwrap(), Bytes::from(vec![0x47; 188]));
-//! assert_eq!(other.record_at("cam", Series::Ts, 1_700_000_003_000).unwrap().number, 1);
-//! ```
+//! The layout of the bucket, the consistency rules and the costs are in the docs of
+//! [`ObjectSegmentStore`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -451,12 +372,89 @@ struct Inner {
 
 /// A [`SegmentStore`] in an object store: every object and its index record in a
 /// bucket under a key prefix, shared by the origins that open the same bucket and
-/// prefix (one writer per stream, any number of readers). Layout, consistency, memory
-/// and requests are described in [the module docs](self).
+/// prefix (one writer per stream, any number of readers). Feature `object-store`.
 ///
-/// Use it behind the host's lock like any store; each call makes one or a few requests
-/// on the store's own thread and waits for them (at most
-/// [`ObjectSegmentStoreOptions::call_timeout_ms`] per request or parallel batch).
+/// This store is the crate's one network adapter, and the only place with an async
+/// runtime: the [`SegmentStore`] trait is synchronous and is called from the host's
+/// threads (often inside the host's own tokio runtime, holding a `std::sync::Mutex`), so
+/// the store never blocks on a runtime in the caller's thread. It owns one thread with a
+/// current-thread tokio runtime; each call sends a job to it and waits on a std channel,
+/// at most [`ObjectSegmentStoreOptions::call_timeout_ms`] (the job is cancelled at that
+/// time too). It works from any thread, inside a runtime or not.
+///
+/// # Layout
+///
+/// ```text
+/// {prefix}/{stream}/{sequence}.ts
+/// {prefix}/{stream}/{rendition}/init.mp4
+/// {prefix}/{stream}/{rendition}/{number}.m4s
+/// {prefix}/{stream}/index/ts/mark                  first live record of the TS index
+/// {prefix}/{stream}/index/ts/{chunk:08}.idx        records chunk*1024 .. chunk*1024+1023
+/// {prefix}/{stream}/index/cmaf/{rendition}/mark
+/// {prefix}/{stream}/index/cmaf/{rendition}/{chunk:08}.idx
+/// ```
+///
+/// Stream and rendition names are checked with [`super::valid_stream_name`] before a key
+/// is built. A chunk object is an index file of [`super::index`] (its 64-byte header,
+/// then up to [`CHUNK_RECORDS`] records of 64 bytes with their CRC); position `p` of a
+/// series is record `p % 1024` of chunk `p / 1024`. Full chunks are never written again;
+/// the last (open) chunk is rewritten whole on each append (a PUT replaces an object
+/// atomically). `mark` is an index header ([`super::index::encode_header`]) whose first
+/// live position says which records retention has dropped.
+///
+/// # Consistency
+///
+/// The object is stored first, its record after: the index never names an object that
+/// was not completely stored. Retention writes the new mark, then deletes the chunks
+/// before it, then the objects. One writer per stream at a time (the origin its
+/// publisher is connected to); any number of readers. A store that has not written a
+/// series reads it again from the bucket at most every
+/// [`ObjectSegmentStoreOptions::refresh_ms`] (a LIST of the series and one or two
+/// GETs), so readers see the records another origin appended within that time.
+/// Reopening (a new store on the same bucket and prefix) discovers streams, series and
+/// chunks by LIST; a last chunk with a torn or corrupted tail is read up to its last
+/// valid record, and the next append rewrites it without the tail.
+///
+/// # Memory and requests
+///
+/// Per series the store keeps counters, the first and last records and the open chunk
+/// (at most 64 KiB), plus a cache of at most
+/// [`ObjectSegmentStoreOptions::cache_chunks`] full chunks (64 KiB each) shared by all
+/// series: memory does not grow with what is stored. [`SegmentStore::records`] reads the
+/// chunks it visits, [`ObjectSegmentStoreOptions::parallel_requests`] at a time (48 hours
+/// of 2 s segments are 85 chunks: 11 rounds of 8 parallel GETs);
+/// [`SegmentStore::record_at`] and the first record of `records` are binary searches over
+/// the chunks (about 7 GETs over 85 chunks, cached after). [`ObjectSegmentStore::requests`]
+/// counts the requests made.
+///
+/// # Errors
+///
+/// A failed or timed-out request is an [`crate::ErrorKind::Io`] naming the operation,
+/// the key and the client's error; it never panics. Methods of the trait that return no
+/// `Result` (`get`, `list`, `stream_bytes` ...) log the error at debug level and answer
+/// as for a missing object.
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use object_store::memory::InMemory;
+/// use strom::origin::{ObjectSegmentStore, SegmentRecord, SegmentStore, Series};
+/// use strom::time::Timestamp;
+///
+/// let bucket = Arc::new(InMemory::new());
+/// let mut store = ObjectSegmentStore::new(bucket.clone(), "rec", Default::default()).unwrap();
+/// for n in 0..3u64 {
+///     let r = SegmentRecord::new(n, Timestamp::from_secs(2 * n as i64), Timestamp::from_secs(2))
+///         .with_program_date_time(1_700_000_000_000 + 2000 * n as i64);
+///     store.put_indexed("cam", Series::Ts, &r, Bytes::from(vec![0x47; 188])).unwrap();
+/// }
+/// // Another origin on the same bucket and prefix.
+/// let other = ObjectSegmentStore::new(bucket, "rec", Default::default()).unwrap();
+/// assert_eq!(other.stored_streams(), ["cam"]);
+/// assert_eq!(other.last_record("cam", Series::Ts).unwrap().size, 188);
+/// assert_eq!(other.get("cam", 1).unwrap(), Bytes::from(vec![0x47; 188]));
+/// assert_eq!(other.record_at("cam", Series::Ts, 1_700_000_003_000).unwrap().number, 1);
+/// ```
 #[derive(Debug)]
 pub struct ObjectSegmentStore {
     client: Client,
