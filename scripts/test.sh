@@ -185,7 +185,7 @@ else
 fi
 step "cargo fmt" cargo fmt --all -- --check "${FMT_COLOR[@]}"
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
-step "cargo clippy (object-store)" cargo clippy --features object-store --all-targets -- -D warnings
+step "cargo clippy (object-store)" cargo clippy --features object-store --lib --test object_store -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 step "cargo test --release" cargo test --release
 step "object store on S3 (moto)" cargo test --release --features object-store --test object_store

@@ -28,9 +28,10 @@ pub enum ErrorKind {
     /// A cryptographic operation failed (bad key, bad padding).
     Crypto,
     /// The host's storage failed (a full disk, a file over its size limit, a
-    /// permission or device error): raised only by the file-system adapter
-    /// ([`crate::origin::DiskStore`]); the message names the operation, the path and
-    /// the operating system's error.
+    /// permission or device error, an object store that does not answer in time):
+    /// raised only by the storage adapters ([`crate::origin::DiskStore`], and the
+    /// object store of the `object-store` feature); the message names the operation,
+    /// the path or key and the underlying error.
     Io,
 }
 
