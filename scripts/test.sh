@@ -82,6 +82,19 @@ install_system_tools() {
   as_root apt-get install -y -qq --no-install-recommends "${need[@]}"
 }
 
+# pip_install SPEC: pip (installed with apt when missing) installs SPEC for python3. Debian's
+# system Python refuses pip installs unless told (PEP 668); a venv/pyenv Python does not.
+pip_install() {
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    log "apt-get install python3-pip"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  log "pip install $1"
+  python3 -m pip install --quiet "$1" \
+    || python3 -m pip install --quiet --break-system-packages "$1"
+}
+
 # ---------------------------------------------------------------- current FFmpeg (PyPI)
 # Debian's FFmpeg 5.1 cannot decrypt CENC cbcs; the CENC tests decrypt with the static
 # FFmpeg that the imageio-ffmpeg wheel ships (tests/common: ffmpeg_current()).
@@ -92,15 +105,7 @@ install_current_ffmpeg() {
     log "current ffmpeg present: $("$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" -version | head -1 | cut -d' ' -f1-3)"
     return 0
   fi
-  if ! python3 -m pip --version >/dev/null 2>&1; then
-    log "apt-get install python3-pip"
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends python3-pip
-  fi
-  log "pip install imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
-  # Debian's system Python refuses pip installs unless told (PEP 668); a venv/pyenv Python does not.
-  python3 -m pip install --quiet "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION" \
-    || python3 -m pip install --quiet --break-system-packages "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
+  pip_install "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION"
   python3 -c "$probe" "$IMAGEIO_FFMPEG_VERSION"
 }
 
@@ -114,15 +119,7 @@ install_moto() {
     log "moto server present: $MOTO_VERSION"
     return 0
   fi
-  if ! python3 -m pip --version >/dev/null 2>&1; then
-    log "apt-get install python3-pip"
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends python3-pip
-  fi
-  log "pip install moto[server]==$MOTO_VERSION"
-  # Same PEP 668 fallback as imageio-ffmpeg above.
-  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" \
-    || python3 -m pip install --quiet --break-system-packages "moto[server]==$MOTO_VERSION"
+  pip_install "moto[server]==$MOTO_VERSION"
   python3 -c "$probe" "$MOTO_VERSION"
 }
 
