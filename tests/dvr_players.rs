@@ -44,49 +44,7 @@ const PLAY_S: u32 = 12;
 /// 320x180 25 fps H.264 (keyframe every 2 s) + AAC 48 kHz, 20 s: small enough to push
 /// twelve minutes of it in a few seconds.
 fn small_clip() -> PathBuf {
-    media(
-        "dvr_small_20s.flv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25:duration=20",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=20",
-            "-c:v",
-            "libx264",
-            "-threads",
-            "1",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "3",
-            "-b:v",
-            "200k",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-            "-b:a",
-            "64k",
-            "-f",
-            "flv",
-        ],
-    )
+    avc_aac_small_25(20, Container::Flv)
 }
 
 /// The small clip looped to `seconds` (`-stream_loop ... -c copy`: timestamps continue).

@@ -203,6 +203,11 @@ impl Container {
 
 /// H.264 High, x264 single-threaded (bit-exact), B-frames, fixed GOP without scene cuts.
 fn x264(gop: u32) -> Vec<String> {
+    x264_at(gop, "600k")
+}
+
+/// [`x264`] at `bitrate` (`-b:v`).
+fn x264_at(gop: u32, bitrate: &str) -> Vec<String> {
     [
         "-c:v",
         "libx264",
@@ -217,7 +222,7 @@ fn x264(gop: u32) -> Vec<String> {
         "-bf",
         "3",
         "-b:v",
-        "600k",
+        bitrate,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -234,18 +239,27 @@ fn x264(gop: u32) -> Vec<String> {
 
 /// AAC-LC 48 kHz stereo, 128 kbit/s.
 fn aac() -> Vec<String> {
-    ["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"]
+    aac_at("128k")
+}
+
+/// AAC-LC 48 kHz stereo at `bitrate` (`-b:a`).
+fn aac_at(bitrate: &str) -> Vec<String> {
+    ["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", bitrate]
         .iter()
         .map(|s| s.to_string())
         .collect()
 }
 
 fn testsrc(rate: &str, duration_s: u32) -> Vec<String> {
+    testsrc_sized("640x360", rate, duration_s)
+}
+
+fn testsrc_sized(size: &str, rate: &str, duration_s: u32) -> Vec<String> {
     vec![
         "-f".into(),
         "lavfi".into(),
         "-i".into(),
-        format!("testsrc2=size=640x360:rate={rate}:duration={duration_s}"),
+        format!("testsrc2=size={size}:rate={rate}:duration={duration_s}"),
     ]
 }
 
@@ -272,6 +286,16 @@ fn generate(stem: &str, args: Vec<String>, container: Container) -> PathBuf {
             )
         }
     }
+}
+
+/// A small 320x180 25 fps H.264 (200 kbit/s, GOP 2 s) + AAC (64 kbit/s) clip: cheap to push
+/// many minutes of it in a few seconds.
+pub fn avc_aac_small_25(duration_s: u32, container: Container) -> PathBuf {
+    let mut args = testsrc_sized("320x180", "25", duration_s);
+    args.extend(sine(duration_s));
+    args.extend(x264_at(50, "200k"));
+    args.extend(aac_at("64k"));
+    generate(&format!("avc_aac_small_25_{duration_s}s"), args, container)
 }
 
 /// 640x360 25 fps H.264 High (B-frames, keyframe every 2 s) + AAC-LC 48 kHz stereo, `duration_s` long.
