@@ -35,6 +35,18 @@ pub(crate) fn end(out: &mut BytesMut, at: usize) -> Result<()> {
     Ok(())
 }
 
+/// `dinf` with a `dref` of one self-contained `url ` entry (§8.7.1, §8.7.2): the media
+/// is in the same file.
+pub(crate) fn put_dinf(out: &mut BytesMut) -> Result<()> {
+    let dinf = begin(out, b"dinf");
+    let dref = begin_full(out, b"dref", 0, 0);
+    out.put_u32(1);
+    let url = begin_full(out, b"url ", 0, 1);
+    end(out, url)?;
+    end(out, dref)?;
+    end(out, dinf)
+}
+
 /// The unity transformation matrix of `mvhd` and `tkhd` (§8.2.2, §8.3.2).
 pub(crate) fn put_matrix(out: &mut BytesMut) {
     for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::boxes::{begin, begin_full, end, pack_language, put_matrix};
+use super::boxes::{begin, begin_full, end, pack_language, put_dinf, put_matrix};
 use super::pssh::PsshBox;
 use super::sinf::write_sinf;
 use crate::bitstream::h264;
@@ -195,14 +195,7 @@ fn write_trak(
         out.put_u32(0);
         end(out, smhd)?;
     }
-    // dinf/dref with one self-contained url entry (§8.7.1, §8.7.2).
-    let dinf = begin(out, b"dinf");
-    let dref = begin_full(out, b"dref", 0, 0);
-    out.put_u32(1);
-    let url = begin_full(out, b"url ", 0, 1);
-    end(out, url)?;
-    end(out, dref)?;
-    end(out, dinf)?;
+    put_dinf(out)?;
 
     let stbl = begin(out, b"stbl");
     let stsd = begin_full(out, b"stsd", 0, 0);

@@ -45,7 +45,7 @@
 //! assert!(writer.media_segment(&[stray], 2, None, &mut seg).is_err());
 //! ```
 
-mod boxes;
+pub(crate) mod boxes;
 mod decrypt;
 mod fragment;
 mod init;

@@ -7,6 +7,7 @@ use super::{
     ExportPart, ExportTrack, ExportedMp4, ExportedTrack, EXPORT_COMPATIBLE_BRANDS,
     EXPORT_MAJOR_BRAND,
 };
+use crate::container::fmp4::boxes::{begin, begin_full, end, put_dinf, put_matrix};
 use crate::error::{Error, Result};
 use crate::time::{rescale, Rounding, Timescale, Timestamp};
 
@@ -412,42 +413,6 @@ fn write_parts(
     Ok(())
 }
 
-/// Starts a box (§4.2): a placeholder size and the type; returns where the size goes.
-fn begin(out: &mut BytesMut, kind: &[u8; 4]) -> usize {
-    let at = out.len();
-    out.put_u32(0);
-    out.put_slice(kind);
-    at
-}
-
-/// Starts a full box (§4.2): a box with an 8-bit version and 24-bit flags.
-fn begin_full(out: &mut BytesMut, kind: &[u8; 4], version: u8, flags: u32) -> usize {
-    let at = begin(out, kind);
-    out.put_u32((u32::from(version) << 24) | (flags & 0x00ff_ffff));
-    at
-}
-
-/// Patches the size of the box started at `at` to end at the end of `out`.
-fn end(out: &mut BytesMut, at: usize) -> Result<()> {
-    let size = out
-        .len()
-        .checked_sub(at)
-        .and_then(|s| u32::try_from(s).ok())
-        .ok_or_else(|| Error::limit("box larger than 4 GiB"))?;
-    let field = out
-        .get_mut(at..at + 4)
-        .ok_or_else(|| Error::usage("box size field outside the buffer"))?;
-    field.copy_from_slice(&size.to_be_bytes());
-    Ok(())
-}
-
-/// The unity matrix of `mvhd` (§8.2.2).
-fn put_matrix(out: &mut BytesMut) {
-    for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        out.put_u32(v);
-    }
-}
-
 fn fits_32(v: u64) -> bool {
     v <= u64::from(u32::MAX)
 }
@@ -606,14 +571,7 @@ impl Layout<'_> {
                 end(out, at)?;
             }
         }
-        // dinf/dref with one self-contained url entry (§8.7.1, §8.7.2).
-        let dinf = begin(out, b"dinf");
-        let dref = begin_full(out, b"dref", 0, 0);
-        out.put_u32(1);
-        let url = begin_full(out, b"url ", 0, 1);
-        end(out, url)?;
-        end(out, dref)?;
-        end(out, dinf)?;
+        put_dinf(out)?;
         self.stbl(out, t, p, base, co64)?;
         end(out, minf)?;
         end(out, mdia)?;
