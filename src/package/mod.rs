@@ -11,5 +11,7 @@ mod segment;
 pub use segment::Segment;
 mod segmenter;
 pub use segmenter::{Segmenter, SegmenterOptions};
+mod splicer;
+pub use splicer::{Splicer, SplicerOptions, SplicerStats};
 mod vod;
 pub use vod::{VodEncryption, VodOutput, VodPackager, VodPackagerOptions, VodSummary, KEY_FILE};

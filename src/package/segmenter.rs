@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::Segment;
 use crate::error::{Error, Result};
-use crate::media::{Event, Frame, Item, MediaKind, TrackId, TrackInfo};
+use crate::media::{CueKind, Event, Frame, Item, MediaKind, TrackId, TrackInfo};
 use crate::pipeline::Stage;
 use crate::time::Timestamp;
 
@@ -99,6 +99,10 @@ struct Open {
 ///   in [`Segmenter::dropped_frames`].
 /// * [`Event::Cue`] and [`Event::Data`] are kept in [`Segment::events`], in order;
 ///   those arriving while no segment is open go to the next segment.
+/// * A cue that starts or ends a break ([`CueKind::Out`] or [`CueKind::In`], not a
+///   cancel) ends the open segment at the next reference sync point whatever its
+///   length, and goes into the segment that starts there. Put a
+///   [`Splicer`](super::Splicer) in front to place cues at their splice time.
 ///   [`Event::EndOfStream`] does nothing: [`Stage::finish`] flushes the open segment.
 ///
 /// Errors: [`Error::limit`] when a limit of [`SegmenterOptions`] is hit (the
@@ -145,6 +149,8 @@ pub struct Segmenter {
     pending_discontinuity: bool,
     /// A segment was opened at least once (a discontinuity before that means nothing).
     ever_opened: bool,
+    /// A break boundary cue arrived: cut at the next reference sync point.
+    cut_next: bool,
     next_sequence: u64,
     ready: VecDeque<Segment>,
     dropped: u64,
@@ -183,6 +189,7 @@ impl Segmenter {
             pending_events: Vec::new(),
             pending_discontinuity: false,
             ever_opened: false,
+            cut_next: false,
             next_sequence: 0,
             ready: VecDeque::new(),
             dropped: 0,
@@ -273,7 +280,8 @@ impl Segmenter {
             Some(open) => {
                 frame.track == open.reference
                     && (open.reference_is_audio || frame.is_keyframe())
-                    && elapsed(frame.pts, open.start) >= self.opts.target_duration
+                    && (self.cut_next
+                        || elapsed(frame.pts, open.start) >= self.opts.target_duration)
             }
         };
         if cut {
@@ -290,6 +298,7 @@ impl Segmenter {
         let discontinuity = self.pending_discontinuity && self.ever_opened;
         self.pending_discontinuity = false;
         self.ever_opened = true;
+        self.cut_next = false;
         self.open = Some(Open {
             reference,
             reference_is_audio,
@@ -427,7 +436,9 @@ impl Segmenter {
 
     fn keep_event(&mut self, event: Event) -> Result<()> {
         let max = self.opts.max_events;
+        let boundary = matches!(&event, Event::Cue(c) if c.kind != CueKind::Other && !c.cancel);
         let list = match self.open.as_mut() {
+            Some(_) if boundary => &mut self.pending_events,
             Some(open) => &mut open.events,
             None => &mut self.pending_events,
         };
@@ -435,6 +446,9 @@ impl Segmenter {
             return Err(Error::limit("too many events in one segment").context("segmenter"));
         }
         list.push(event);
+        if boundary && self.open.is_some() {
+            self.cut_next = true;
+        }
         Ok(())
     }
 }
@@ -494,6 +508,10 @@ impl Stage for Segmenter {
     fn finish(&mut self) -> Result<()> {
         if !self.finished {
             self.finished = true;
+            // Boundary cues waiting for a keyframe that never came stay with the last segment.
+            if let Some(open) = self.open.as_mut() {
+                open.events.append(&mut self.pending_events);
+            }
             self.close(None);
         }
         Ok(())
@@ -833,7 +851,7 @@ mod tests {
 
     #[test]
     fn events_stay_in_order_in_their_segment() {
-        let cue = |id| Event::Cue(SpliceCue::new(id, CueKind::Out, mpeg(0), None));
+        let cue = |id| Event::Cue(SpliceCue::new(id, CueKind::Other, mpeg(0), None));
         let data = Event::Data {
             at: mpeg(60 * F),
             name: "onTextData".into(),
@@ -851,6 +869,35 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].events, vec![cue(1)]);
         assert_eq!(out[1].events, vec![cue(2), data]);
+    }
+
+    #[test]
+    fn break_cues_cut_at_the_next_keyframe() {
+        let cue = |id, kind| Event::Cue(SpliceCue::new(id, kind, mpeg(0), None));
+        let mut items = vec![ev(Event::TrackAdded(video(1)))];
+        // Keyframes every 10 frames (0.4 s), target 2 s.
+        for i in 0..200 {
+            if i == 33 {
+                items.push(ev(cue(1, CueKind::Out)));
+            }
+            if i == 75 {
+                items.push(ev(cue(1, CueKind::In)));
+            }
+            if i == 195 {
+                items.push(ev(cue(2, CueKind::Out)));
+            }
+            items.push(vf(i * F, i * F, i % 10 == 0));
+        }
+        let out = run(&mut Segmenter::new(opts(2000)).unwrap(), items);
+        let starts: Vec<i64> = out.iter().map(|s| s.start.ticks() / F).collect();
+        // 0..40 (cut by the Out at the keyframe after frame 33), 40..80 (the In),
+        // then the 2 s rule again: 80, 130, 180.
+        assert_eq!(starts, vec![0, 40, 80, 130, 180]);
+        assert_eq!(out[1].events, vec![cue(1, CueKind::Out)]);
+        assert_eq!(out[2].events, vec![cue(1, CueKind::In)]);
+        // A break cue with no keyframe after it stays with the last segment.
+        assert_eq!(out[4].events, vec![cue(2, CueKind::Out)]);
+        assert!(out.iter().all(|s| !s.discontinuity));
     }
 
     #[test]
