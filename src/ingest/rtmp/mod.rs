@@ -4,6 +4,7 @@
 //! - [`chunk`]: chunk stream reader and writer (§5.3), [`SharedMessage`] for fan-out.
 //! - [`message`]: protocol control, user control and AMF0 commands (§5.4, §6.2, §7).
 //! - [`session`]: [`RtmpSession`], the server connection state machine.
+//! - [`client`]: [`RtmpClient`], the publishing client connection state machine.
 //! - [`relay`]: [`RtmpRelay`], fan-out of a published stream to players.
 //!
 //! Media messages map 1:1 to FLV tags: the session surfaces them as
@@ -27,12 +28,14 @@
 //! ```
 
 pub mod chunk;
+pub mod client;
 pub mod handshake;
 pub mod message;
 pub mod relay;
 pub mod session;
 
 pub use chunk::{ChunkLimits, ChunkReader, ChunkWriter, MessageHeader, SharedMessage};
+pub use client::{ClientStep, RtmpClient, RtmpClientConfig, RtmpClientEvent};
 pub use handshake::{Handshake, HandshakeKind};
 pub use relay::{PlayerId, PlayerStats, RelayOptions, RelayPoll, RtmpRelay};
 pub use session::{RejectReason, RequestId, RtmpConfig, RtmpEvent, RtmpSession};
