@@ -54,6 +54,7 @@ pub mod media;
 pub mod origin;
 pub mod package;
 pub mod pipeline;
+pub mod scte35;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
