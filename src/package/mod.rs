@@ -1,5 +1,6 @@
 //! Packaging: the segmenter, HLS playlists, DASH manifests and CMAF presentations.
 
+pub mod ads;
 mod civil;
 pub mod cmaf;
 mod cmaf_vod;

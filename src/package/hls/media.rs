@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::ads::{CueTag, DateRange};
 use super::key::{self, Key};
 use super::tags;
 use crate::error::Result;
@@ -42,6 +43,11 @@ pub struct MediaSegment {
     /// playlist writes `EXT-X-KEY` tags only where this set differs from the
     /// previous segment's. Default: empty.
     pub keys: Vec<Key>,
+    /// `EXT-X-DATERANGE` tags written before the segment (ad breaks starting or
+    /// ending here, §4.4.5.1). Default: none.
+    pub date_ranges: Vec<DateRange>,
+    /// The `EXT-X-CUE-*` tag written before the segment. Default: none.
+    pub cue: Option<CueTag>,
 }
 
 impl MediaSegment {
@@ -53,6 +59,8 @@ impl MediaSegment {
             discontinuity: false,
             program_date_time: None,
             keys: Vec::new(),
+            date_ranges: Vec::new(),
+            cue: None,
         }
     }
     /// The playlist entry of a segmenter [`Segment`] stored at `uri`: its duration and
@@ -151,12 +159,37 @@ impl MediaPlaylist {
 
     /// Removes the oldest segment (live sliding window): the media sequence advances
     /// by one, and the discontinuity sequence by one if the removed segment carried
-    /// `EXT-X-DISCONTINUITY` (RFC 8216bis §6.2.2).
+    /// `EXT-X-DISCONTINUITY` (RFC 8216bis §6.2.2). Its `EXT-X-DATERANGE`s that still
+    /// cover the new first segment (no end yet, or an end after that segment's date)
+    /// move to it, so a break that began before the window stays announced.
     pub fn pop_front(&mut self) -> Option<MediaSegment> {
-        let segment = self.segments.pop_front()?;
+        let mut segment = self.segments.pop_front()?;
         self.media_sequence = self.media_sequence.saturating_add(1);
         if segment.discontinuity {
             self.discontinuity_sequence = self.discontinuity_sequence.saturating_add(1);
+        }
+        if let Some(next) = self.segments.front_mut() {
+            let from = next.program_date_time;
+            let mut carried: Vec<DateRange> = segment
+                .date_ranges
+                .iter()
+                .filter(|d| {
+                    let end = d.end_date.or_else(|| {
+                        d.duration
+                            .map(|x| d.start_date.saturating_add(x.as_millis()))
+                    });
+                    match (end, from) {
+                        (Some(end), Some(from)) => end > from,
+                        _ => true,
+                    }
+                })
+                .filter(|d| !next.date_ranges.iter().any(|n| n.id == d.id))
+                .cloned()
+                .collect();
+            if !carried.is_empty() {
+                carried.append(&mut next.date_ranges);
+                next.date_ranges = carried;
+            }
         }
         Some(segment)
     }
@@ -258,6 +291,13 @@ impl MediaPlaylist {
             let next = key::effective(&s.keys);
             key::write_transition(&mut out, keys, next).map_err(|e| e.context("EXT-X-KEY"))?;
             keys = next;
+            for d in &s.date_ranges {
+                d.write(&mut out)
+                    .map_err(|e| e.context("EXT-X-DATERANGE"))?;
+            }
+            if let Some(cue) = &s.cue {
+                cue.write(&mut out)?;
+            }
             if let Some(ms) = s.program_date_time {
                 out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
                 tags::iso8601_millis(&mut out, ms)?;

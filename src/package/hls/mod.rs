@@ -10,6 +10,8 @@
 //! * [`Key`] (§4.4.4.4, §4.4.6.5): `EXT-X-KEY` per segment (rotation, several key
 //!   systems) and `EXT-X-SESSION-KEY` in the multivariant playlist.
 //! * [`MultivariantPlaylist`] (§4.4.6): [`Variant`] streams and [`Rendition`]s.
+//! * [`DateRange`] and [`CueTag`] (§4.4.5.1): ad breaks as `EXT-X-DATERANGE` with
+//!   SCTE-35 attributes and as `EXT-X-CUE-OUT` / `-CONT` / `-IN`.
 //! * [`BandwidthMeter`]: `BANDWIDTH` / `AVERAGE-BANDWIDTH` from segment sizes.
 //!
 //! ```
@@ -34,6 +36,7 @@
 //! assert!(main.write().unwrap().contains("BANDWIDTH=2000000,AVERAGE-BANDWIDTH=2000000,"));
 //! ```
 
+mod ads;
 mod bandwidth;
 mod indexed;
 mod key;
@@ -43,6 +46,7 @@ mod tags;
 
 pub(crate) use tags::iso8601_millis;
 
+pub use ads::{CueTag, DateRange, HlsAdMarkers};
 pub use bandwidth::BandwidthMeter;
 pub use indexed::{IndexedPlaylist, IndexedPlaylistWriter, IndexedSegment};
 pub use key::{
