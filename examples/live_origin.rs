@@ -4,7 +4,7 @@
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
 //!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
 //!     [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]
-//!     [--record DIR [--sync always|never]] [--dvr-window-s S]
+//!     [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -50,6 +50,13 @@
 //! with `--record`, 0 without) lets viewers go back `S` seconds:
 //! `/live/NAME/dvr.m3u8`, `?start=UNIX` / `?offset=-SECONDS` start-over on any
 //! playlist, and a DASH `timeShiftBufferDepth` over the window.
+//!
+//! Ad breaks: SCTE-35 cues a publisher sends (`onCuePoint` data messages) cut the
+//! segments at the first keyframe at or after their splice time and are marked in
+//! every playlist (`EXT-X-DATERANGE`, `EXT-X-CUE-OUT` / `-CONT` / `-IN`). With
+//! `--cue-key K`, operators schedule breaks themselves:
+//! `curl -X POST 'http://HOST:8080/live/NAME/cue?key=K&duration=30'` (optional `id`,
+//! `start` in Unix ms, `kind=in` to end a break early).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -128,6 +135,8 @@ struct Args {
     sync: SyncPolicy,
     /// How far back viewers may go, seconds (None: 48 h with `--record`, else 0).
     dvr_window_s: Option<i64>,
+    /// Operator key of the cue API (`POST /live/NAME/cue?key=K`); None: the API is off.
+    cue_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -145,6 +154,7 @@ fn parse_args() -> Result<Args, String> {
         record: None,
         sync: SyncPolicy::Always,
         dvr_window_s: None,
+        cue_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -189,6 +199,7 @@ fn parse_args() -> Result<Args, String> {
                 }
                 a.dvr_window_s = Some(s);
             }
+            "--cue-key" => a.cue_key = Some(v),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -616,7 +627,7 @@ async fn http(
         };
     }
     let resp = match origin.lock() {
-        Ok(mut live) => live.origin.handle_counting(&request, now_ms()),
+        Ok(mut live) => live.origin.handle_mut(&request, now_ms()),
         Err(_) => return Ok(reply(500, "text/plain", Bytes::new())),
     };
     let mut b = hyper::Response::builder().status(resp.status);
@@ -668,7 +679,7 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]] [--record DIR [--sync always|never]] [--dvr-window-s S]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]] [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K]");
             std::process::exit(2);
         }
     };
@@ -707,6 +718,7 @@ async fn serve() {
         o.live.cmaf = args.cmaf;
         o.dvr_window_ms = dvr_window_ms;
         o.keep_recordings = args.record.is_some();
+        o.cue_key = args.cue_key.clone();
         o
     });
     let restored = origin.restore(now_ms());

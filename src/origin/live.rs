@@ -10,12 +10,14 @@ use bytes::{Bytes, BytesMut};
 use crate::container::fmp4::FragmentInfo;
 use crate::container::ts::{TsMuxer, TsMuxerOptions};
 use crate::error::{Error, Result};
-use crate::media::{Event, Item, MediaKind, TrackInfo};
+use crate::media::{CueKind, Event, Item, MediaKind, SpliceCue, TrackInfo};
+use crate::package::ads::{AdBreak, BreakTracker};
 use crate::package::cmaf::CmafPresentation;
 use crate::package::hls::{
-    BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Variant,
+    BandwidthMeter, HlsAdMarkers, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType,
+    Variant,
 };
-use crate::package::{Segment, Segmenter, SegmenterOptions};
+use crate::package::{Segment, Segmenter, SegmenterOptions, Splicer, SplicerOptions};
 use crate::pipeline::Stage;
 use crate::time::{Timescale, Timestamp};
 
@@ -40,6 +42,8 @@ const MAX_REBASE_GAP_90K: i64 = 10 * 90_000;
 /// Latest wall-clock time accepted (Unix ms): 9999-12-31T23:59:59.999Z, the last
 /// instant `EXT-X-PROGRAM-DATE-TIME` can express.
 const MAX_UNIX_MS: i64 = 253_402_300_799_999;
+/// Ended ad breaks a stream remembers (for [`LiveStream::ad_breaks`]).
+const MAX_BREAKS: usize = 256;
 
 fn check_clock(now: i64) -> Result<()> {
     if (0..=MAX_UNIX_MS).contains(&now) {
@@ -94,6 +98,14 @@ pub struct LiveStreamOptions {
     /// ([`LiveSegment::fragments`]), fMP4 HLS playlists and a dynamic DASH MPD, over
     /// the same window. Default: `true`.
     pub cmaf: bool,
+    /// How ad cues ([`Event::Cue`]) are held until their splice time and placed at a
+    /// keyframe, where the segment is cut. Default: [`SplicerOptions::default`].
+    pub splicer: SplicerOptions,
+    /// Ad-marker dialects of the MPEG-TS media playlist. Default: both
+    /// (`EXT-X-DATERANGE` and `EXT-X-CUE-OUT` / `-CONT` / `-IN`).
+    pub ad_markers: HlsAdMarkers,
+    /// Ad-marker dialects of the fMP4 media playlists. Default: both.
+    pub cmaf_ad_markers: HlsAdMarkers,
 }
 
 impl Default for LiveStreamOptions {
@@ -109,8 +121,142 @@ impl Default for LiveStreamOptions {
             first_segment: FirstSegment::Short,
             first_sequence: 0,
             cmaf: true,
+            splicer: SplicerOptions::default(),
+            ad_markers: HlsAdMarkers::default(),
+            cmaf_ad_markers: HlsAdMarkers::default(),
         }
     }
+}
+
+/// An operator's request for an ad break ([`LiveStream::insert_cue`], the origin's
+/// `POST /live/{stream}/cue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CueRequest {
+    /// Splice event id; default: the stream's next one.
+    pub id: Option<u32>,
+    /// Planned break duration, milliseconds; the break returns by itself after it.
+    pub duration_ms: Option<i64>,
+    /// Wall-clock splice time, Unix milliseconds; default: now (the next keyframe).
+    pub start: Option<i64>,
+    /// [`CueKind::Out`] (a break starts, the default) or [`CueKind::In`] (it ends now).
+    pub kind: CueKind,
+}
+
+impl Default for CueRequest {
+    fn default() -> Self {
+        CueRequest {
+            id: None,
+            duration_ms: None,
+            start: None,
+            kind: CueKind::Out,
+        }
+    }
+}
+
+impl CueRequest {
+    /// A break of `duration_ms` starting now.
+    pub fn out(duration_ms: i64) -> Self {
+        CueRequest {
+            duration_ms: Some(duration_ms),
+            ..CueRequest::default()
+        }
+    }
+
+    /// Parses the request's parameters: `id`, `duration` (seconds, up to three
+    /// decimals: `30`, `29.97`), `start` (Unix milliseconds) and `kind` (`out` or
+    /// `in`), from a query or form string (`duration=30&id=7`) or a flat JSON object
+    /// (`{"duration": 30, "id": 7}`).
+    ///
+    /// Errors: [`Error::malformed`] for an unknown or repeated name, a bad value, or
+    /// nesting.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let json = text.starts_with('{');
+        let body = if json {
+            text.strip_prefix('{')
+                .and_then(|t| t.strip_suffix('}'))
+                .ok_or(Error::malformed("cue request: unterminated JSON object"))?
+        } else {
+            text
+        };
+        let mut req = CueRequest::default();
+        let mut seen = [false; 4];
+        let sep = if json { ',' } else { '&' };
+        for part in body.split(sep).map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = if json {
+                part.split_once(':')
+            } else {
+                part.split_once('=')
+            }
+            .ok_or(Error::malformed("cue request: expected name and value"))?;
+            let unquote = |x: &str| {
+                let x = x.trim();
+                x.strip_prefix('"')
+                    .and_then(|y| y.strip_suffix('"'))
+                    .unwrap_or(x)
+                    .to_string()
+            };
+            let (k, v) = (unquote(k), unquote(v));
+            if v.contains(['{', '[', '"']) {
+                return Err(Error::malformed("cue request: nested or bad value"));
+            }
+            let bad = || Error::malformed("cue request: bad value").context(k.clone());
+            let slot = match k.as_str() {
+                "id" => {
+                    req.id = Some(v.parse().map_err(|_| bad())?);
+                    0
+                }
+                "duration" => {
+                    req.duration_ms = Some(decimal_millis(&v).ok_or_else(bad)?);
+                    1
+                }
+                "start" => {
+                    req.start = Some(v.parse().map_err(|_| bad())?);
+                    2
+                }
+                "kind" => {
+                    req.kind = match v.as_str() {
+                        "out" => CueKind::Out,
+                        "in" => CueKind::In,
+                        _ => return Err(bad()),
+                    };
+                    3
+                }
+                "token" | "key" => continue,
+                _ => return Err(Error::malformed("cue request: unknown parameter").context(k)),
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(Error::malformed("cue request: repeated parameter"));
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// `"29.97"` seconds as 29 970 ms: digits, at most three decimals, no sign, no float.
+fn decimal_millis(s: &str) -> Option<i64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || whole.len() > 9 || frac.len() > 3 {
+        return None;
+    }
+    if !whole
+        .bytes()
+        .chain(frac.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let w: i64 = whole.parse().ok()?;
+    let mut f: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    for _ in frac.len()..3 {
+        f *= 10;
+    }
+    Some(w * 1000 + f)
 }
 
 /// A finished MPEG-TS segment, ready for a [`super::SegmentStore`].
@@ -186,6 +332,8 @@ pub struct StreamStats {
 /// Per-publish state: a fresh segmenter, and the shift applied to its timestamps.
 #[derive(Debug)]
 struct Session {
+    /// Holds cues until their keyframe, in front of the segmenter.
+    splicer: Splicer,
     segmenter: Segmenter,
     /// Added to every timestamp of this publisher (90 kHz), decided at its first frame.
     offset_90k: Option<i64>,
@@ -198,6 +346,16 @@ struct Session {
     /// Audio tracks declared by this publisher (every frame of an audio reference
     /// is a sync point).
     audio_tracks: Vec<u32>,
+}
+
+impl Session {
+    /// Moves what the splicer has ready into the segmenter.
+    fn feed_ready(&mut self) -> Result<()> {
+        while let Some(item) = self.splicer.poll() {
+            self.segmenter.push(item?)?;
+        }
+        Ok(())
+    }
 }
 
 /// One live stream: frames of a publisher in, MPEG-TS segments and live HLS
@@ -291,6 +449,10 @@ pub struct LiveStream {
     cmaf: Option<LiveCmaf>,
     /// Why the CMAF packaging stopped.
     cmaf_error: Option<Error>,
+    /// Ad breaks of the MPEG-TS segments.
+    breaks: BreakTracker,
+    /// Next id of an operator's cue without one.
+    next_cue_id: u32,
 }
 
 impl LiveStream {
@@ -309,6 +471,7 @@ impl LiveStream {
                 opts.window,
                 opts.first_sequence,
                 opts.segmenter.target_duration,
+                opts.cmaf_ad_markers,
             )
         });
         Ok(LiveStream {
@@ -333,6 +496,8 @@ impl LiveStream {
             multi_text: None,
             cmaf,
             cmaf_error: None,
+            breaks: BreakTracker::new(MAX_BREAKS),
+            next_cue_id: 1,
         })
     }
 
@@ -427,7 +592,12 @@ impl LiveStream {
         };
         if let Some(c) = &mut self.cmaf {
             let next = self.next_sequence.max(c.next_number());
-            *c = LiveCmaf::new(self.opts.window, next, self.opts.segmenter.target_duration);
+            *c = LiveCmaf::new(
+                self.opts.window,
+                next,
+                self.opts.segmenter.target_duration,
+                self.opts.cmaf_ad_markers,
+            );
         }
         self.refresh()
     }
@@ -456,6 +626,7 @@ impl LiveStream {
             segmenter.set_target_duration(target.min(SHORT_FIRST_SEGMENT))?;
         }
         self.session = Some(Session {
+            splicer: Splicer::new(self.opts.splicer.clone()),
             restore_target: short,
             segmenter,
             offset_90k: None,
@@ -484,8 +655,10 @@ impl LiveStream {
         let Some(mut session) = self.session.take() else {
             return Ok(());
         };
+        let flushed = session.splicer.finish().and_then(|()| session.feed_ready());
         session.segmenter.finish()?;
-        self.collect(&mut session, now)
+        let collected = self.collect(&mut session, now);
+        flushed.and(collected)
     }
 
     /// Advances the clock to `now` (Unix ms): a stream without a publisher for
@@ -611,7 +784,8 @@ impl LiveStream {
                 Item::Event(ev)
             }
         };
-        session.segmenter.push(item)
+        session.splicer.push(item)?;
+        session.feed_ready()
     }
 
     fn collect(&mut self, session: &mut Session, now: i64) -> Result<()> {
@@ -654,7 +828,10 @@ impl LiveStream {
         now
     }
 
-    fn publish_segment(&mut self, seg: Segment, now: i64) -> Result<()> {
+    fn publish_segment(&mut self, mut seg: Segment, now: i64) -> Result<()> {
+        // The stream's numbering, which goes on across publishers (the segmenter's
+        // restarts with each).
+        seg.sequence = self.next_sequence;
         let pdt = self.arrival_of(seg.start, now);
         let same = matches!(&self.muxer, Some((t, _)) if t.iter().map(|x| x.id).eq(seg.tracks.iter().map(|x| x.id)));
         if !same {
@@ -683,11 +860,14 @@ impl LiveStream {
         self.segments += 1;
         self.meter.record(len, seg.duration);
         self.window_rates.push_back((len, seg.duration));
-        self.playlist.push_segment(
-            MediaSegment::new(format!("{sequence}.ts"), seg.duration)
-                .with_discontinuity(seg.discontinuity)
-                .with_program_date_time(pdt),
-        );
+        let ads = self
+            .breaks
+            .on_segment(sequence, seg.start, pdt, &seg.events);
+        let mut entry = MediaSegment::new(format!("{sequence}.ts"), seg.duration)
+            .with_discontinuity(seg.discontinuity)
+            .with_program_date_time(pdt);
+        (entry.date_ranges, entry.cue) = ads.hls(self.opts.ad_markers);
+        self.playlist.push_segment(entry);
         while self.playlist.segments.len() > self.opts.window.max(1) {
             self.playlist.pop_front();
             self.window_rates.pop_front();
@@ -705,6 +885,75 @@ impl LiveStream {
             fragments,
         });
         Ok(())
+    }
+
+    /// The ad breaks of the stream's segments: the newest ended ones, then the one in
+    /// force. Times are on the MPEG-TS timeline of [`LiveSegment::start`].
+    pub fn ad_breaks(&self) -> impl Iterator<Item = &AdBreak> {
+        self.breaks.breaks()
+    }
+
+    /// The id of the ad break in force at the newest segment, if one is.
+    pub fn in_ad_break(&self) -> Option<u32> {
+        self.breaks.active().map(|b| b.id)
+    }
+
+    /// An operator's cue at `now` (Unix ms): an ad break of `req.duration` starting at
+    /// the wall-clock time `req.start` (default: now), placed at the first keyframe
+    /// at or after it like any SCTE-35 cue. The cue carries a `splice_insert` section
+    /// (SCTE 35 §9.7.3) with the splice time on the stream's output timeline, so
+    /// every manifest dialect has its bytes. Returns the cue as scheduled.
+    ///
+    /// Errors: [`Error::usage`] without a publisher or before its first frame; the
+    /// splicer's refusals (too far ahead, queue full).
+    pub fn insert_cue(&mut self, req: &CueRequest, now: i64) -> Result<SpliceCue> {
+        check_clock(now)?;
+        if self.state != LiveState::Publishing {
+            return Err(Error::usage("live stream: cue without a publisher"));
+        }
+        let Some(high) = self.high_water_90k else {
+            return Err(Error::usage("live stream: cue before the first frame"));
+        };
+        let Some(mut session) = self.session.take() else {
+            return Err(Error::usage("live stream: cue without a publisher"));
+        };
+        let at = match req.start {
+            Some(start) => high.saturating_add(start.saturating_sub(now).saturating_mul(90)),
+            None => high,
+        };
+        let id = req.id.unwrap_or_else(|| {
+            let id = self.next_cue_id;
+            self.next_cue_id = self.next_cue_id.wrapping_add(1).max(1);
+            id
+        });
+        let duration = req.duration_ms.filter(|&d| d > 0).map(|d| {
+            Timestamp::from_millis(d).rescale(Timescale::MPEG, crate::time::Rounding::Nearest)
+        });
+        let out = req.kind != CueKind::In;
+        let pts = u64::try_from(at.max(0)).unwrap_or(0);
+        let raw = crate::scte35::splice_insert_section(
+            id,
+            out,
+            Some(pts),
+            duration.filter(|_| out).map(|d| d.ticks().max(0) as u64),
+            true,
+        );
+        let kind = if out { CueKind::Out } else { CueKind::In };
+        let mut cue = SpliceCue::new(
+            id,
+            kind,
+            Timestamp::new(at, Timescale::MPEG),
+            duration.filter(|_| out),
+        )
+        .with_raw(raw);
+        cue.immediate = req.start.is_none();
+        let r = session
+            .splicer
+            .push(Item::Event(Event::Cue(cue.clone())))
+            .and_then(|()| session.feed_ready());
+        let c = self.collect(&mut session, now);
+        self.session = Some(session);
+        r.and(c).map(|()| cue)
     }
 
     /// The next finished segment, to be stored under its sequence number before the
@@ -943,6 +1192,92 @@ mod tests {
 
     fn drain(live: &mut LiveStream) -> Vec<LiveSegment> {
         std::iter::from_fn(|| live.poll_segment()).collect()
+    }
+
+    #[test]
+    fn operator_cue_cuts_and_marks_every_playlist() {
+        let mut live = LiveStream::new(full()).unwrap();
+        live.publisher_connected(T0).unwrap();
+        // Keyframes every second, 2 s target.
+        feed(&mut live, 5, T0);
+        // At clock T0+5 s (media 4.96 s), a 3 s break starting 1.5 s from now.
+        let req = CueRequest::parse("duration=3&id=77&start=1700000006500").unwrap();
+        assert_eq!(T0, 1_700_000_000_000);
+        let cue = live.insert_cue(&req, T0 + 5_000).unwrap();
+        assert_eq!(cue.id, 77);
+        assert_eq!(cue.at.ticks_in(Timescale::MPEG), (4_960 + 1_500) * 90);
+        feed_range(&mut live, 5, 15, T0);
+        let segs = drain(&mut live);
+        let starts: Vec<i64> = segs.iter().map(|s| s.start.as_millis()).collect();
+        // Cut at the keyframe at 7 s (6.46 s asked) and again at 10 s (9.46 s asked).
+        assert_eq!(starts, vec![0, 2000, 4000, 6000, 7000, 9000, 10000, 12000]);
+        let hls = live.media_playlist().unwrap();
+        let at = |tag: &str| hls.find(tag).unwrap_or_else(|| panic!("{tag} in {hls}"));
+        assert!(at("#EXT-X-CUE-OUT:DURATION=3.000\n") < at("\n4.ts"));
+        assert!(at("#EXT-X-CUE-OUT-CONT:ElapsedTime=2.000,Duration=3.000\n") < at("\n5.ts"));
+        assert!(at("#EXT-X-CUE-IN\n") < at("\n6.ts"));
+        assert!(at("#EXT-X-CUE-IN\n") > at("\n5.ts"));
+        // The DATERANGE: start = the PDT of segment 4; then its end with DURATION.
+        assert!(hls.contains("#EXT-X-DATERANGE:ID=\"splice-77-4\",START-DATE=\"2023-11-14T22:13:27.000Z\",PLANNED-DURATION=3.000,SCTE35-OUT=0xFC30"));
+        assert!(hls.contains("DURATION=3.000,PLANNED-DURATION=3.000,SCTE35-OUT=0xFC30"));
+        // The SCTE-35 bytes: a splice_insert, out of network, at the requested time.
+        let info = crate::scte35::SpliceInfo::parse(cue.raw.clone()).unwrap();
+        let sig = info.signal().unwrap();
+        assert_eq!((sig.id, sig.kind), (77, CueKind::Out));
+        assert_eq!(sig.pts, Some(((4_960 + 1_500) * 90) as u64));
+        assert_eq!(sig.duration, Some(270_000));
+        // The fMP4 playlists carry the same markers.
+        let cmaf =
+            String::from_utf8(live.cmaf_media_playlist_bytes("v1").unwrap().to_vec()).unwrap();
+        assert!(cmaf.contains("#EXT-X-CUE-OUT:DURATION=3.000"), "{cmaf}");
+        assert!(cmaf.contains("ID=\"splice-77-4\""), "{cmaf}");
+        assert_eq!(live.ad_breaks().count(), 1);
+        let b = live.ad_breaks().next().unwrap();
+        assert_eq!(
+            (b.start.as_millis(), b.duration().map(|d| d.as_millis())),
+            (7000, Some(3000))
+        );
+    }
+
+    #[test]
+    fn cue_requests_parse_and_refuse() {
+        let q = CueRequest::parse("duration=29.97&kind=out&key=x").unwrap();
+        assert_eq!(
+            (q.duration_ms, q.kind, q.id),
+            (Some(29_970), CueKind::Out, None)
+        );
+        let j = CueRequest::parse(r#"{"duration": 30, "id": 5, "start": 1700000000000}"#).unwrap();
+        assert_eq!(
+            (j.duration_ms, j.id, j.start),
+            (Some(30_000), Some(5), Some(1_700_000_000_000))
+        );
+        assert_eq!(CueRequest::parse("kind=in").unwrap().kind, CueKind::In);
+        for bad in [
+            "duration=-1",
+            "duration=1.2345",
+            "id=x",
+            "what=1",
+            "id=1&id=2",
+            "{\"a\":{}}",
+            "{",
+            "duration",
+        ] {
+            assert!(CueRequest::parse(bad).is_err(), "{bad}");
+        }
+        let mut live = LiveStream::new(full()).unwrap();
+        assert_eq!(
+            live.insert_cue(&CueRequest::out(1000), T0)
+                .unwrap_err()
+                .kind(),
+            crate::ErrorKind::Usage
+        );
+        live.publisher_connected(T0).unwrap();
+        assert_eq!(
+            live.insert_cue(&CueRequest::out(1000), T0)
+                .unwrap_err()
+                .kind(),
+            crate::ErrorKind::Usage
+        );
     }
 
     #[test]

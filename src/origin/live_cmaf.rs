@@ -114,13 +114,19 @@ pub(super) struct LiveCmaf {
 impl LiveCmaf {
     /// A presentation numbering fragments from `first_number`, listing `window`
     /// fragments per rendition.
-    pub(super) fn new(window: usize, first_number: u64, target: Timestamp) -> Self {
+    pub(super) fn new(
+        window: usize,
+        first_number: u64,
+        target: Timestamp,
+        ad_markers: crate::package::hls::HlsAdMarkers,
+    ) -> Self {
         let target_ms = target.as_millis().max(1);
         let pres = CmafPresentation::new(CmafOptions {
             window: Some(window.max(1)),
             first_number,
             playlist_type: PlaylistType::Live,
             target_duration: Some(((target_ms + 999) / 1000) as u64),
+            ad_markers,
         });
         LiveCmaf {
             pres,

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod clearkey;
+mod cue_api;
 mod disk_store;
 mod dvr;
 mod http;
@@ -51,11 +52,12 @@ pub use self::object_store::{
     ObjectSegmentStore, ObjectSegmentStoreOptions, RequestCounts,
     CHUNK_RECORDS as OBJECT_CHUNK_RECORDS,
 };
+pub use cue_api::{CUE_NAME, MAX_CUE_BODY};
 pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
 pub use dvr::DVR_PLAYLIST;
 pub use http::{Method, Request, Response};
 pub use live::{
-    FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,
+    CueRequest, FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,
     MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
 };
 pub use live_cmaf::{LiveFragment, TIME_PATH};

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::dvr::{self, DvrPlaylist, Window, DVR_PLAYLIST};
 use super::http::{Method, Request, Response};
 use super::live::{
-    LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
+    CueRequest, LiveState, LiveStream, LiveStreamOptions, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST,
 };
 use super::live_cmaf::TIME_PATH;
 use super::protect::Protection;
@@ -16,7 +16,7 @@ use super::recording::{Recording, RECORDING_NAME};
 use super::store::{CmafKey, SegmentRecord, SegmentStore, Series};
 use crate::container::fmp4::Fmp4Reader;
 use crate::error::{Error, Result};
-use crate::media::{Item, MediaKind};
+use crate::media::{Item, MediaKind, SpliceCue};
 use crate::package::cmaf::INIT_SEGMENT;
 use crate::package::hls::iso8601_millis;
 
@@ -82,6 +82,9 @@ pub struct OriginOptions {
     /// in bytes; a larger one gets 413 (a host streams it from
     /// [`Origin::recording`]). Default: 256 MiB.
     pub max_recording_body: u64,
+    /// The operator key of the cue API (`POST /live/{stream}/cue?key=...`, see
+    /// [`Origin::handle_mut`]). `None` turns the API off (403). Default: `None`.
+    pub cue_key: Option<String>,
 }
 
 impl Default for OriginOptions {
@@ -94,6 +97,7 @@ impl Default for OriginOptions {
             dvr_window_ms: 0,
             keep_recordings: false,
             max_recording_body: 256 << 20,
+            cue_key: None,
         }
     }
 }
@@ -123,6 +127,7 @@ pub(super) enum Route<'a> {
     Dvr(&'a str),
     RenditionDvr(&'a str, &'a str),
     Recording(&'a str),
+    Cue(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -260,6 +265,11 @@ pub struct Origin<S: SegmentStore> {
 }
 
 impl<S: SegmentStore> Origin<S> {
+    /// The options this origin runs with.
+    pub fn options(&self) -> &OriginOptions {
+        &self.opts
+    }
+
     /// An origin serving segments from `store`.
     pub fn new(store: S, opts: OriginOptions) -> Self {
         Origin {
@@ -377,6 +387,25 @@ impl<S: SegmentStore> Origin<S> {
         let r = s.push(item, now);
         let stored = Self::store_ready(&mut self.store, &mut self.counts, name, s);
         r.and(stored)
+    }
+
+    /// Schedules an ad break on the live stream `name` at `now` (see
+    /// [`LiveStream::insert_cue`]); the segment is cut at the first keyframe at or
+    /// after the requested time and every manifest marks the break. Over HTTP:
+    /// [`handle_mut`](Self::handle_mut).
+    ///
+    /// Errors: [`Error::usage`] for an unknown stream, one without a publisher or
+    /// without frames yet; the splicer's refusals.
+    pub fn cue(&mut self, name: &str, req: &CueRequest, now: i64) -> Result<SpliceCue> {
+        let s = self
+            .streams
+            .get_mut(name)
+            .ok_or(Error::usage("origin: unknown stream"))?;
+        let r = s.insert_cue(req, now);
+        let stored = Self::store_ready(&mut self.store, &mut self.counts, name, s);
+        let cue = r?;
+        stored?;
+        Ok(cue)
     }
 
     /// The publisher of `name` left at `now`: its last segment is flushed.
@@ -710,6 +739,9 @@ impl<S: SegmentStore> Origin<S> {
             Route::Dvr(_) | Route::RenditionDvr(..) => {
                 return text(404, "DVR is off\n", head);
             }
+            Route::Cue(_) => {
+                return text(405, "cue requests are POST\n", head).with_header("allow", "POST");
+            }
             Route::Recording(name) => {
                 let max = self.opts.max_recording_body;
                 let body = self
@@ -902,7 +934,7 @@ impl<S: SegmentStore> Origin<S> {
     }
 }
 
-fn cors(r: Response) -> Response {
+pub(super) fn cors(r: Response) -> Response {
     r.with_header("access-control-allow-origin", "*")
 }
 
@@ -986,6 +1018,7 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 MPD_NAME => Some(Route::Mpd(name)),
                 DVR_PLAYLIST => Some(Route::Dvr(name)),
                 RECORDING_NAME => Some(Route::Recording(name)),
+                super::cue_api::CUE_NAME => Some(Route::Cue(name)),
                 _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
             })
         }

@@ -70,13 +70,14 @@ use std::fmt::Write as _;
 
 use bytes::{Bytes, BytesMut};
 
+use super::ads::{AdBreak, BreakTracker};
 use super::dash::{
     AdaptationSet, ContentType, Mpd, MpdType, Representation, Role, SegmentTemplate,
     SegmentTimeline,
 };
 use super::hls::{
-    BandwidthMeter, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType, Rendition,
-    Variant,
+    BandwidthMeter, CueTag, DateRange, HlsAdMarkers, MediaPlaylist, MediaSegment,
+    MultivariantPlaylist, PlaylistType, Rendition, Variant,
 };
 use super::Segment;
 use crate::container::fmp4::{Fmp4Writer, FragmentInfo};
@@ -93,6 +94,8 @@ pub const AUDIO_GROUP: &str = "audio";
 /// Most renditions in one presentation; a segment with more tracks is an
 /// [`Error::limit`].
 pub const MAX_RENDITIONS: usize = 64;
+/// Ended ad breaks a presentation remembers.
+const MAX_BREAKS: usize = 256;
 
 /// Options of a [`CmafPresentation`]. Each field's doc states its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +112,10 @@ pub struct CmafOptions {
     /// Lower bound of the HLS `EXT-X-TARGETDURATION`, in seconds (a live stream sets
     /// its target so the tag never changes). Default: `None`.
     pub target_duration: Option<u64>,
+    /// Ad-marker dialects of the HLS media playlists, for breaks cut by a
+    /// [`Splicer`](super::Splicer) (`EXT-X-DATERANGE` needs program date-times: without
+    /// them only the `EXT-X-CUE-*` tags are written). Default: both.
+    pub ad_markers: HlsAdMarkers,
 }
 
 impl Default for CmafOptions {
@@ -118,6 +125,7 @@ impl Default for CmafOptions {
             first_number: 1,
             playlist_type: PlaylistType::Vod,
             target_duration: None,
+            ad_markers: HlsAdMarkers::default(),
         }
     }
 }
@@ -290,6 +298,7 @@ impl CmafRendition {
         pdt: Option<i64>,
         window: Option<usize>,
         mode: Payloads,
+        marks: &(Vec<DateRange>, Option<CueTag>),
     ) -> Result<CmafFragment> {
         let mut new_init = false;
         if let Some(t) = seg.tracks.iter().find(|t| t.id == self.track.id) {
@@ -338,6 +347,7 @@ impl CmafRendition {
         let mut entry = MediaSegment::new(format!("{number}.m4s"), exact)
             .with_discontinuity(seg.discontinuity || new_init);
         entry.program_date_time = pdt;
+        (entry.date_ranges, entry.cue) = marks.clone();
         self.playlist.push_segment(entry);
         self.listed.push_back(Listed {
             number,
@@ -375,6 +385,8 @@ pub struct CmafPresentation {
     /// unsigned), in 90 kHz ticks; set by the first segment.
     shift_90k: Option<i64>,
     ended: bool,
+    /// Ad breaks, on the presentation's (shifted) timeline.
+    breaks: BreakTracker,
 }
 
 impl CmafPresentation {
@@ -385,6 +397,7 @@ impl CmafPresentation {
             renditions: Vec::new(),
             shift_90k: None,
             ended: false,
+            breaks: BreakTracker::new(MAX_BREAKS),
         }
     }
 
@@ -408,6 +421,13 @@ impl CmafPresentation {
     /// do). Manifests describe the shifted times.
     pub fn time_shift_90k(&self) -> i64 {
         self.shift_90k.unwrap_or(0)
+    }
+
+    /// The ad breaks of the segments written: the newest ended ones, then the one in
+    /// force, with times on the presentation's timeline (as the MPD and the fragments'
+    /// decode times describe it, 90 kHz).
+    pub fn ad_breaks(&self) -> impl Iterator<Item = &AdBreak> {
+        self.breaks.breaks()
     }
 
     /// No more segments: HLS media playlists get `EXT-X-ENDLIST`.
@@ -460,6 +480,16 @@ impl CmafPresentation {
                 .unwrap_or(0);
             min.saturating_neg().max(0)
         });
+        let start = seg.start.add(Timestamp::new(shift, Timescale::MPEG));
+        let ads = self.breaks.on_segment(
+            seg.sequence,
+            start,
+            program_date_time.unwrap_or(0),
+            &seg.events,
+        );
+        let mut markers = self.opts.ad_markers;
+        markers.daterange &= program_date_time.is_some();
+        let marks = ads.hls(markers);
         let mut out = Vec::new();
         for track in &seg.tracks {
             if !matches!(track.kind, MediaKind::Video | MediaKind::Audio) {
@@ -487,7 +517,7 @@ impl CmafPresentation {
             };
             let window = self.opts.window;
             let fragment = self.renditions[at]
-                .write(&frames, seg, program_date_time, window, mode)
+                .write(&frames, seg, program_date_time, window, mode, &marks)
                 .map_err(|e| e.context(format!("CMAF rendition {}", track.id)))?;
             out.push(fragment);
         }
@@ -933,6 +963,7 @@ mod tests {
             first_number: 10,
             playlist_type: PlaylistType::Live,
             target_duration: Some(2),
+            ..CmafOptions::default()
         });
         for seg in segments(12, 0) {
             p.write_segment(&seg, Some(1_700_000_000_000)).unwrap();

@@ -163,7 +163,7 @@ impl MediaPlaylist {
     /// cover the new first segment (no end yet, or an end after that segment's date)
     /// move to it, so a break that began before the window stays announced.
     pub fn pop_front(&mut self) -> Option<MediaSegment> {
-        let mut segment = self.segments.pop_front()?;
+        let segment = self.segments.pop_front()?;
         self.media_sequence = self.media_sequence.saturating_add(1);
         if segment.discontinuity {
             self.discontinuity_sequence = self.discontinuity_sequence.saturating_add(1);
