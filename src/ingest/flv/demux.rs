@@ -10,6 +10,7 @@ use tracing::debug;
 use super::codec::{
     frame_type, AudioCodec, AudioTagHeader, PacketKind, VideoCodec, VideoTagHeader,
 };
+use super::cue::{CuePointReader, CuePointStats};
 use super::script::{FlvMetadata, ScriptData};
 use super::tag::{
     FlvHeader, TagHeader, TagType, HEADER_LEN, MAX_DATA_SIZE, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN,
@@ -122,6 +123,9 @@ impl TrackState {
 ///   (every AAC frame is a keyframe);
 /// * script tags become [`Event::Data`] with the handler name and the raw body;
 ///   `onMetaData` (also inside `@setDataFrame`) is kept, see [`FlvDemuxer::metadata`];
+///   an `onCuePoint` that carries an ad marker (a SCTE 35 section, or a cue-out /
+///   cue-in marker) becomes [`Event::Cue`] instead, on the 90 kHz timeline (see
+///   [`CuePointReader`]; malformed markers stay data, see [`FlvDemuxer::cue_stats`]);
 /// * a timestamp jump beyond the options' thresholds yields
 ///   [`Event::Discontinuity`] before the frame;
 /// * [`Stage::finish`] yields [`Event::EndOfStream`].
@@ -186,6 +190,7 @@ pub struct FlvDemuxer {
     video: TrackState,
     audio: TrackState,
     metadata: Option<FlvMetadata>,
+    cues: CuePointReader,
     logged_prev_size: bool,
     /// `poll` ran out of input since the last push.
     starved: bool,
@@ -234,6 +239,7 @@ impl FlvDemuxer {
             video: TrackState::default(),
             audio: TrackState::default(),
             metadata: None,
+            cues: CuePointReader::new(),
             logged_prev_size: false,
             starved: true,
             finished: false,
@@ -252,6 +258,12 @@ impl FlvDemuxer {
     /// The latest `onMetaData` seen (also inside `@setDataFrame`), if any.
     pub fn metadata(&self) -> Option<&FlvMetadata> {
         self.metadata.as_ref()
+    }
+    /// What the `onCuePoint` tags read so far gave: cues, malformed markers (kept as
+    /// [`Event::Data`]), cues placed at their tag time because their section was on
+    /// another clock.
+    pub fn cue_stats(&self) -> CuePointStats {
+        self.cues.stats()
     }
     /// The current configuration of the video track.
     pub fn video_config(&self) -> Option<&CodecConfig> {
@@ -582,6 +594,12 @@ impl FlvDemuxer {
         }
         // Script tags do not move the media clock (servers stamp them 0 mid-stream).
         let at = self.clock.clone().unwrap(u64::from(ts));
+        if sd.name == "onCuePoint" {
+            if let Some(cue) = self.cues.read(&unit[body.clone()], at) {
+                self.out.push_back(Item::Event(Event::Cue(cue)));
+                return Ok(());
+            }
+        }
         self.out.push_back(Item::Event(Event::Data {
             at: ms(at),
             name: sd.name,

@@ -8,6 +8,9 @@
 //! * [`TagReader`] / [`FlvTag`]: a zero-copy walker over the tags of a buffered file;
 //!   [`write_tag`] writes one tag. [`VideoTagHeader`] and [`AudioTagHeader`] parse the
 //!   codec headers of tag bodies; [`ScriptData`] the name and `onMetaData` of script tags.
+//! * [`CuePointReader`]: `onCuePoint` ad markers (a SCTE 35 section in base64, or a
+//!   cue-out / cue-in marker) as [`SpliceCue`](crate::media::SpliceCue)s; the demuxer
+//!   emits them as [`Event::Cue`](crate::media::Event::Cue).
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -36,6 +39,7 @@
 //! ```
 
 mod codec;
+mod cue;
 mod demux;
 mod mux;
 mod script;
@@ -45,6 +49,7 @@ pub use codec::{
     frame_type, AudioCodec, AudioTagHeader, PacketKind, VideoCodec, VideoTagHeader, CODEC_ID_AVC,
     CODEC_ID_HEVC_LEGACY, SOUND_FORMAT_AAC, SOUND_FORMAT_EX_HEADER, VIDEO_EX_HEADER,
 };
+pub use cue::{CuePointReader, CuePointStats, MAX_SECTION_CLOCK_GAP_90K};
 pub use demux::{
     FlvDemuxer, FlvDemuxerOptions, Framing, PreviousTagSizePolicy, AUDIO_TRACK, VIDEO_TRACK,
 };
