@@ -21,7 +21,9 @@ impl<S: SegmentStore> Origin<S> {
     /// Answers one HTTP request at `now`, including those that change state: the
     /// cue API (`POST /live/{stream}/cue?key=KEY` with `duration`, `id`, `start`,
     /// `kind` in the query or the body, as a form or a flat JSON object; see
-    /// [`CueRequest::parse`]). Every other request goes to
+    /// [`CueRequest::parse`]), and server-side ad insertion (per-session playlists
+    /// `/live/{stream}/ssai/{session}/...` and creatives' segments `/ads/...`, see
+    /// [`Origin::set_ad_decider`]). Every other request goes to
     /// [`handle_counting`](Self::handle_counting).
     ///
     /// Cue answers: 202 with a JSON description of the scheduled cue; 400 for a bad
@@ -29,11 +31,21 @@ impl<S: SegmentStore> Origin<S> {
     /// unset or the key is wrong; 404 for an unknown stream; 409 when the stream has
     /// no publisher or no frame yet; 413 for a body over [`MAX_CUE_BODY`].
     pub fn handle_mut(&mut self, req: &Request, now: i64) -> Response {
-        if req.method == Method::Post {
-            if let Ok(Some(Route::Cue(name))) = route(&req.path) {
+        match (&req.method, route(&req.path)) {
+            (Method::Post, Ok(Some(Route::Cue(name)))) => {
                 let name = name.to_string();
                 return self.handle_cue(&name, req, now);
             }
+            (Method::Get | Method::Head, Ok(Some(Route::Ssai(name, session, file)))) => {
+                let (name, session, file) =
+                    (name.to_string(), session.to_string(), file.to_string());
+                return self.handle_ssai(&name, &session, &file, req, now);
+            }
+            (Method::Get | Method::Head, Ok(Some(Route::Ad(creative, file)))) => {
+                let (creative, file) = (creative.to_string(), file.to_string());
+                return self.handle_ad(&creative, &file, req);
+            }
+            _ => {}
         }
         self.handle_counting(req, now)
     }

@@ -38,6 +38,7 @@ mod dvr;
 mod http;
 pub mod index;
 mod live;
+mod l2v;
 mod live_cmaf;
 #[cfg(feature = "object-store")]
 mod object_store;
@@ -45,6 +46,7 @@ mod protect;
 mod protect_fmp4;
 mod recording;
 mod router;
+mod ssai;
 mod store;
 
 #[cfg(feature = "object-store")]
@@ -55,6 +57,7 @@ pub use self::object_store::{
 pub use cue_api::{CUE_NAME, MAX_CUE_BODY};
 pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
 pub use dvr::DVR_PLAYLIST;
+pub use l2v::{VOD_MPD, VOD_PLAYLIST};
 pub use http::{Method, Request, Response};
 pub use live::{
     CueRequest, FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,

@@ -128,6 +128,12 @@ pub(super) enum Route<'a> {
     RenditionDvr(&'a str, &'a str),
     Recording(&'a str),
     Cue(&'a str),
+    /// `/live/{stream}/ssai/{session}/{file}`: a viewer session's playlists with ads.
+    Ssai(&'a str, &'a str, &'a str),
+    /// `/ads/{creative}/{file}`: a creative's segments.
+    Ad(&'a str, &'a str),
+    /// `/live/{stream}/vod.m3u8` and `/live/{stream}/vod.mpd`: live-to-VOD.
+    Vod(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -262,6 +268,8 @@ pub struct Origin<S: SegmentStore> {
     protection: Option<Protection>,
     /// Discontinuities so far per stream and series, for the index records.
     counts: DiscontinuityCounts,
+    /// Server-side ad insertion: the host's decider, creatives, viewer sessions.
+    pub(super) ssai: super::ssai::SsaiState,
 }
 
 impl<S: SegmentStore> Origin<S> {
@@ -280,6 +288,7 @@ impl<S: SegmentStore> Origin<S> {
             viewers: None,
             protection: None,
             counts: DiscontinuityCounts::default(),
+            ssai: super::ssai::SsaiState::default(),
         }
     }
 
@@ -739,6 +748,11 @@ impl<S: SegmentStore> Origin<S> {
             Route::Dvr(_) | Route::RenditionDvr(..) => {
                 return text(404, "DVR is off\n", head);
             }
+            Route::Ssai(..) | Route::Ad(..) => {
+                // Per-session state: served by `handle_mut`.
+                return text(404, "ad insertion is served by handle_mut\n", head);
+            }
+            Route::Vod(name, file) => return self.handle_l2v(name, file, req, now, head),
             Route::Cue(_) => {
                 return text(405, "cue requests are POST\n", head).with_header("allow", "POST");
             }
@@ -1019,8 +1033,21 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 DVR_PLAYLIST => Some(Route::Dvr(name)),
                 RECORDING_NAME => Some(Route::Recording(name)),
                 super::cue_api::CUE_NAME => Some(Route::Cue(name)),
+                super::l2v::VOD_PLAYLIST | super::l2v::VOD_MPD => Some(Route::Vod(name, file)),
                 _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
             })
+        }
+        ["live", name, "ssai", session, file] => {
+            if !valid_stream_name(name) || !valid_stream_name(session) {
+                return Err(());
+            }
+            Ok(Some(Route::Ssai(name, session, file)))
+        }
+        ["ads", creative, file] => {
+            if !valid_stream_name(creative) || !valid_stream_name(file) {
+                return Err(());
+            }
+            Ok(Some(Route::Ad(creative, file)))
         }
         ["live", name, rendition, file] => {
             if !valid_stream_name(name) || !valid_stream_name(rendition) {
