@@ -9,6 +9,8 @@
 //! Each fragment's [`FragmentInfo`] keeps the sample table (offsets, sizes, key flags, NAL units)
 //! for later per-request encryption. A host that sends payloads by reference can write
 //! only the headers with [`Fmp4Writer::media_segment_header`].
+//! [`Emsg`] reads and writes DASH event message boxes, which go in a media segment
+//! before its `moof`, at [`emsg_insert_offset`].
 //!
 //! Frame times must be non-negative (`tfdt` is unsigned): shift a track whose first
 //! decode time is negative (B-frames behind an edit list) before writing.
@@ -47,6 +49,7 @@
 
 pub(crate) mod boxes;
 mod decrypt;
+mod emsg;
 mod fragment;
 mod init;
 mod protect;
@@ -58,6 +61,7 @@ mod sinf;
 use bytes::BytesMut;
 
 pub use decrypt::decrypt_fragment;
+pub use emsg::{emsg_insert_offset, Emsg, EmsgTime, EMSG_DURATION_UNKNOWN};
 pub use fragment::{
     FragmentInfo, NalRange, SampleInfo, MAX_SAMPLES_PER_FRAGMENT, SAMPLE_FLAGS_DISPOSABLE,
     SAMPLE_FLAGS_NON_SYNC, SAMPLE_FLAGS_SYNC, SEGMENT_COMPATIBLE_BRANDS, SEGMENT_MAJOR_BRAND,
