@@ -13,6 +13,10 @@
 //! * [`SegmentTemplate`] (§5.3.9.4) with a run-length compressed [`SegmentTimeline`]
 //!   (§5.3.9.6), addressing CMAF segments of the
 //!   [`Fmp4Writer`](crate::container::fmp4::Fmp4Writer) by `$Number$` or `$Time$`.
+//! * Events (§5.10): the Period's [`EventStream`]s of [`DashEvent`]s (SCTE-35 cues as
+//!   [`SCHEME_SCTE35_XML_BIN`], SCTE 214-1 §6.7.4) and the [`InbandEventStream`]s of an
+//!   AdaptationSet announcing `emsg` boxes in its segments ([`scte35_emsg`] builds one
+//!   for a cue).
 //!
 //! ```
 //! use strom::package::dash::{AdaptationSet, ContentType, Mpd, MpdType, Representation,
@@ -38,10 +42,15 @@
 //! assert!(xml.contains(r#"<S t="0" d="25600" r="2"/>"#));
 //! ```
 
+mod events;
 mod mpd;
 mod timeline;
 mod xml;
 
+pub use events::{
+    scte35_emsg, DashEvent, EventMessage, EventStream, InbandEventStream, SCHEME_SCTE35_BIN,
+    SCHEME_SCTE35_XML_BIN, SCTE35_NAMESPACE,
+};
 pub use mpd::{
     AdaptationSet, ContentProtection, ContentType, Mpd, MpdType, Representation, Role,
     SegmentTemplate, AUDIO_CHANNEL_SCHEME, CENC_NAMESPACE, DASHIF_NAMESPACE, MP4_PROTECTION_SCHEME,

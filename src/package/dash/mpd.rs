@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::events::{EventStream, InbandEventStream, SCTE35_NAMESPACE};
 use super::timeline::SegmentTimeline;
 use super::xml;
 use crate::container::fmp4::PsshBox;
@@ -437,6 +438,10 @@ pub struct AdaptationSet {
     /// ([`ContentProtection::mp4_protection`]), then one per DRM system. Default none
     /// (clear content).
     pub content_protection: Vec<ContentProtection>,
+    /// `InbandEventStream` descriptors (ISO/IEC 23009-1 §5.10.3.2): the schemes of the
+    /// `emsg` boxes in this set's segments, e.g. [`InbandEventStream::scte35`]. Written
+    /// after the `ContentProtection`s, before the `Role`s. Default none.
+    pub inband_event_streams: Vec<InbandEventStream>,
     /// The Representations; at least one.
     pub representations: Vec<Representation>,
 }
@@ -450,6 +455,7 @@ impl AdaptationSet {
             lang: None,
             roles: Vec::new(),
             content_protection: Vec::new(),
+            inband_event_streams: Vec::new(),
             representations: Vec::new(),
         }
     }
@@ -503,6 +509,10 @@ pub struct Mpd {
     /// MPD) of an endpoint returning the current time as ISO 8601, e.g. `/time`.
     /// Default: `None` (no element; live players then trust their own clock).
     pub utc_timing: Option<String>,
+    /// The Period's `EventStream`s (ISO/IEC 23009-1 §5.10.2), written before its
+    /// AdaptationSets; `xmlns:scte35` is declared on the root when one carries SCTE-35
+    /// ([`EventStream::uses_scte35_namespace`]). Default none.
+    pub event_streams: Vec<EventStream>,
     /// The AdaptationSets of the Period; at least one.
     pub adaptation_sets: Vec<AdaptationSet>,
 }
@@ -517,6 +527,7 @@ impl Mpd {
             max_segment_duration: None,
             period_id: "0".to_string(),
             utc_timing: None,
+            event_streams: Vec::new(),
             adaptation_sets: Vec::new(),
         }
     }
@@ -541,7 +552,11 @@ impl Mpd {
     /// Representation, duplicate AdaptationSet or Representation ids, a Representation id
     /// that is empty or holds whitespace, a zero bandwidth, a frame rate with a zero
     /// term, an invalid template, a negative duration, a date outside years 1..=9999, a
-    /// character XML cannot carry.
+    /// character XML cannot carry; in an [`EventStream`]: an empty scheme, a zero
+    /// timescale, decreasing presentation times, duplicate or 64-bit event ids, an empty
+    /// SCTE-35 section, a message that does not match the scheme (SCTE-35 binary in
+    /// [`SCHEME_SCTE35_XML_BIN`](super::SCHEME_SCTE35_XML_BIN) streams only); an
+    /// [`InbandEventStream`] with an empty scheme.
     pub fn write(&self) -> Result<String> {
         if self.adaptation_sets.is_empty() {
             return Err(Error::usage("MPD without AdaptationSet"));
@@ -556,6 +571,13 @@ impl Mpd {
         {
             xml::attr(&mut out, "xmlns:cenc", CENC_NAMESPACE)?;
             xml::attr(&mut out, "xmlns:dashif", DASHIF_NAMESPACE)?;
+        }
+        if self
+            .event_streams
+            .iter()
+            .any(EventStream::uses_scte35_namespace)
+        {
+            xml::attr(&mut out, "xmlns:scte35", SCTE35_NAMESPACE)?;
         }
         xml::attr(&mut out, "profiles", &self.profiles.join(","))?;
         match &self.mpd_type {
@@ -617,6 +639,11 @@ impl Mpd {
         out.push_str("  <Period");
         xml::attr(&mut out, "id", &self.period_id)?;
         out.push_str(" start=\"PT0S\">\n");
+        for (n, stream) in self.event_streams.iter().enumerate() {
+            stream
+                .write(&mut out)
+                .map_err(|e| e.context(format!("EventStream {n}")))?;
+        }
         let mut set_ids = HashSet::new();
         let mut rep_ids = HashSet::new();
         for set in &self.adaptation_sets {
@@ -660,6 +687,9 @@ fn write_adaptation_set<'a>(
     out.push_str(">\n");
     for cp in &set.content_protection {
         cp.write(out)?;
+    }
+    for inband in &set.inband_event_streams {
+        inband.write(out)?;
     }
     for role in &set.roles {
         out.push_str("      <Role");
@@ -866,6 +896,76 @@ mod tests {
   <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time?fmt=iso&amp;x=1"/>
 </MPD>
 "#
+        );
+    }
+
+    #[test]
+    fn golden_events() {
+        use crate::package::dash::{DashEvent, EventMessage, SCHEME_SCTE35_XML_BIN};
+        let mut mpd = Mpd::new(MpdType::Static {
+            media_presentation_duration: Timestamp::from_secs(5),
+        });
+        let mut set = video_set();
+        set.inband_event_streams.push(InbandEventStream::scte35());
+        set.content_protection
+            .push(ContentProtection::mp4_protection(Scheme::Cenc, KeyId([0x11; 16])).unwrap());
+        mpd.adaptation_sets.push(set);
+        let mut ads = EventStream::new(SCHEME_SCTE35_XML_BIN, 90_000);
+        ads.events.push(
+            DashEvent::new(
+                4,
+                180_000,
+                EventMessage::Scte35Binary(Bytes::from_static(&[0xfc, 0x30, 0x00])),
+            )
+            .with_duration(90_000),
+        );
+        mpd.event_streams.push(ads);
+        let mut other = EventStream::new("urn:example:chapters", 1);
+        other.value = Some("1".to_string());
+        other
+            .events
+            .push(DashEvent::new(0, 1, EventMessage::Text("Intro".into())));
+        mpd.event_streams.push(other);
+        assert_eq!(
+            mpd.write().unwrap(),
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:scte35="http://www.scte.org/schemas/35/2016" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="static" mediaPresentationDuration="PT5S" maxSegmentDuration="PT2S" minBufferTime="PT2S">
+  <Period id="0" start="PT0S">
+    <EventStream schemeIdUri="urn:scte:scte35:2014:xml+bin" timescale="90000">
+      <Event presentationTime="180000" duration="90000" id="4">
+        <scte35:Signal>
+          <scte35:Binary>/DAA</scte35:Binary>
+        </scte35:Signal>
+      </Event>
+    </EventStream>
+    <EventStream schemeIdUri="urn:example:chapters" value="1" timescale="1">
+      <Event presentationTime="1" id="0">Intro</Event>
+    </EventStream>
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">
+      <ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="cenc" cenc:default_KID="11111111-1111-1111-1111-111111111111"/>
+      <InbandEventStream schemeIdUri="urn:scte:scte35:2013:bin"/>
+      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>
+      <Representation id="v0" bandwidth="650000" codecs="avc1.64001e" width="640" height="360" frameRate="25">
+        <SegmentTemplate timescale="12800" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s" startNumber="1">
+          <SegmentTimeline>
+            <S t="0" d="25600" r="1"/>
+            <S d="12800"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#
+        );
+        // Without SCTE-35 events there is no scte35 namespace; errors name the stream.
+        mpd.event_streams.remove(0);
+        assert!(!mpd.write().unwrap().contains("xmlns:scte35"));
+        mpd.event_streams[0].timescale = 0;
+        let e = mpd.write().unwrap_err();
+        assert!(
+            e.to_string().starts_with("EventStream 0: usage error"),
+            "{e}"
         );
     }
 
