@@ -20,7 +20,7 @@ pub const TAG_SEGMENTATION: u8 = 0x02;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SpliceDescriptor {
-    /// `segmentation_descriptor()` (tag 0x02, §10.3.3).
+    /// `segmentation_descriptor()` (tag 0x02 with the "CUEI" identifier, §10.3.3).
     Segmentation(SegmentationDescriptor),
     /// `avail_descriptor()` (tag 0x00, §10.3.1) with the "CUEI" identifier and
     /// exactly its one field.
@@ -81,7 +81,8 @@ pub struct SegmentationComponent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SegmentationDescriptor {
-    /// 32-bit `identifier` ("CUEI", [`CUEI`], for conformant senders).
+    /// 32-bit `identifier`: "CUEI" ([`CUEI`]). Tag 0x02 under any other identifier is
+    /// a private descriptor and parses as [`SpliceDescriptor::Other`].
     pub identifier: u32,
     /// `segmentation_event_id`.
     pub event_id: u32,

@@ -31,6 +31,8 @@
 mod command;
 mod descriptor;
 mod signal;
+#[cfg(test)]
+mod tests;
 
 use broadcast_common::{Parse, Serialize};
 use bytes::Bytes;
@@ -375,7 +377,8 @@ fn command_body(raw: &Bytes, descriptor_loop: &[u8]) -> Bytes {
 }
 
 /// Walks the descriptor loop (SCTE 35 §10.2): typed segmentation and avail
-/// descriptors, every other tag as bytes.
+/// descriptors, every other tag as bytes. Tags are SCTE's only under the "CUEI"
+/// identifier (§10.2): a private descriptor reusing tag 0x00 or 0x02 stays bytes.
 fn parse_descriptors(raw: &Bytes, descriptor_loop: &[u8]) -> Result<Vec<SpliceDescriptor>> {
     let mut out = Vec::new();
     let mut rest = descriptor_loop;
@@ -400,7 +403,7 @@ fn parse_descriptors(raw: &Bytes, descriptor_loop: &[u8]) -> Result<Vec<SpliceDe
         };
         let identifier = u32::from_be_bytes(*id);
         let d = match tag {
-            TAG_SEGMENTATION => {
+            TAG_SEGMENTATION if identifier == CUEI => {
                 let w = scte35_splice::descriptors::SegmentationDescriptor::parse(full)
                     .map_err(malformed)?;
                 SpliceDescriptor::Segmentation(SegmentationDescriptor::from_wire(&w, raw))
