@@ -62,7 +62,7 @@ fn secs(ms: i64) -> String {
 }
 
 /// Parses decimal seconds (`-?\d+(\.\d{1,3})?`) into milliseconds.
-fn parse_secs(v: &str) -> Option<i64> {
+pub(super) fn parse_secs(v: &str) -> Option<i64> {
     let (neg, v) = match v.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, v),

@@ -41,7 +41,7 @@
 //! | 28 | 4 | `duration` timescale u32 (non-zero) |
 //! | 32 | 8 | `program_date_time` i64, Unix ms |
 //! | 40 | 8 | `size` u64, bytes of the object |
-//! | 48 | 4 | flags: bit 0 `discontinuity`, others zero |
+//! | 48 | 4 | flags: bit 0 `discontinuity`; bit 1 in an ad break, bit 2 the break's first segment, bit 3 a segmentation type in bits 8..16 ([`super::AdMark`]); others zero |
 //! | 52 | 8 | `discontinuity_sequence` u64 |
 //! | 60 | 4 | CRC of bytes 0..60 |
 //!
@@ -94,6 +94,14 @@ pub const CHUNK_RECORDS: usize = 1024;
 
 const SLOT0: usize = 16;
 const FLAG_DISCONTINUITY: u32 = 1;
+/// The segment is in an ad break.
+const FLAG_AD: u32 = 1 << 1;
+/// The segment is its break's first.
+const FLAG_AD_FIRST: u32 = 1 << 2;
+/// Bits 8..16 hold the break's segmentation type.
+const FLAG_AD_TYPE: u32 = 1 << 3;
+/// Every flag bit a record may carry.
+const KNOWN_FLAGS: u32 = FLAG_DISCONTINUITY | FLAG_AD | FLAG_AD_FIRST | FLAG_AD_TYPE | 0xFF00;
 
 /// Byte offset of record `i`: `HEADER_LEN + i * RECORD_LEN` (saturating).
 pub const fn record_offset(i: u64) -> u64 {
@@ -246,11 +254,20 @@ pub fn encode_record(r: &SegmentRecord) -> [u8; RECORD_LEN] {
     b[28..32].copy_from_slice(&r.duration.scale().get().to_be_bytes());
     b[32..40].copy_from_slice(&r.program_date_time.to_be_bytes());
     b[40..48].copy_from_slice(&r.size.to_be_bytes());
-    let flags = if r.discontinuity {
+    let mut flags = if r.discontinuity {
         FLAG_DISCONTINUITY
     } else {
         0
     };
+    if let Some(ad) = r.ad {
+        flags |= FLAG_AD;
+        if ad.first {
+            flags |= FLAG_AD_FIRST;
+        }
+        if let Some(t) = ad.segmentation_type {
+            flags |= FLAG_AD_TYPE | (u32::from(t) << 8);
+        }
+    }
     b[48..52].copy_from_slice(&flags.to_be_bytes());
     b[52..60].copy_from_slice(&r.discontinuity_sequence.to_be_bytes());
     let crc = crc32_mpeg2(&b[..60]);
@@ -283,16 +300,28 @@ fn decode_fields(b: &[u8]) -> Result<SegmentRecord> {
             .ok_or_else(|| Error::malformed("index: zero timescale"))
     };
     let flags = be_u32(b, 48).unwrap_or(u32::MAX);
-    if flags & !FLAG_DISCONTINUITY != 0 {
+    if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_AD == 0 && flags & !FLAG_DISCONTINUITY != 0) {
         return Err(Error::malformed("index: unknown record flags"));
     }
+    if flags & FLAG_AD_TYPE == 0 && flags & 0xFF00 != 0 {
+        return Err(Error::malformed(
+            "index: segmentation type without its flag",
+        ));
+    }
+    let ad = (flags & FLAG_AD != 0).then(|| {
+        super::AdMark::new(
+            flags & FLAG_AD_FIRST != 0,
+            (flags & FLAG_AD_TYPE != 0).then_some((flags >> 8) as u8),
+        )
+    });
     let start = Timestamp::new(field(8)? as i64, scale(16)?);
     let duration = Timestamp::new(field(20)? as i64, scale(28)?);
     Ok(SegmentRecord::new(field(0)?, start, duration)
         .with_program_date_time(field(32)? as i64)
         .with_size(field(40)?)
         .with_discontinuity(flags & FLAG_DISCONTINUITY != 0)
-        .with_discontinuity_sequence(field(52)?))
+        .with_discontinuity_sequence(field(52)?)
+        .with_ad(ad))
 }
 
 /// Reads and decodes record `i`.
@@ -510,6 +539,11 @@ mod tests {
         .with_size(1000 + n)
         .with_discontinuity(n % 7 == 3)
         .with_discontinuity_sequence(n / 7)
+        .with_ad(match n % 5 {
+            1 => Some(super::super::AdMark::new(true, Some(0x34))),
+            2 => Some(super::super::AdMark::new(false, None)),
+            _ => None,
+        })
     }
 
     fn file(numbers: impl IntoIterator<Item = u64>, first_live: u64) -> Vec<u8> {

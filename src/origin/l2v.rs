@@ -1,24 +1,338 @@
-//! Live-to-VOD: a VOD playlist and MPD of a stream's recorded segments, with its ad
-//! breaks removed, joined or replaced.
+//! Live-to-VOD: a VOD playlist of a stream's stored segments, built from the store's
+//! index the moment it is asked for (while the stream is live, or right after its
+//! publisher stopped), with its ad breaks (the segments the splicer cut at the cues,
+//! [`super::AdMark`] in their records) handled one of four ways:
+//!
+//! * `ads=remove` (the default): the break segments are left out and every later
+//!   segment is served re-timed (`vod/{n}.ts?shift=-T`, its PTS, DTS and PCR moved back by
+//!   the breaks before it, [`crate::container::ts::retime`]), so the programme plays as
+//!   one continuous timeline, without discontinuities;
+//! * `ads=join`: the break segments are left out and the programme either side is joined
+//!   with `EXT-X-DISCONTINUITY` (segments served as stored);
+//! * `ads=replace`: each break's segments are replaced by the segments of the
+//!   creatives registered for ad insertion ([`Origin::add_creative`]), between
+//!   discontinuities;
+//! * `ads=keep`: everything, as recorded.
+//!
+//! `types=0x30,0x34` limits the breaks handled to those whose cue carried one of these
+//! SCTE 35 segmentation types (others stay in); `start=` and `end=` (Unix seconds, as
+//! for start-over) limit the range. The playlist is `VOD` with `EXT-X-ENDLIST` once the
+//! stream has no publisher or the range ends before the newest segment, else `EVENT`.
+
+use bytes::Bytes;
 
 use super::http::{Request, Response};
-use super::router::text;
-use super::{Origin, SegmentStore};
+use super::protect;
+use super::router::{text, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE};
+use super::store::{SegmentRecord, SegmentStore, Series};
+use super::{LiveState, Origin};
+use crate::error::{Error, Result};
+use crate::package::hls::{MediaPlaylist, MediaSegment, PlaylistType};
+use crate::time::{Timescale, Timestamp};
 
 /// The live-to-VOD HLS playlist: `/live/{stream}/vod.m3u8`.
 pub const VOD_PLAYLIST: &str = "vod.m3u8";
-/// The live-to-VOD DASH MPD: `/live/{stream}/vod.mpd`.
+/// The live-to-VOD DASH MPD: `/live/{stream}/vod.mpd` (not served yet: 404).
 pub const VOD_MPD: &str = "vod.mpd";
+/// Folder of re-timed segments, relative to the stream: `vod/{n}.ts?shift=T`.
+pub const VOD_SEGMENTS: &str = "vod";
+/// Most segments one live-to-VOD playlist lists (about 11 days of 2 s segments).
+pub const MAX_VOD_SEGMENTS: usize = 500_000;
+
+/// What to do with ad breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AdsMode {
+    Remove,
+    Join,
+    Replace,
+    Keep,
+}
+
+/// A parsed live-to-VOD query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VodQuery {
+    pub mode: AdsMode,
+    /// Segmentation types handled; empty: every break.
+    pub types: Vec<u8>,
+    /// Range, Unix ms.
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// `token=...` handed on to segment URIs.
+    pub token: Option<String>,
+}
+
+impl VodQuery {
+    pub(super) fn parse(target: &str) -> std::result::Result<VodQuery, ()> {
+        let mut q = VodQuery {
+            mode: AdsMode::Remove,
+            types: Vec::new(),
+            start: None,
+            end: None,
+            token: None,
+        };
+        let Some((_, query)) = target.split_once('?') else {
+            return Ok(q);
+        };
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match k {
+                "ads" => {
+                    q.mode = match v {
+                        "remove" => AdsMode::Remove,
+                        "join" => AdsMode::Join,
+                        "replace" => AdsMode::Replace,
+                        "keep" => AdsMode::Keep,
+                        _ => return Err(()),
+                    }
+                }
+                "types" => {
+                    for t in v.split(',') {
+                        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"));
+                        let t = t.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(())?;
+                        if q.types.len() < 64 {
+                            q.types.push(t);
+                        }
+                    }
+                }
+                "start" => q.start = Some(super::dvr::parse_secs(v).ok_or(())?),
+                "end" => q.end = Some(super::dvr::parse_secs(v).ok_or(())?),
+                "token" => q.token = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    /// Whether a segment with this record is handled as an ad.
+    fn is_ad(&self, r: &SegmentRecord) -> bool {
+        match r.ad {
+            None => false,
+            Some(_) if self.types.is_empty() => true,
+            Some(ad) => ad
+                .segmentation_type
+                .is_some_and(|t| self.types.contains(&t)),
+        }
+    }
+}
+
+/// The live-to-VOD media playlist of `stream` from `store`'s records (see the module
+/// docs); `Ok(None)` when nothing stored is in the range.
+///
+/// Errors: the store's; [`Error::limit`] past [`MAX_VOD_SEGMENTS`].
+pub(super) fn vod_playlist<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    q: &VodQuery,
+    live: bool,
+    target_secs: u64,
+    creatives: &[(String, Vec<Timestamp>)],
+) -> Result<Option<String>> {
+    let Some(last) = store.last_record(stream, Series::Ts) else {
+        return Ok(None);
+    };
+    let first = match q.start {
+        Some(t) => match store.record_at(stream, Series::Ts, t) {
+            Some(r) => r.number,
+            None => return Ok(None),
+        },
+        None => 0,
+    };
+    let ended = !live || q.end.is_some_and(|e| e < last.program_date_time_end());
+    let mut pl = MediaPlaylist::new(if ended {
+        PlaylistType::Vod
+    } else {
+        PlaylistType::Event
+    });
+    pl.target_duration = Some(target_secs.max(1));
+    pl.ended = ended;
+    let token = q.token.as_deref().map(|t| format!("token={t}"));
+    let plain_query = token
+        .as_deref()
+        .map(|t| format!("?{t}"))
+        .unwrap_or_default();
+    // 90 kHz ticks of breaks removed so far (remove mode).
+    let mut removed_90k: i64 = 0;
+    let mut in_ad = false;
+    let mut pending_disc = false;
+    let mut first_listed: Option<u64> = None;
+    let mut count = 0usize;
+    let mut err: Option<Error> = None;
+    store.records(stream, Series::Ts, first, &mut |r: &SegmentRecord| {
+        if q.end.is_some_and(|e| r.program_date_time >= e) {
+            return false;
+        }
+        let ad = q.mode != AdsMode::Keep && q.is_ad(r);
+        if ad {
+            match q.mode {
+                AdsMode::Remove => {
+                    removed_90k = removed_90k.saturating_add(r.duration.ticks_in(Timescale::MPEG));
+                }
+                AdsMode::Join => pending_disc = true,
+                AdsMode::Replace if !in_ad || r.ad.is_some_and(|a| a.first) => {
+                    // The break's creatives, once, between discontinuities.
+                    for (i, (id, durations)) in creatives.iter().enumerate() {
+                        for (n, d) in durations.iter().enumerate() {
+                            let mut s =
+                                MediaSegment::new(format!("/ads/{id}/{n}.ts{plain_query}"), *d);
+                            s.discontinuity = i == 0 && n == 0 || n == 0;
+                            pl.push_segment(s);
+                        }
+                    }
+                    pending_disc = true;
+                }
+                _ => {}
+            }
+            in_ad = true;
+            return true;
+        }
+        in_ad = false;
+        count += 1;
+        if count > MAX_VOD_SEGMENTS {
+            err = Some(Error::limit("live-to-VOD playlist too long"));
+            return false;
+        }
+        first_listed.get_or_insert(r.number);
+        let uri = if removed_90k != 0 {
+            let sep = token
+                .as_deref()
+                .map(|t| format!("&{t}"))
+                .unwrap_or_default();
+            format!("{VOD_SEGMENTS}/{}.ts?shift=-{removed_90k}{sep}", r.number)
+        } else {
+            format!("{}.ts{plain_query}", r.number)
+        };
+        let disc = (r.discontinuity && first_listed != Some(r.number))
+            || std::mem::take(&mut pending_disc);
+        let mut s = MediaSegment::new(uri, r.duration).with_discontinuity(disc);
+        if pl.segments.is_empty() || disc {
+            s.program_date_time = Some(r.program_date_time);
+        }
+        pl.push_segment(s);
+        true
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if pl.segments.is_empty() {
+        return Ok(None);
+    }
+    pl.write().map(Some)
+}
+
+impl<S: SegmentStore> Origin<S> {
+    /// Ids and segment durations of the creatives that replace breaks
+    /// (`ads=replace`): none until ad insertion registers creatives.
+    fn creative_durations(&self) -> Vec<(String, Vec<Timestamp>)> {
+        Vec::new()
+    }
+}
+
+/// `shift=-T` of a re-timed segment's query (90 kHz, at most 2^33 back).
+fn parse_shift(target: &str) -> Option<i64> {
+    let (_, query) = target.split_once('?')?;
+    let v = query.split('&').find_map(|kv| kv.strip_prefix("shift="))?;
+    let v: i64 = v.parse().ok()?;
+    (-(1i64 << 33) < v && v <= 0).then_some(v)
+}
 
 impl<S: SegmentStore> Origin<S> {
     pub(super) fn handle_l2v(
         &self,
-        _name: &str,
-        _file: &str,
-        _req: &Request,
+        name: &str,
+        file: &str,
+        req: &Request,
         _now: i64,
         head: bool,
     ) -> Response {
-        text(404, "no recording\n", head)
+        if file != VOD_PLAYLIST {
+            return text(404, "live-to-VOD DASH is not served yet\n", head);
+        }
+        let Ok(q) = VodQuery::parse(&req.path) else {
+            return text(400, "bad live-to-VOD query\n", head);
+        };
+        let live = self
+            .streams
+            .get(name)
+            .is_some_and(|s| s.state() == LiveState::Publishing);
+        let target = self
+            .options()
+            .live
+            .segmenter
+            .target_duration
+            .as_millis()
+            .max(1);
+        let creatives = if q.mode == AdsMode::Replace {
+            self.creative_durations()
+        } else {
+            Vec::new()
+        };
+        if q.mode == AdsMode::Replace && creatives.is_empty() {
+            return text(409, "no creative registered to replace breaks with\n", head);
+        }
+        match vod_playlist(
+            &self.store,
+            name,
+            &q,
+            live,
+            ((target + 999) / 1000) as u64,
+            &creatives,
+        ) {
+            Ok(Some(t)) => protect::ok(PLAYLIST_TYPE, PLAYLIST_CACHE, Bytes::from(t), head),
+            Ok(None) => text(404, "nothing recorded\n", head),
+            Err(e) => {
+                tracing::debug!("live-to-VOD playlist of {name}: {e}");
+                text(500, "recording index unreadable\n", head)
+            }
+        }
+    }
+
+    /// `/live/{stream}/vod/{n}.ts?shift=-T`: stored segment `n` re-timed.
+    pub(super) fn handle_vod_segment(
+        &self,
+        name: &str,
+        number: u64,
+        req: &Request,
+        head: bool,
+    ) -> Response {
+        let Some(shift) = parse_shift(&req.path) else {
+            return text(400, "bad shift\n", head);
+        };
+        let Some(data) = self.store.get(name, number) else {
+            return text(404, "unknown segment\n", head);
+        };
+        match crate::container::ts::retime(&data, shift) {
+            Ok(b) => protect::ok("video/mp2t", SEGMENT_CACHE, b, head),
+            Err(e) => {
+                tracing::debug!("re-timing segment {number} of {name}: {e}");
+                text(500, "stored segment unreadable\n", head)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q =
+            VodQuery::parse("/live/a/vod.m3u8?ads=join&types=0x30,0x34&start=10&token=t").unwrap();
+        assert_eq!(q.mode, AdsMode::Join);
+        assert_eq!(q.types, vec![0x30, 0x34]);
+        assert_eq!(q.start, Some(10_000));
+        assert_eq!(q.token.as_deref(), Some("t"));
+        assert_eq!(VodQuery::parse("/x").unwrap().mode, AdsMode::Remove);
+        for bad in [
+            "/x?ads=drop",
+            "/x?types=30",
+            "/x?types=0xZZ",
+            "/x?start=abc",
+        ] {
+            assert!(VodQuery::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_shift("/v/1.ts?shift=-900"), Some(-900));
+        assert_eq!(parse_shift("/v/1.ts?shift=900"), None);
+        assert_eq!(parse_shift("/v/1.ts"), None);
     }
 }

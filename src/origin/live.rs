@@ -279,6 +279,8 @@ pub struct LiveSegment {
     /// [`LiveStreamOptions::cmaf`] is off). Store each (and its new init segment)
     /// before serving the manifests.
     pub fragments: Vec<LiveFragment>,
+    /// Its place in an ad break, if it is in one (kept in the store's records).
+    pub ad: Option<super::AdMark>,
 }
 
 /// Where a [`LiveStream`] is in its life.
@@ -867,6 +869,13 @@ impl LiveStream {
             .with_discontinuity(seg.discontinuity)
             .with_program_date_time(pdt);
         (entry.date_ranges, entry.cue) = ads.hls(self.opts.ad_markers);
+        let ad = match (&ads.started, self.breaks.active()) {
+            (Some(b), _) => Some(super::AdMark::new(true, b.segmentation_type)),
+            (None, Some(b)) if ads.inside.is_some() => {
+                Some(super::AdMark::new(false, b.segmentation_type))
+            }
+            _ => None,
+        };
         self.playlist.push_segment(entry);
         while self.playlist.segments.len() > self.opts.window.max(1) {
             self.playlist.pop_front();
@@ -883,6 +892,7 @@ impl LiveStream {
             discontinuity: seg.discontinuity,
             data,
             fragments,
+            ad,
         });
         Ok(())
     }

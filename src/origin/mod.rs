@@ -71,4 +71,4 @@ pub use router::{
     MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE,
     SEGMENT_CACHE, SEGMENT_TYPE,
 };
-pub use store::{CmafKey, MemoryStore, MemoryStoreOptions, SegmentRecord, SegmentStore, Series};
+pub use store::{AdMark, CmafKey, MemoryStore, MemoryStoreOptions, SegmentRecord, SegmentStore, Series};

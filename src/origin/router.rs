@@ -134,6 +134,8 @@ pub(super) enum Route<'a> {
     Ad(&'a str, &'a str),
     /// `/live/{stream}/vod.m3u8` and `/live/{stream}/vod.mpd`: live-to-VOD.
     Vod(&'a str, &'a str),
+    /// `/live/{stream}/vod/{n}.ts?shift=-T`: a stored segment re-timed for live-to-VOD.
+    VodSegment(&'a str, u64),
 }
 
 impl<'a> Route<'a> {
@@ -617,7 +619,8 @@ impl<S: SegmentStore> Origin<S> {
                 SegmentRecord::new(seg.sequence, seg.start, seg.duration)
                     .with_program_date_time(seg.program_date_time)
                     .with_size(seg.data.len() as u64)
-                    .with_discontinuity(seg.discontinuity),
+                    .with_discontinuity(seg.discontinuity)
+                    .with_ad(seg.ad),
             );
             if let Err(e) = store.put_indexed(name, Series::Ts, &record, seg.data) {
                 first_err.get_or_insert(e);
@@ -636,7 +639,8 @@ impl<S: SegmentStore> Origin<S> {
                     SegmentRecord::new(f.number, f.start, f.duration)
                         .with_program_date_time(seg.program_date_time)
                         .with_size(f.data.len() as u64)
-                        .with_discontinuity(f.discontinuity),
+                        .with_discontinuity(f.discontinuity)
+                        .with_ad(seg.ad),
                 );
                 if let Err(e) = r.and_then(|()| store.put_indexed(name, series, &record, f.data)) {
                     first_err.get_or_insert(e);
@@ -753,6 +757,7 @@ impl<S: SegmentStore> Origin<S> {
                 return text(404, "ad insertion is served by handle_mut\n", head);
             }
             Route::Vod(name, file) => return self.handle_l2v(name, file, req, now, head),
+            Route::VodSegment(name, n) => return self.handle_vod_segment(name, n, req, head),
             Route::Cue(_) => {
                 return text(405, "cue requests are POST\n", head).with_header("allow", "POST");
             }
@@ -1042,6 +1047,12 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 return Err(());
             }
             Ok(Some(Route::Ssai(name, session, file)))
+        }
+        ["live", name, super::l2v::VOD_SEGMENTS, file] => {
+            if !valid_stream_name(name) {
+                return Err(());
+            }
+            Ok(number(file, ".ts").map(|n| Route::VodSegment(name, n)))
         }
         ["ads", creative, file] => {
             if !valid_stream_name(creative) || !valid_stream_name(file) {

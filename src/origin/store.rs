@@ -92,6 +92,31 @@ pub struct SegmentRecord {
     /// §4.4.3.3): kept in the record so that a window whose oldest records were
     /// deleted still counts right. Its own `discontinuity` is not included.
     pub discontinuity_sequence: u64,
+    /// The segment belongs to an ad break (see [`AdMark`]): live-to-VOD removes,
+    /// joins or replaces such segments. `None` for programme content.
+    pub ad: Option<AdMark>,
+}
+
+/// Where a stored segment stands in an ad break (kept in its index record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdMark {
+    /// It is the break's first segment (the cut at the `Out` cue).
+    pub first: bool,
+    /// The break's SCTE 35 `segmentation_type_id`, when its cue came from a
+    /// segmentation descriptor (0x30 provider advertisement, 0x34 provider placement
+    /// opportunity...); `None` for a `splice_insert` or an operator's cue.
+    pub segmentation_type: Option<u8>,
+}
+
+impl AdMark {
+    /// A segment of a break, first or not, with the break's segmentation type.
+    pub fn new(first: bool, segmentation_type: Option<u8>) -> Self {
+        AdMark {
+            first,
+            segmentation_type,
+        }
+    }
 }
 
 impl SegmentRecord {
@@ -106,6 +131,7 @@ impl SegmentRecord {
             size: 0,
             discontinuity: false,
             discontinuity_sequence: 0,
+            ad: None,
         }
     }
 
@@ -127,6 +153,13 @@ impl SegmentRecord {
     #[must_use]
     pub fn with_discontinuity(mut self, discontinuity: bool) -> Self {
         self.discontinuity = discontinuity;
+        self
+    }
+
+    /// With its place in an ad break.
+    #[must_use]
+    pub fn with_ad(mut self, ad: Option<AdMark>) -> Self {
+        self.ad = ad;
         self
     }
 

@@ -46,8 +46,10 @@ mod muxer;
 pub mod packet;
 pub mod pes;
 pub mod psi;
+mod retime;
 pub mod sample_aes;
 
+pub use retime::retime;
 pub use muxer::{
     TsMuxer, TsMuxerOptions, DEFAULT_AUDIO_PES_MAX_BYTES, MAX_TRACKS, PCR_DELAY, PCR_MAX_INTERVAL,
     PROGRAM_NUMBER, TRANSPORT_STREAM_ID,
