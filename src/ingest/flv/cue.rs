@@ -25,11 +25,13 @@
 //! ([`Timescale::MPEG`]): a tag at `t` ms is at `t * 90`. A section's splice time
 //! (`pts_time + pts_adjustment`, 33 bits) is unwrapped next to the tag's time with
 //! [`unwrap_pts`](crate::scte35::unwrap_pts). If it then lies more than
-//! [`MAX_SECTION_CLOCK_GAP_90K`] (10 s) from the tag, the section's clock is taken
-//! as unrelated to the RTMP/FLV clock (an encoder that forwards the SCTE 35 of its
-//! MPEG-TS source keeps that source's PTS) and the cue is placed at the tag time
-//! instead (counted in [`CuePointStats::unrelated_clock`]). An immediate section is at
-//! the tag time. A simple marker is at its `time` when present, else at the tag time.
+//! [`MAX_SECTION_CLOCK_GAP_90K`] (10 s) from the tag (or before 0 while the tag is
+//! not), the section's clock is taken as unrelated to the RTMP/FLV clock (an encoder
+//! that forwards the SCTE 35 of its MPEG-TS source keeps that source's PTS) and the
+//! cue is placed at the tag time instead (counted in
+//! [`CuePointStats::unrelated_clock`]). An immediate section is at the tag time. A
+//! simple marker is at its `time` when present, else at the tag time; the same
+//! 10 s rule applies to its `time`.
 //!
 //! **Ids.** A simple marker without `id` / `event_id` gets one in arrival order,
 //! from 1: an `Out` takes the next, the `In` that follows takes the `Out`'s.
@@ -67,8 +69,8 @@ pub struct CuePointStats {
     pub cues: u64,
     /// `onCuePoint` tags with a malformed marker (they stay data events).
     pub malformed: u64,
-    /// Cues whose section time was on another clock and that were placed at their
-    /// tag's time.
+    /// Cues whose time (section splice time or marker `time`) was on another clock
+    /// and that were placed at their tag's time.
     pub unrelated_clock: u64,
 }
 
@@ -167,19 +169,7 @@ impl CuePointReader {
             };
             let at = match signal.pts {
                 None => tag_90k,
-                Some(pts) => {
-                    let t = scte35::unwrap_pts(pts, tag_90k);
-                    if t.abs_diff(tag_90k) > MAX_SECTION_CLOCK_GAP_90K as u64 {
-                        self.stats.unrelated_clock += 1;
-                        debug!(
-                            section_90k = t,
-                            tag_90k, "flv onCuePoint: section time on another clock; tag time used"
-                        );
-                        tag_90k
-                    } else {
-                        t
-                    }
-                }
+                Some(pts) => self.place(scte35::unwrap_pts(pts, tag_90k), tag_90k),
             };
             return Ok(Some(signal.to_cue(mpeg(at), info.raw)));
         }
@@ -199,7 +189,10 @@ impl CuePointReader {
         };
         let field = |k: &str| obj.get(k).or_else(|| params.and_then(|p| p.get(k)));
         let at = match field("time") {
-            Some(v) => secs_to_90k(v)?,
+            Some(v) => {
+                let t = secs_to_90k(v)?;
+                self.place(t, tag_90k)
+            }
             None => tag_90k,
         };
         let duration = match field("duration") {
@@ -247,10 +240,75 @@ impl CuePointReader {
         ))
     }
 
+    /// `t` (90 kHz), or the tag time when `t` is on another clock.
+    fn place(&mut self, t: i64, tag_90k: i64) -> i64 {
+        if t.abs_diff(tag_90k) > MAX_SECTION_CLOCK_GAP_90K as u64 || (t < 0 && tag_90k >= 0) {
+            self.stats.unrelated_clock += 1;
+            debug!(
+                cue_90k = t,
+                tag_90k, "flv onCuePoint: cue time on another clock; tag time used"
+            );
+            tag_90k
+        } else {
+            t
+        }
+    }
+
     fn take_id(&mut self) -> u32 {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.next_id
     }
+}
+
+/// The `onCuePoint` script tag body that carries `cue` (the broadcast-encoder form:
+/// `name` `scte35`, `time` in seconds, `type` `event`, `parameters.cue` the section
+/// in base64), as the [`FlvMuxer`](super::FlvMuxer) writes cues. The section is the
+/// cue's `raw`; a cue without one gets a `splice_insert` built from its id, kind, time
+/// and duration. `None` for a cue without `raw` whose kind is neither `Out` nor `In`
+/// (it has no section to carry).
+///
+/// Written at the cue's time (in ms), the body reads back with [`CuePointReader`] as
+/// the same cue.
+pub fn cue_point_body(cue: &SpliceCue) -> Option<Bytes> {
+    let at = cue.at.ticks_in(Timescale::MPEG);
+    let raw = if cue.raw.is_empty() {
+        if cue.kind == CueKind::Other {
+            return None;
+        }
+        let duration = cue
+            .duration
+            .map(|d| d.ticks_in(Timescale::MPEG))
+            .filter(|d| *d >= 0)
+            .map(|d| d as u64);
+        scte35::splice_insert_section(
+            cue.id,
+            cue.kind == CueKind::Out,
+            (!cue.immediate).then(|| at.rem_euclid(PTS_MODULUS as i64) as u64),
+            duration,
+            duration.is_some(),
+        )
+    } else {
+        cue.raw.clone()
+    };
+    let mut out = bytes::BytesMut::new();
+    amf0::encode_all(
+        &[
+            Value::from("onCuePoint"),
+            Value::object([
+                ("name", Value::from("scte35")),
+                // Informational: readers place the cue by the section (f64 seconds
+                // appear only in output text and wire fields that demand them).
+                ("time", Value::Number(at as f64 / 90_000.0)),
+                ("type", Value::from("event")),
+                (
+                    "parameters",
+                    Value::object([("cue", Value::from(crate::crypto::base64::standard(&raw)))]),
+                ),
+            ]),
+        ],
+        &mut out,
+    );
+    Some(out.freeze())
 }
 
 fn mpeg(t: i64) -> Timestamp {
@@ -531,6 +589,46 @@ mod tests {
     }
 
     #[test]
+    fn written_cues_read_back_the_same() {
+        let mut r = CuePointReader::new();
+        let s = scte35::splice_insert_section(1001, true, Some(180_001), Some(2_700_000), true);
+        let section = r
+            .read(&encoder_form("scte35", &base64::standard(&s), 2.0), 2_000)
+            .unwrap();
+        let immediate = r
+            .read(
+                &encoder_form(
+                    "cue",
+                    &base64::standard(&scte35::splice_insert_section(3, false, None, None, false)),
+                    0.0,
+                ),
+                5_000,
+            )
+            .unwrap();
+        let simple = r
+            .read(
+                &body(Value::object([
+                    ("type", Value::from("cue-out")),
+                    ("duration", Value::Number(4.0)),
+                ])),
+                7_000,
+            )
+            .unwrap();
+        let bare = SpliceCue::new(9, CueKind::In, Timestamp::from_millis(9_000), None);
+        for cue in [section, immediate, simple, bare] {
+            let b = cue_point_body(&cue).unwrap();
+            let back = CuePointReader::new().read(&b, cue.at.as_millis()).unwrap();
+            if cue.raw.is_empty() {
+                assert_eq!((back.id, back.kind, back.at), (cue.id, cue.kind, cue.at));
+            } else {
+                assert_eq!(back, cue);
+            }
+        }
+        let other = SpliceCue::new(9, CueKind::Other, Timestamp::from_millis(0), None);
+        assert_eq!(cue_point_body(&other), None);
+    }
+
+    #[test]
     fn simple_form() {
         let mut r = CuePointReader::new();
         let out = body(Value::object([
@@ -590,6 +688,18 @@ mod tests {
                 .unwrap();
             assert_eq!(cue.kind, kind, "{word}");
         }
+        // A time on another clock: the tag time.
+        let far = body(Value::object([
+            ("type", Value::from("out")),
+            ("time", Value::Number(100.0)),
+        ]));
+        assert_eq!(r.read(&far, 5_000).unwrap().at, Timestamp::from_secs(5));
+        let before = body(Value::object([
+            ("type", Value::from("out")),
+            ("time", Value::Number(-0.5)),
+        ]));
+        assert_eq!(r.read(&before, 1_000).unwrap().at, Timestamp::from_secs(1));
+        assert_eq!(r.stats().unrelated_clock, 2);
         // Bad id or time: malformed.
         for obj in [
             Value::object([("type", Value::from("out")), ("id", Value::Number(-1.0))]),

@@ -49,7 +49,7 @@ pub use codec::{
     frame_type, AudioCodec, AudioTagHeader, PacketKind, VideoCodec, VideoTagHeader, CODEC_ID_AVC,
     CODEC_ID_HEVC_LEGACY, SOUND_FORMAT_AAC, SOUND_FORMAT_EX_HEADER, VIDEO_EX_HEADER,
 };
-pub use cue::{CuePointReader, CuePointStats, MAX_SECTION_CLOCK_GAP_90K};
+pub use cue::{cue_point_body, CuePointReader, CuePointStats, MAX_SECTION_CLOCK_GAP_90K};
 pub use demux::{
     FlvDemuxer, FlvDemuxerOptions, Framing, PreviousTagSizePolicy, AUDIO_TRACK, VIDEO_TRACK,
 };

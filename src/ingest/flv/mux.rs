@@ -70,8 +70,11 @@ struct MuxTrack {
 ///   specification prescribes for AAC. HEVC frames without composition offset use
 ///   `CodedFramesX`.
 /// * [`Event::Data`] becomes a script tag with the raw payload.
+/// * [`Event::Cue`] becomes an `onCuePoint` script tag at the cue's time carrying its
+///   SCTE 35 section ([`cue_point_body`](super::cue_point_body)), which the demuxer
+///   reads back as the same cue.
 /// * [`Event::EndOfStream`] ends the file (see [`EndOfSequence`]); nothing may follow.
-/// * Other events (discontinuity, cues) have no FLV form and are ignored.
+/// * Other events (discontinuity) have no FLV form and are ignored.
 ///
 /// Timestamps are rescaled to milliseconds (nearest) and written modulo 2^32. FLV holds
 /// one video and one audio track; other codecs than H.264, H.265 and AAC are
@@ -244,6 +247,13 @@ impl FlvMuxer {
                 self.last_ts = ts;
                 Ok(())
             }
+            Item::Event(Event::Cue(cue)) => match super::cue_point_body(cue) {
+                Some(body) => {
+                    let ts = cue.at.ticks_in(Timescale::MILLIS) as u32;
+                    write_tag(TagType::Script, ts, &body, out)
+                }
+                None => Ok(()),
+            },
             Item::Event(Event::EndOfStream) => {
                 if self.opts.end_of_sequence == EndOfSequence::OnEndOfStream {
                     if let Some(v) = &self.video {
