@@ -584,12 +584,14 @@ mod tests {
             let e = decode_record(&b).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Malformed, "byte {i}");
         }
-        // Valid CRC over a zero timescale, unknown flags.
-        for (at, v) in [(19, 0u8), (51, 2)] {
+        // Valid CRC over a zero timescale, unknown flags (bit 4; a segmentation type
+        // without its flag; ad bits without the ad flag).
+        for (at, v) in [(19, 0u8), (51, 0x10), (50, 0x34), (51, 0x04)] {
             let mut b = good;
             if at == 19 {
                 b[16..20].fill(0);
             } else {
+                b[48..52].fill(0);
                 b[at] = v;
             }
             let crc = crc32_mpeg2(&b[..60]);

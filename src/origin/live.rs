@@ -11,7 +11,7 @@ use crate::container::fmp4::FragmentInfo;
 use crate::container::ts::{TsMuxer, TsMuxerOptions};
 use crate::error::{Error, Result};
 use crate::media::{CueKind, Event, Item, MediaKind, SpliceCue, TrackInfo};
-use crate::package::ads::{AdBreak, BreakTracker};
+use crate::package::ads::{AdBreak, BreakTracker, DashAdMarkers};
 use crate::package::cmaf::CmafPresentation;
 use crate::package::hls::{
     BandwidthMeter, HlsAdMarkers, MediaPlaylist, MediaSegment, MultivariantPlaylist, PlaylistType,
@@ -106,6 +106,9 @@ pub struct LiveStreamOptions {
     pub ad_markers: HlsAdMarkers,
     /// Ad-marker dialects of the fMP4 media playlists. Default: both.
     pub cmaf_ad_markers: HlsAdMarkers,
+    /// Ad signalling of the DASH MPD and the fMP4 fragments. Default: a Period
+    /// `EventStream` and version 1 `emsg` boxes.
+    pub dash_ad_markers: DashAdMarkers,
 }
 
 impl Default for LiveStreamOptions {
@@ -124,6 +127,7 @@ impl Default for LiveStreamOptions {
             splicer: SplicerOptions::default(),
             ad_markers: HlsAdMarkers::default(),
             cmaf_ad_markers: HlsAdMarkers::default(),
+            dash_ad_markers: DashAdMarkers::default(),
         }
     }
 }
@@ -474,6 +478,7 @@ impl LiveStream {
                 opts.first_sequence,
                 opts.segmenter.target_duration,
                 opts.cmaf_ad_markers,
+                opts.dash_ad_markers,
             )
         });
         Ok(LiveStream {
@@ -599,6 +604,7 @@ impl LiveStream {
                 next,
                 self.opts.segmenter.target_duration,
                 self.opts.cmaf_ad_markers,
+                self.opts.dash_ad_markers,
             );
         }
         self.refresh()
@@ -1241,6 +1247,38 @@ mod tests {
             String::from_utf8(live.cmaf_media_playlist_bytes("v1").unwrap().to_vec()).unwrap();
         assert!(cmaf.contains("#EXT-X-CUE-OUT:DURATION=3.000"), "{cmaf}");
         assert!(cmaf.contains("ID=\"splice-77-4\""), "{cmaf}");
+        // DASH: an EventStream in the MPD, emsg boxes (version 1) before the moof of
+        // the fragments where the break starts and ends, not elsewhere.
+        let mpd = String::from_utf8(live.mpd_bytes(T0 + 60_000).unwrap().to_vec()).unwrap();
+        assert!(
+            mpd.contains("schemeIdUri=\"urn:scte:scte35:2014:xml+bin\""),
+            "{mpd}"
+        );
+        assert!(
+            mpd.contains("<InbandEventStream schemeIdUri=\"urn:scte:scte35:2013:bin\""),
+            "{mpd}"
+        );
+        for s in &segs {
+            for f in &s.fragments {
+                let has = f.data.windows(4).any(|w| w == b"emsg");
+                // The automatic return carries no section: no emsg where the break ends.
+                assert_eq!(
+                    has,
+                    s.sequence == 4,
+                    "emsg in {} of {}",
+                    f.rendition,
+                    s.sequence
+                );
+                if has {
+                    let at = crate::container::fmp4::emsg_insert_offset(&f.data).unwrap();
+                    let (e, _) = crate::container::fmp4::Emsg::parse(&f.data[at..]).unwrap();
+                    assert_eq!(e.id, 77);
+                    if s.sequence == 4 {
+                        assert_eq!(e.message_data, cue.raw);
+                    }
+                }
+            }
+        }
         assert_eq!(live.ad_breaks().count(), 1);
         let b = live.ad_breaks().next().unwrap();
         assert_eq!(

@@ -119,6 +119,7 @@ impl LiveCmaf {
         first_number: u64,
         target: Timestamp,
         ad_markers: crate::package::hls::HlsAdMarkers,
+        dash_ad_markers: crate::package::ads::DashAdMarkers,
     ) -> Self {
         let target_ms = target.as_millis().max(1);
         let pres = CmafPresentation::new(CmafOptions {
@@ -127,6 +128,7 @@ impl LiveCmaf {
             playlist_type: PlaylistType::Live,
             target_duration: Some(((target_ms + 999) / 1000) as u64),
             ad_markers,
+            dash_ad_markers,
         });
         LiveCmaf {
             pres,

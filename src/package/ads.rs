@@ -11,6 +11,38 @@ use super::hls::{CueTag, DateRange, HlsAdMarkers};
 use crate::media::{CueKind, Event};
 use crate::time::{Rounding, Timescale, Timestamp};
 
+/// Which ad-signalling forms a DASH presentation carries. Plain data with [`Default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DashAdMarkers {
+    /// A Period `EventStream` of `urn:scte:scte35:2014:xml+bin` events, one per break
+    /// (SCTE 214-1 §6.7.4). Default: on.
+    pub event_stream: bool,
+    /// In-band `emsg` boxes (`urn:scte:scte35:2013:bin`) before the `moof` of the
+    /// fragments where a break starts and ends, announced by an `InbandEventStream` on
+    /// every AdaptationSet (ISO/IEC 23009-1 §5.10.3). Default: version 1.
+    pub emsg: Option<EmsgVersion>,
+}
+
+impl Default for DashAdMarkers {
+    fn default() -> Self {
+        DashAdMarkers {
+            event_stream: true,
+            emsg: Some(EmsgVersion::V1),
+        }
+    }
+}
+
+/// `emsg` box version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EmsgVersion {
+    /// Version 0: the time as a delta from the segment's earliest presentation time.
+    V0,
+    /// Version 1: the time on the track's media timeline.
+    V1,
+}
+
 /// One ad break of a packaged stream: from the segment boundary its `Out` cue was placed
 /// at to the one its `In` was placed at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,17 +70,17 @@ use std::fmt::Write as _;
 
 use bytes::{Bytes, BytesMut};
 
-use super::ads::{AdBreak, BreakTracker};
+use super::ads::{AdBreak, BreakTracker, DashAdMarkers, EmsgVersion, SegmentAds};
 use super::dash::{
-    AdaptationSet, ContentType, Mpd, MpdType, Representation, Role, SegmentTemplate,
-    SegmentTimeline,
+    AdaptationSet, ContentType, DashEvent, EventMessage, EventStream, InbandEventStream, Mpd,
+    MpdType, Representation, Role, SegmentTemplate, SegmentTimeline, SCHEME_SCTE35_XML_BIN,
 };
 use super::hls::{
     BandwidthMeter, CueTag, DateRange, HlsAdMarkers, MediaPlaylist, MediaSegment,
     MultivariantPlaylist, PlaylistType, Rendition, Variant,
 };
 use super::Segment;
-use crate::container::fmp4::{Fmp4Writer, FragmentInfo};
+use crate::container::fmp4::{emsg_insert_offset, EmsgTime, Fmp4Writer, FragmentInfo};
 use crate::error::{Error, Result};
 use crate::media::{CodecConfig, Frame, MediaKind, TrackInfo};
 use crate::time::{Timescale, Timestamp};
@@ -116,6 +116,9 @@ pub struct CmafOptions {
     /// [`Splicer`](super::Splicer) (`EXT-X-DATERANGE` needs program date-times: without
     /// them only the `EXT-X-CUE-*` tags are written). Default: both.
     pub ad_markers: HlsAdMarkers,
+    /// Ad signalling in the MPD and the fragments. Default: an `EventStream` and
+    /// version 1 `emsg` boxes.
+    pub dash_ad_markers: DashAdMarkers,
 }
 
 impl Default for CmafOptions {
@@ -126,6 +129,7 @@ impl Default for CmafOptions {
             playlist_type: PlaylistType::Vod,
             target_duration: None,
             ad_markers: HlsAdMarkers::default(),
+            dash_ad_markers: DashAdMarkers::default(),
         }
     }
 }
@@ -430,6 +434,38 @@ impl CmafPresentation {
         self.breaks.breaks()
     }
 
+    /// The breaks as a Period `EventStream` (90 kHz, on the presentation's timeline)
+    /// and, with `emsg` boxes on, an `InbandEventStream` on every AdaptationSet.
+    fn add_ad_events(&self, mpd: &mut Mpd) {
+        let opts = self.opts.dash_ad_markers;
+        if self.breaks.breaks().next().is_none() {
+            return;
+        }
+        if opts.event_stream {
+            let mut stream = EventStream::new(SCHEME_SCTE35_XML_BIN, 90_000);
+            for b in self.breaks.breaks().filter(|b| !b.out_raw.is_empty()) {
+                let start = b.start.ticks_in(Timescale::MPEG).max(0) as u64;
+                let mut e = DashEvent::new(
+                    u64::from(b.id),
+                    start,
+                    EventMessage::Scte35Binary(b.out_raw.clone()),
+                );
+                if let Some(d) = b.duration().or(b.planned_duration) {
+                    e = e.with_duration(d.ticks_in(Timescale::MPEG).max(0) as u64);
+                }
+                stream.events.push(e);
+            }
+            if !stream.events.is_empty() {
+                mpd.event_streams.push(stream);
+            }
+        }
+        if opts.emsg.is_some() {
+            for set in &mut mpd.adaptation_sets {
+                set.inband_event_streams.push(InbandEventStream::scte35());
+            }
+        }
+    }
+
     /// No more segments: HLS media playlists get `EXT-X-ENDLIST`.
     pub fn set_ended(&mut self) {
         self.ended = true;
@@ -516,9 +552,12 @@ impl CmafPresentation {
                 None => self.add(track)?,
             };
             let window = self.opts.window;
-            let fragment = self.renditions[at]
+            let mut fragment = self.renditions[at]
                 .write(&frames, seg, program_date_time, window, mode, &marks)
                 .map_err(|e| e.context(format!("CMAF rendition {}", track.id)))?;
+            if let Some(version) = self.opts.dash_ad_markers.emsg {
+                insert_emsgs(&mut fragment, &ads, version, track.timescale)?;
+            }
             out.push(fragment);
         }
         Ok(out)
@@ -710,8 +749,59 @@ impl CmafPresentation {
         if let Some(v) = video {
             mpd.adaptation_sets.insert(0, v);
         }
+        self.add_ad_events(&mut mpd);
         Ok(mpd)
     }
+}
+
+/// Puts the SCTE-35 sections of the breaks that start or end at this fragment into it
+/// as `emsg` boxes before its `moof`, moving the sample table's offsets with them.
+fn insert_emsgs(
+    fragment: &mut CmafFragment,
+    ads: &SegmentAds,
+    version: EmsgVersion,
+    timescale: Timescale,
+) -> Result<()> {
+    let mut events: Vec<(&Bytes, u32, Timestamp, Option<Timestamp>)> = Vec::new();
+    if let Some(b) = &ads.ended {
+        events.push((&b.in_raw, b.id, b.end.unwrap_or(b.start), None));
+    }
+    if let Some(b) = &ads.started {
+        events.push((&b.out_raw, b.id, b.start, b.planned_duration));
+    }
+    events.retain(|e| !e.0.is_empty());
+    if events.is_empty() {
+        return Ok(());
+    }
+    let earliest = fragment
+        .info
+        .samples
+        .iter()
+        .map(|s| (s.dts as i64).saturating_add(i64::from(s.composition_offset)))
+        .min()
+        .unwrap_or(fragment.info.base_decode_time as i64);
+    let mut boxes = BytesMut::new();
+    for (raw, id, at, duration) in events {
+        let at = at.ticks_in(timescale).max(0);
+        let time = match version {
+            EmsgVersion::V1 => EmsgTime::Absolute(at as u64),
+            EmsgVersion::V0 => EmsgTime::Delta(
+                u32::try_from(at.saturating_sub(earliest).max(0)).unwrap_or(u32::MAX),
+            ),
+        };
+        let duration = duration.map(|d| d.ticks_in(timescale).max(0) as u64);
+        let mut emsg = super::dash::scte35_emsg(timescale.get(), 0, duration, id, raw.clone())?;
+        emsg.time = time;
+        emsg.write(&mut boxes)?;
+    }
+    let at = emsg_insert_offset(&fragment.data)?;
+    let mut data = BytesMut::with_capacity(fragment.data.len() + boxes.len());
+    data.extend_from_slice(&fragment.data[..at]);
+    data.extend_from_slice(&boxes);
+    data.extend_from_slice(&fragment.data[at..]);
+    fragment.data = data.freeze();
+    fragment.info.shift_offsets(boxes.len());
+    Ok(())
 }
 
 /// Channel count for `CHANNELS` / `AudioChannelConfiguration`, when known.

@@ -92,6 +92,20 @@ pub struct FragmentInfo {
 }
 
 impl FragmentInfo {
+    /// Moves every offset `by` bytes later: `by` bytes (an `emsg` box) were inserted
+    /// before the `moof`.
+    pub fn shift_offsets(&mut self, by: usize) {
+        self.moof_offset += by;
+        self.data_offset += by;
+        self.len += by;
+        for s in &mut self.samples {
+            s.offset += by;
+        }
+        for n in &mut self.nal_units {
+            n.offset += by;
+        }
+    }
+
     /// The NAL units of sample `index` (empty for audio, an unparseable video payload
     /// or an index out of range).
     pub fn sample_nal_units(&self, index: usize) -> &[NalRange] {
