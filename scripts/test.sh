@@ -4,7 +4,8 @@
 #   ./scripts/test.sh
 #
 # Steps: system tools (apt, only what is missing) -> a current FFmpeg (pip imageio-ffmpeg, for
-# CENC cbcs decryption) -> moto's S3 server (pip moto[server], for the object-store tests) -> npm ci in tests/browser (only when
+# CENC cbcs decryption) -> moto's S3 server (pip moto[server], for the object-store tests) ->
+# threefive (pip, the independent SCTE-35 decoder of the ad-marker tests) -> npm ci in tests/browser (only when
 # node_modules is missing or package-lock.json changed) -> cargo fmt --check -> cargo clippy
 # -D warnings (default features, then with object-store) -> cargo test --release -> the
 # object-store tests against moto -> cargo check of the fuzz crate.
@@ -109,6 +110,20 @@ install_current_ffmpeg() {
   python3 -c "$probe" "$IMAGEIO_FFMPEG_VERSION"
 }
 
+# ---------------------------------------------------------------- SCTE-35 decoder (PyPI)
+# The ad-marker tests decode every SCTE-35 section strom writes (HLS DATERANGE, MPD events,
+# emsg boxes, TS packets) with an independent decoder, threefive (tests/common/scte35.rs).
+THREEFIVE_VERSION="3.1.5"
+install_threefive() {
+  local probe='import sys, threefive; sys.exit(0 if threefive.version == sys.argv[1] else 1)'
+  if python3 -c "$probe" "$THREEFIVE_VERSION" >/dev/null 2>&1; then
+    log "threefive present: $THREEFIVE_VERSION"
+    return 0
+  fi
+  pip_install "threefive==$THREEFIVE_VERSION"
+  python3 -c "$probe" "$THREEFIVE_VERSION"
+}
+
 # ---------------------------------------------------------------- S3-compatible server (PyPI)
 # tests/object_store.rs runs ObjectSegmentStore (feature object-store) against moto's S3 server
 # on 127.0.0.1; keep the pin in step with MOTO in that file.
@@ -174,6 +189,7 @@ fuzz_check() {
 step "system tools" install_system_tools
 step "current ffmpeg (pip)" install_current_ffmpeg
 step "moto S3 server (pip)" install_moto
+step "threefive SCTE-35 decoder (pip)" install_threefive
 step "rust components" rust_components
 if [ "$SKIP_BROWSER" = "1" ]; then
   log "STROM_SKIP_BROWSER=1: not installing browser test dependencies; playback tests will print SKIP"
