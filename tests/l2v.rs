@@ -122,6 +122,42 @@ fn localize(
     (file, pl)
 }
 
+/// Writes `vod.mpd` with every init segment and fragment it addresses into `dir` (the
+/// `?ads=remove` query dropped from the template, so FFmpeg reads plain files); returns
+/// the local MPD, the served MPD text and how many fragments were fetched.
+fn localize_mpd(o: &Origin<MemoryStore>, dir: &TempDir) -> (std::path::PathBuf, String, usize) {
+    let (status, body) = get(o, "/live/show/vod.mpd");
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8 MPD");
+    assert_eq!(status, 200, "{text}");
+    let ids: Vec<String> = text
+        .split("<Representation id=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next().map(str::to_string))
+        .collect();
+    assert!(ids.len() >= 2, "video and audio: {ids:?}");
+    let mut count = 0;
+    for id in &ids {
+        std::fs::create_dir_all(dir.join(&format!("vod/{id}"))).unwrap();
+        let (status, init) = get(o, &format!("/live/show/{id}/init.mp4"));
+        assert_eq!(status, 200, "init of {id}");
+        std::fs::create_dir_all(dir.join(id)).unwrap();
+        std::fs::write(dir.join(&format!("{id}/init.mp4")), &init).unwrap();
+        for k in 0..10_000 {
+            let (status, frag) = get(o, &format!("/live/show/vod/{id}/{k}.m4s?ads=remove"));
+            if status == 404 {
+                break;
+            }
+            assert_eq!(status, 200, "fragment {k} of {id}");
+            assert!(!frag.windows(4).any(|w| w == b"emsg"), "no emsg left");
+            std::fs::write(dir.join(&format!("vod/{id}/{k}.m4s")), &frag).unwrap();
+            count += 1;
+        }
+    }
+    let file = dir.join("vod.mpd");
+    std::fs::write(&file, text.replace("?ads=remove", "")).unwrap();
+    (file, text, count)
+}
+
 fn total_ms(pl: &m3u8_rs::MediaPlaylist) -> i64 {
     pl.segments
         .iter()
@@ -195,6 +231,31 @@ fn vod_without_ads_decodes_to_the_source_minus_the_breaks() {
     let (_, body) = get(&o, "/live/show/vod.m3u8?ads=remove&types=0x34");
     let pl = m3u8_rs::parse_media_playlist_res(&body).expect("parse");
     assert_eq!(total_ms(&pl), live_ms - (CUTS_MS[1].1 - CUTS_MS[1].0));
+
+    // DASH: one static Period, the break fragments left out, the rest re-timed.
+    let dir = TempDir::new("l2v-dash");
+    let (mpd_file, mpd_text, count) = localize_mpd(&o, &dir);
+    assert!(mpd_text.contains("type=\"static\""), "{mpd_text}");
+    assert_eq!(mpd_text.matches("<Period").count(), 1);
+    assert!(
+        !mpd_text.contains("EventStream"),
+        "no break is left to signal"
+    );
+    println!("vod.mpd: {count} fragments over its representations");
+    let ours = framemd5(&mpd_file, "v:0");
+    assert_eq!(ours.len(), kept.len(), "DASH: frame count");
+    assert!(
+        ours == kept,
+        "DASH: frames differ from the source minus the breaks"
+    );
+    let dash = dash_mpd_core::parse(&mpd_text).expect("dash-mpd-core parses the VOD MPD");
+    let dur = dash.mediaPresentationDuration.expect("a duration");
+    let listed_ms = dur.as_millis() as i64;
+    println!("vod.mpd lasts {listed_ms} ms");
+    assert!(
+        (listed_ms - (live_ms - breaks_ms)).abs() <= 2 * 1000 / FPS,
+        "DASH duration {listed_ms} ms"
+    );
 
     // Bad queries and the DASH variant.
     assert_eq!(get(&o, "/live/show/vod.m3u8?ads=drop").0, 400);

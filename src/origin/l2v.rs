@@ -14,6 +14,13 @@
 //!   discontinuities;
 //! * `ads=keep`: everything, as recorded.
 //!
+//! `/live/{stream}/vod.mpd` is the same programme as a static DASH MPD with one
+//! continuous timeline (`ads=remove` or `ads=keep`): each rendition's fragments are
+//! renumbered from 0 without the break fragments and served re-timed
+//! (`vod/{rendition}/{k}.m4s`, [`crate::container::fmp4::retime_fragment`]), so one
+//! Period plays through. It needs the stream's live MPD model: it is served while the
+//! stream is held (publishing, or ended and lingering).
+//!
 //! `types=0x30,0x34` limits the breaks handled to those whose cue carried one of these
 //! SCTE 35 segmentation types (others stay in); `start=` and `end=` (Unix seconds, as
 //! for start-over) limit the range. The playlist is `VOD` with `EXT-X-ENDLIST` once the
@@ -32,7 +39,7 @@ use crate::time::{Timescale, Timestamp};
 
 /// The live-to-VOD HLS playlist: `/live/{stream}/vod.m3u8`.
 pub const VOD_PLAYLIST: &str = "vod.m3u8";
-/// The live-to-VOD DASH MPD: `/live/{stream}/vod.mpd` (not served yet: 404).
+/// The live-to-VOD DASH MPD: `/live/{stream}/vod.mpd`.
 pub const VOD_MPD: &str = "vod.mpd";
 /// Folder of re-timed segments, relative to the stream: `vod/{n}.ts?shift=T`.
 pub const VOD_SEGMENTS: &str = "vod";
@@ -227,6 +234,117 @@ impl<S: SegmentStore> Origin<S> {
     }
 }
 
+/// Visits the segments of `series` that a live-to-VOD of query `q` keeps, numbered from 0
+/// (`k`), with the shift (ticks of the record's timescale, not positive) that closes the
+/// gaps of the breaks removed before each. Stops when `visit` returns `false`.
+///
+/// Errors: the store's.
+fn walk_kept<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    series: Series<'_>,
+    q: &VodQuery,
+    visit: &mut dyn FnMut(u64, &SegmentRecord, i64) -> bool,
+) -> Result<()> {
+    let first = match q.start {
+        Some(t) => match store.record_at(stream, series, t) {
+            Some(r) => r.number,
+            None => return Ok(()),
+        },
+        None => 0,
+    };
+    let mut k = 0u64;
+    let mut removed = 0i64;
+    store.records(stream, series, first, &mut |r: &SegmentRecord| {
+        if q.end.is_some_and(|e| r.program_date_time >= e) {
+            return false;
+        }
+        if q.mode == AdsMode::Remove && q.is_ad(r) {
+            removed = removed.saturating_add(r.duration.ticks());
+            return true;
+        }
+        let go = visit(k, r, -removed);
+        k += 1;
+        go
+    })
+}
+
+/// The live-to-VOD MPD: `live` (the stream's MPD model) made static, each
+/// representation's timeline taken from the kept fragments, re-timed and contiguous.
+fn vod_mpd<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    q: &VodQuery,
+    mut mpd: crate::package::dash::Mpd,
+) -> Result<Option<crate::package::dash::Mpd>> {
+    use crate::package::dash::{MpdType, SegmentTimeline};
+    let mut query = match q.mode {
+        AdsMode::Keep => "?ads=keep".to_string(),
+        _ => "?ads=remove".to_string(),
+    };
+    if !q.types.is_empty() {
+        let types: Vec<String> = q.types.iter().map(|t| format!("0x{t:02X}")).collect();
+        query.push_str(&format!("&types={}", types.join(",")));
+    }
+    for (k, v) in [("start", q.start), ("end", q.end)] {
+        if let Some(ms) = v {
+            query.push_str(&format!(
+                "&{k}={}.{:03}",
+                ms.div_euclid(1000),
+                ms.rem_euclid(1000)
+            ));
+        }
+    }
+    if let Some(t) = &q.token {
+        query.push_str(&format!("&token={t}"));
+    }
+    let mut longest = Timestamp::from_millis(0);
+    for set in &mut mpd.adaptation_sets {
+        set.inband_event_streams.clear();
+        for rep in &mut set.representations {
+            let rendition = rep.id.clone();
+            let series = Series::Cmaf {
+                rendition: &rendition,
+            };
+            let t = &mut rep.segment_template;
+            let scale = t.timescale;
+            let mut entries: Vec<(u64, u64)> = Vec::new();
+            let mut bad = None;
+            walk_kept(store, stream, series, q, &mut |_, r, shift| {
+                if r.start.scale() != scale {
+                    bad = Some(Error::malformed(
+                        "live-to-VOD: a fragment's timescale is not its rendition's",
+                    ));
+                    return false;
+                }
+                let start = r.start.ticks().saturating_add(shift).max(0) as u64;
+                entries.push((start, r.duration.ticks().max(1) as u64));
+                true
+            })?;
+            if let Some(e) = bad {
+                return Err(e);
+            }
+            let (Some(&(first, _)), Some(&(last, d))) = (entries.first(), entries.last()) else {
+                return Ok(None);
+            };
+            let len = Timestamp::new((last + d - first) as i64, scale);
+            if len > longest {
+                longest = len;
+            }
+            t.timeline = SegmentTimeline::from_segments(entries)?;
+            t.start_number = 0;
+            t.presentation_time_offset = first;
+            t.media = format!("{VOD_SEGMENTS}/$RepresentationID$/$Number$.m4s{query}");
+        }
+    }
+    mpd.event_streams.clear();
+    mpd.utc_timing = None;
+    mpd.mpd_type = MpdType::Static {
+        media_presentation_duration: longest,
+    };
+    Ok(Some(mpd))
+}
+
 /// `shift=-T` of a re-timed segment's query (90 kHz, at most 2^33 back).
 fn parse_shift(target: &str) -> Option<i64> {
     let (_, query) = target.split_once('?')?;
@@ -241,15 +359,35 @@ impl<S: SegmentStore> Origin<S> {
         name: &str,
         file: &str,
         req: &Request,
-        _now: i64,
+        now: i64,
         head: bool,
     ) -> Response {
-        if file != VOD_PLAYLIST {
-            return text(404, "live-to-VOD DASH is not served yet\n", head);
-        }
         let Ok(q) = VodQuery::parse(&req.path) else {
             return text(400, "bad live-to-VOD query\n", head);
         };
+        if file == VOD_MPD {
+            if !matches!(q.mode, AdsMode::Remove | AdsMode::Keep) {
+                return text(400, "the live-to-VOD MPD removes or keeps breaks\n", head);
+            }
+            let Some(model) = self.streams.get(name).and_then(|s| s.mpd_model(now)) else {
+                return text(404, "no DASH presentation held for this stream\n", head);
+            };
+            return match vod_mpd(&self.store, name, &q, model)
+                .and_then(|m| m.map(|m| m.write()).transpose())
+            {
+                Ok(Some(t)) => protect::ok(
+                    super::router::MPD_TYPE,
+                    PLAYLIST_CACHE,
+                    Bytes::from(t),
+                    head,
+                ),
+                Ok(None) => text(404, "nothing recorded\n", head),
+                Err(e) => {
+                    tracing::debug!("live-to-VOD MPD of {name}: {e}");
+                    text(500, "recording index unreadable\n", head)
+                }
+            };
+        }
         let live = self
             .streams
             .get(name)
@@ -282,6 +420,45 @@ impl<S: SegmentStore> Origin<S> {
             Err(e) => {
                 tracing::debug!("live-to-VOD playlist of {name}: {e}");
                 text(500, "recording index unreadable\n", head)
+            }
+        }
+    }
+
+    /// `/live/{stream}/vod/{rendition}/{k}.m4s`: the `k`-th fragment the live-to-VOD of
+    /// the query keeps, re-timed.
+    pub(super) fn handle_vod_fragment(
+        &self,
+        name: &str,
+        rendition: &str,
+        k: u64,
+        req: &Request,
+        head: bool,
+    ) -> Response {
+        let Ok(q) = VodQuery::parse(&req.path) else {
+            return text(400, "bad live-to-VOD query\n", head);
+        };
+        let series = Series::Cmaf { rendition };
+        let mut found = None;
+        let walked = walk_kept(&self.store, name, series, &q, &mut |i, r, shift| {
+            if i == k {
+                found = Some((r.number, shift));
+                false
+            } else {
+                true
+            }
+        });
+        let Some((number, shift)) = found.filter(|_| walked.is_ok()) else {
+            return text(404, "unknown fragment\n", head);
+        };
+        let key = super::CmafKey::Fragment { rendition, number };
+        let Some(data) = self.store.get_cmaf(name, key) else {
+            return text(404, "unknown fragment\n", head);
+        };
+        match crate::container::fmp4::retime_fragment(&data, shift) {
+            Ok(b) => protect::ok("video/iso.segment", SEGMENT_CACHE, b, head),
+            Err(e) => {
+                tracing::debug!("re-timing fragment {number} of {name}/{rendition}: {e}");
+                text(500, "stored fragment unreadable\n", head)
             }
         }
     }

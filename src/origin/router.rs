@@ -136,6 +136,8 @@ pub(super) enum Route<'a> {
     Vod(&'a str, &'a str),
     /// `/live/{stream}/vod/{n}.ts?shift=-T`: a stored segment re-timed for live-to-VOD.
     VodSegment(&'a str, u64),
+    /// `/live/{stream}/vod/{rendition}/{k}.m4s`: a kept fragment re-timed for live-to-VOD.
+    VodFragment(&'a str, &'a str, u64),
 }
 
 impl<'a> Route<'a> {
@@ -758,6 +760,9 @@ impl<S: SegmentStore> Origin<S> {
             }
             Route::Vod(name, file) => return self.handle_l2v(name, file, req, now, head),
             Route::VodSegment(name, n) => return self.handle_vod_segment(name, n, req, head),
+            Route::VodFragment(name, rendition, k) => {
+                return self.handle_vod_fragment(name, rendition, k, req, head)
+            }
             Route::Cue(_) => {
                 return text(405, "cue requests are POST\n", head).with_header("allow", "POST");
             }
@@ -1041,6 +1046,12 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
                 super::l2v::VOD_PLAYLIST | super::l2v::VOD_MPD => Some(Route::Vod(name, file)),
                 _ => number(file, ".ts").map(|seq| Route::Segment(name, seq)),
             })
+        }
+        ["live", name, super::l2v::VOD_SEGMENTS, rendition, file] => {
+            if !valid_stream_name(name) || !valid_stream_name(rendition) {
+                return Err(());
+            }
+            Ok(number(file, ".m4s").map(|k| Route::VodFragment(name, rendition, k)))
         }
         ["live", name, "ssai", session, file] => {
             if !valid_stream_name(name) || !valid_stream_name(session) {

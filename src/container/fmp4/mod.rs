@@ -55,6 +55,7 @@ mod init;
 mod protect;
 mod pssh;
 mod reader;
+mod retime;
 mod senc;
 mod sinf;
 
@@ -73,6 +74,7 @@ pub use protect::{
 pub(crate) use protect::{write_protected_header, SampleProtection};
 pub use pssh::PsshBox;
 pub use reader::{Fmp4Reader, Fmp4ReaderOptions};
+pub use retime::retime_fragment;
 pub use sinf::{TrackEncryption, CENC_SCHEME_VERSION};
 
 use crate::error::Result;
