@@ -47,7 +47,7 @@ use tracing::debug;
 use crate::error::{Error, Result};
 use crate::ingest::amf0::{self, Value};
 use crate::media::{CueKind, SpliceCue};
-use crate::scte35::{self, SpliceInfo, PTS_MODULUS};
+use crate::scte35::{self, SpliceInfo, PTS_MAX, PTS_MODULUS};
 use crate::time::{Timescale, Timestamp};
 
 /// A section's splice time more than this far (90 kHz ticks, 10 s) from its tag's
@@ -199,6 +199,10 @@ impl CuePointReader {
             Some(v) if kind == CueKind::Out => Some(secs_to_90k(v)?).filter(|d| *d >= 0),
             _ => None,
         };
+        if duration.is_some_and(|d| d > PTS_MAX as i64) {
+            // break_duration is a 33-bit field (SCTE 35 §10.3.2).
+            return Err(Error::malformed("onCuePoint duration longer than 2^33 ticks"));
+        }
         let id = match field("id").or_else(|| field("event_id")) {
             Some(v) => Some(
                 number(v)
