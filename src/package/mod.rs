@@ -13,6 +13,7 @@ pub use segment::Segment;
 mod segmenter;
 pub use segmenter::{Segmenter, SegmenterOptions};
 mod splicer;
+pub mod ssai;
 pub use splicer::{Splicer, SplicerOptions, SplicerStats};
 mod vod;
 pub use vod::{VodEncryption, VodOutput, VodPackager, VodPackagerOptions, VodSummary, KEY_FILE};
