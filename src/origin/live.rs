@@ -1127,6 +1127,12 @@ impl LiveStream {
             state: self.state,
         }
     }
+
+    /// The tracks of the newest segment (what players decode now; empty before the
+    /// first segment): server-side ad insertion checks creatives against them.
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.tracks
+    }
 }
 
 #[cfg(test)]
