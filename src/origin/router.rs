@@ -1066,9 +1066,10 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
             Ok(number(file, ".ts").map(|n| Route::VodSegment(name, n)))
         }
         ["ads", creative, file] => {
-            if !valid_stream_name(creative) || !valid_stream_name(file) {
+            if !valid_stream_name(creative) {
                 return Err(());
             }
+            // `{n}.ts`: the name was checked above (no `..`, no escapes).
             Ok(Some(Route::Ad(creative, file)))
         }
         ["live", name, rendition, file] => {
