@@ -92,15 +92,17 @@ pub struct SpliceInfo {
     /// `cw_index` (meaningful when `encrypted`).
     pub cw_index: u8,
     /// The command body for commands not modelled field by field: the
-    /// `splice_schedule` body, the `private_byte`s of a `private_command` (after its
+    /// `splice_schedule` body (in its canonical form), the `private_byte`s of a `private_command` (after its
     /// identifier), the body of a reserved command type, or for an encrypted section
     /// the encrypted region (`splice_command_type` through `E_CRC_32`). Empty
     /// otherwise.
     pub command_data: Bytes,
     /// `alignment_stuffing` between the descriptor loop and the CRC (usually empty).
     pub alignment_stuffing: Bytes,
-    /// The section carried the deprecated `splice_command_length` 0xFFF ("ignore")
-    /// and is written back that way.
+    /// The section carried the deprecated `splice_command_length` 0xFFF ("ignore",
+    /// SCTE 35 §9.6.1) and is written back that way. Only for commands whose extent
+    /// follows from their syntax: with a `private_command` or a reserved command type
+    /// the length cannot be derived, and such a section is malformed.
     pub legacy_command_length: bool,
 }
 
@@ -170,21 +172,29 @@ impl SpliceInfo {
     pub fn parse(section: Bytes) -> Result<SpliceInfo> {
         // Bound the section by its own length first, so `raw` is exact and a length the
         // encoder could not write back is refused here.
-        let declared = match (section.first(), section.get(1), section.get(2)) {
-            (Some(&TABLE_ID), Some(&b1), Some(&b2)) => {
-                usize::from(b1 & 0x0F) << 8 | usize::from(b2)
-            }
-            (Some(&t), Some(_), Some(_)) if t != TABLE_ID => {
-                return Err(Error::malformed("table_id is not 0xFC").context("scte35"));
-            }
-            _ => return Err(Error::malformed("section shorter than its header").context("scte35")),
+        let (Some(&table_id), Some(&b1), Some(&b2)) =
+            (section.first(), section.get(1), section.get(2))
+        else {
+            return Err(Error::malformed("section shorter than its 3-byte header")
+                .at_offset(section.len() as u64)
+                .context("scte35"));
         };
+        if table_id != TABLE_ID {
+            return Err(Error::malformed("table_id is not 0xFC")
+                .at_offset(0)
+                .context("scte35"));
+        }
+        let declared = usize::from(b1 & 0x0F) << 8 | usize::from(b2);
         if declared > MAX_SECTION_LENGTH {
-            return Err(Error::malformed("section_length over 4093").context("scte35"));
+            return Err(Error::malformed("section_length over 4093")
+                .at_offset(1)
+                .context("scte35"));
         }
         if section.len() < 3 + declared {
             return Err(
-                Error::malformed("section_length runs past the end of the input").context("scte35"),
+                Error::malformed("section_length runs past the end of the input")
+                    .at_offset(1)
+                    .context("scte35"),
             );
         }
         let raw = section.slice(..3 + declared);
@@ -207,6 +217,21 @@ impl SpliceInfo {
         match (&wire.clear, wire.encrypted_payload) {
             (Some(clear), _) => {
                 info.legacy_command_length = clear.legacy_command_length_sentinel;
+                if info.legacy_command_length
+                    && matches!(
+                        clear.command,
+                        AnyCommand::PrivateCommand(_) | AnyCommand::Unknown { .. }
+                    )
+                {
+                    // Any length fits a private or reserved command: the codec's guess (the
+                    // first that fits) is not a derivation, and would change with the loop.
+                    return Err(Error::malformed(
+                        "splice_command_length 0xFFF with a private or reserved command, \
+                         whose length cannot be derived",
+                    )
+                    .at_offset(11)
+                    .context("scte35"));
+                }
                 info.alignment_stuffing = descriptor::sub_bytes(&raw, clear.alignment_stuffing);
                 let (command, data) =
                     command_from_wire(&clear.command, &raw, clear.descriptor_loop);
@@ -293,6 +318,17 @@ impl SpliceInfo {
 
     fn command_to_wire(&self) -> Result<AnyCommand<'_>> {
         let data: &[u8] = &self.command_data;
+        if self.legacy_command_length
+            && matches!(
+                self.command,
+                SpliceCommand::Private { .. } | SpliceCommand::Other(_)
+            )
+        {
+            return Err(Error::usage(
+                "splice_command_length 0xFFF with a private or reserved command",
+            )
+            .context("scte35 encode"));
+        }
         Ok(match &self.command {
             SpliceCommand::Null => AnyCommand::SpliceNull(Default::default()),
             SpliceCommand::Insert(ins) => AnyCommand::SpliceInsert(ins.to_wire()),
@@ -353,7 +389,15 @@ fn command_from_wire(
         ),
         AnyCommand::BandwidthReservation(_) => (SpliceCommand::BandwidthReservation, Bytes::new()),
         AnyCommand::SpliceSchedule(_) => {
-            (SpliceCommand::Schedule, command_body(raw, descriptor_loop))
+            // The schedule's canonical body (reserved bits set, no padding), so that the
+            // fields kept here are the same whichever way the sender wrote them.
+            let mut body = vec![0u8; c.body_len()];
+            let data = match c.serialize_body_into(&mut body) {
+                Ok(n) if n == body.len() => Bytes::from(body),
+                // Cannot happen for a parsed schedule; keep the wire body then.
+                _ => command_body(raw, descriptor_loop),
+            };
+            (SpliceCommand::Schedule, data)
         }
         AnyCommand::Unknown { command_type, body } => (
             SpliceCommand::Other(*command_type),
