@@ -30,6 +30,7 @@ pub mod cmaf;
 pub mod live;
 pub mod players;
 pub mod protect;
+pub mod scte35;
 pub mod store_suite;
 
 /// The repository root (where Cargo.toml is).
