@@ -201,7 +201,9 @@ impl CuePointReader {
         };
         if duration.is_some_and(|d| d > PTS_MAX as i64) {
             // break_duration is a 33-bit field (SCTE 35 §10.3.2).
-            return Err(Error::malformed("onCuePoint duration longer than 2^33 ticks"));
+            return Err(Error::malformed(
+                "onCuePoint duration longer than 2^33 ticks",
+            ));
         }
         let id = match field("id").or_else(|| field("event_id")) {
             Some(v) => Some(
@@ -377,7 +379,7 @@ fn decode_section_text(text: &str) -> Result<Vec<u8>> {
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks(2)
