@@ -8,13 +8,13 @@ use crate::container::mp4::scan_box_header;
 use crate::error::{Error, Result};
 
 /// [`Emsg::event_duration`] of an event whose duration is not known
-/// (ISO/IEC 23009-1 §5.10.3.3.5: `0xFFFFFFFF`).
+/// (ISO/IEC 23009-1 §5.10.3.3: `0xFFFFFFFF`).
 pub const EMSG_DURATION_UNKNOWN: u32 = 0xFFFF_FFFF;
 
 /// When an [`Emsg`] event starts; the variant chooses the box version.
 ///
 /// Version 0 and version 1 also order their fields differently: version 0 opens with
-/// the two strings, version 1 with the integers (ISO/IEC 23009-1 §5.10.3.3.3).
+/// the two strings, version 1 with the integers (ISO/IEC 23009-1 §5.10.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EmsgTime {
     /// Version 0 `presentation_time_delta`: ticks (of [`Emsg::timescale`]) after the
@@ -25,8 +25,7 @@ pub enum EmsgTime {
     Absolute(u64),
 }
 
-/// An `emsg` box (ISO/IEC 23009-1 §5.10.3.3; DASH-IF IOP v4.3 §4.5.2 and §9.1.2 for
-/// its use with SCTE-35).
+/// An `emsg` box (ISO/IEC 23009-1 §5.10.3.3; SCTE 214-3 for its use with SCTE-35).
 ///
 /// [`Emsg::write`] appends the box; [`Emsg::parse`] reads one back from the start of a
 /// slice. Both versions are read and written: [`EmsgTime::Delta`] is version 0,
@@ -313,7 +312,7 @@ impl Reader<'_> {
 /// box, or 0 when the segment starts with another box (`moof`, `emsg`, `sidx`...).
 ///
 /// `emsg` boxes must come before the first `moof` of a segment (ISO/IEC 23009-1
-/// §5.10.3.3.1), and `styp`, when present, must stay first (ISO/IEC 14496-12 §8.16.2).
+/// §5.10.3.3), and `styp`, when present, must stay first (ISO/IEC 14496-12 §8.16.2).
 /// Boxes inserted there leave the fragment valid: the
 /// [`Fmp4Writer`](super::Fmp4Writer)'s `trun` data offsets count from the start of the
 /// `moof` (`default-base-is-moof`), which does not move relative to its `mdat`.
@@ -391,12 +390,12 @@ mod tests {
         .with_id(9)
         .with_duration(500);
         let out = written(&e);
-        let mut want = vec![0, 0, 0, 43, b'e', b'm', b's', b'g', 0, 0, 0, 0];
+        let mut want = vec![0, 0, 0, 39, b'e', b'm', b's', b'g', 0, 0, 0, 0];
         want.extend_from_slice(b"urn:a\0v\0");
         want.extend_from_slice(&[0, 0, 0x03, 0xe8, 0, 0, 1, 2, 0, 0, 1, 0xf4, 0, 0, 0, 9]);
         want.extend_from_slice(b"MSG");
         assert_eq!(&out[..], &want[..]);
-        assert_eq!(Emsg::parse(&out).unwrap(), (e, 43));
+        assert_eq!(Emsg::parse(&out).unwrap(), (e, 39));
     }
 
     #[test]

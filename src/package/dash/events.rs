@@ -13,15 +13,15 @@ use crate::error::{Error, Result};
 /// SCTE-35 in an MPD `EventStream` (SCTE 214-1 §6.7.4): each `Event` holds a
 /// `scte35:Signal` with the whole `splice_info_section` in base64 in `scte35:Binary`.
 pub const SCHEME_SCTE35_XML_BIN: &str = "urn:scte:scte35:2014:xml+bin";
-/// SCTE-35 in `emsg` boxes (SCTE 214-3 §7.3.2, DASH-IF IOP v4.3 §9.1.2): the
+/// SCTE-35 in `emsg` boxes (SCTE 214-3, SCTE 214-1 §6.7): the
 /// `message_data` is one whole `splice_info_section`; the `InbandEventStream` of the
 /// AdaptationSet announces it.
 pub const SCHEME_SCTE35_BIN: &str = "urn:scte:scte35:2013:bin";
-/// Namespace of `scte35:Signal` and `scte35:Binary` (SCTE 35 §11.3, the 2016 XML
-/// schema), declared on the `MPD` element when an event uses it.
+/// Namespace of `scte35:Signal` and `scte35:Binary` (the 2016 XML schema of
+/// SCTE 35), declared on the `MPD` element when an event uses it.
 pub const SCTE35_NAMESPACE: &str = "http://www.scte.org/schemas/35/2016";
 
-/// What an [`DashEvent`] carries.
+/// What a [`DashEvent`] carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventMessage {
@@ -33,7 +33,7 @@ pub enum EventMessage {
     Text(String),
 }
 
-/// One `Event` of an [`EventStream`] (ISO/IEC 23009-1 §5.10.2.2, Table 36).
+/// One `Event` of an [`EventStream`] (ISO/IEC 23009-1 §5.10.2).
 ///
 /// Times are ticks of the stream's [`EventStream::timescale`]; the event starts at
 /// `(presentation_time - presentation_time_offset) / timescale` seconds after the
@@ -248,7 +248,7 @@ impl InbandEventStream {
 }
 
 /// A version 1 `emsg` box carrying one SCTE-35 `splice_info_section` in band
-/// ([`SCHEME_SCTE35_BIN`], empty value; SCTE 214-3 §7.3.2, DASH-IF IOP v4.3 §9.1.2).
+/// ([`SCHEME_SCTE35_BIN`], empty value; SCTE 214-3).
 ///
 /// `presentation_time` is on the track's media timeline (that of `tfdt`), in
 /// `timescale` ticks; `duration` (ticks) `None` writes
