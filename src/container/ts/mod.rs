@@ -42,6 +42,7 @@
 //! assert!(pes.ends_with(&[0, 0, 0, 1, 0x65, 0x88, 0x84]));
 //! ```
 
+mod demux;
 mod muxer;
 pub mod packet;
 pub mod pes;
@@ -49,6 +50,7 @@ pub mod psi;
 mod retime;
 pub mod sample_aes;
 
+pub use demux::{TsDemuxer, TsDemuxerOptions, TsDemuxerStats, DEFAULT_MAX_STREAMS};
 pub use retime::retime;
 pub use muxer::{
     TsMuxer, TsMuxerOptions, DEFAULT_AUDIO_PES_MAX_BYTES, MAX_TRACKS, PCR_DELAY, PCR_MAX_INTERVAL,

@@ -7,9 +7,12 @@
 //! random access point; AAC gets a 7-byte ADTS header per raw frame, and consecutive
 //! frames of a track are grouped into one PES packet. With
 //! [`TsEncryption::SampleAes`] the H.264 slices and AAC frames are encrypted on the
-//! way out (HLS SAMPLE-AES, [`super::sample_aes`]).
+//! way out (HLS SAMPLE-AES, [`super::sample_aes`]). With
+//! [`TsMuxerOptions::scte35_pid`] the SCTE 35 sections of [`Event::Cue`]s travel on a
+//! cue PID of their own (SCTE 35 §8).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use tracing::debug;
 
 use super::packet::{
     self, ContinuityCounter, StartFlags, MAX_USER_PID, MIN_USER_PID, PACKET_SIZE, PAT_PID,
@@ -18,15 +21,18 @@ use super::pes::{
     PesHeader, MAX_PES_PACKET_LENGTH, STREAM_ID_AUDIO, STREAM_ID_VIDEO, TIMESTAMP_MASK,
 };
 use super::psi::{
-    self, PmtStream, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_AAC_SAMPLE_AES, STREAM_TYPE_H264,
-    STREAM_TYPE_H264_SAMPLE_AES, STREAM_TYPE_HEVC,
+    self, PmtStream, DESCRIPTOR_REGISTRATION, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_AAC_SAMPLE_AES,
+    STREAM_TYPE_H264, STREAM_TYPE_H264_SAMPLE_AES, STREAM_TYPE_HEVC, STREAM_TYPE_SCTE35,
 };
 use super::sample_aes::{self as senc, TsEncryption};
 use crate::bitstream::{aac, h264, h265};
 use crate::crypto::sample_aes::SampleAes;
 use crate::error::{Error, Result};
-use crate::media::{AacConfig, CodecConfig, Frame, MediaKind, TrackId, TrackInfo};
+use crate::media::{
+    AacConfig, CodecConfig, CueKind, Event, Frame, MediaKind, SpliceCue, TrackId, TrackInfo,
+};
 use crate::package::Segment;
+use crate::scte35::{self, SpliceCommand, SpliceInfo, PTS_MAX};
 use crate::time::{Timescale, Timestamp};
 
 /// `program_number` of the one program we write (PAT and PMT).
@@ -54,6 +60,9 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 const H264_AUD: [u8; 6] = [0, 0, 0, 1, 0x09, 0xf0];
 /// H.265 access unit delimiter (type 35, `nuh_temporal_id_plus1` 1, `pic_type` 2), with start code.
 const H265_AUD: [u8; 7] = [0, 0, 0, 1, 0x46, 0x01, 0x50];
+/// Registration descriptor with `format_identifier` "CUEI" (ISO/IEC 13818-1 §2.6.8,
+/// SCTE 35 §8.1): the program's `stream_type` 0x86 streams are SCTE 35.
+const CUEI_REGISTRATION: [u8; 6] = [DESCRIPTOR_REGISTRATION, 4, b'C', b'U', b'E', b'I'];
 
 /// Options of a [`TsMuxer`]. Start from [`TsMuxerOptions::default`] and set fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +87,13 @@ pub struct TsMuxerOptions {
     /// [`TsEncryption::SampleAes`] writes HLS SAMPLE-AES (H.264 and AAC only). Change
     /// it on a running muxer with [`TsMuxer::set_encryption`].
     pub encryption: TsEncryption,
+    /// PID of a SCTE 35 cue stream (SCTE 35 §8.1: `stream_type` 0x86 in the PMT, a
+    /// registration descriptor "CUEI" in its program loop), carrying the sections of
+    /// the cues given to [`TsMuxer::write_cue`] and of the [`Event::Cue`]s of a
+    /// segment. Must be in `0x0010..=0x1FFE` and collide with no other PID. Default
+    /// `None`: no cue stream, cues are not written (the output is what it was before
+    /// the option existed).
+    pub scte35_pid: Option<u16>,
 }
 
 impl Default for TsMuxerOptions {
@@ -88,6 +104,7 @@ impl Default for TsMuxerOptions {
             timestamp_offset: Timestamp::new(126_000, Timescale::MPEG),
             audio_pes_max_bytes: DEFAULT_AUDIO_PES_MAX_BYTES,
             encryption: TsEncryption::Clear,
+            scte35_pid: None,
         }
     }
 }
@@ -240,6 +257,7 @@ struct Snapshot {
     track_cc: [ContinuityCounter; MAX_TRACKS],
     pat_cc: ContinuityCounter,
     pmt_cc: ContinuityCounter,
+    cue_cc: ContinuityCounter,
     last_pcr: Option<i64>,
     tables_due: bool,
 }
@@ -286,6 +304,8 @@ pub struct TsMuxer {
     pmt: [u8; PACKET_SIZE],
     pat_cc: ContinuityCounter,
     pmt_cc: ContinuityCounter,
+    /// Continuity counter of the SCTE 35 PID.
+    cue_cc: ContinuityCounter,
     pmt_version: u8,
     /// PAT and PMT must be written before the next PES (start, or a track changed).
     tables_due: bool,
@@ -299,6 +319,32 @@ pub struct TsMuxer {
     sample_aes: Option<SampleAes>,
     /// Scratch: the encrypted Annex B body of the current video frame.
     body: Vec<u8>,
+}
+
+/// `pmt` (a whole PMT section from [`psi::pmt_section`], no program descriptors) with
+/// `descriptor` in its program loop: `section_length` and `program_info_length` grow,
+/// the CRC is computed again.
+fn with_program_descriptor(pmt: Vec<u8>, descriptor: &[u8]) -> Result<Vec<u8>> {
+    const INFO: usize = 10; // program_info_length, after the 8-byte header and PCR_PID
+    let len = pmt.len() + descriptor.len();
+    if len > psi::MAX_SINGLE_PACKET_SECTION || pmt.len() < 16 {
+        return Err(Error::limit(
+            "PMT does not fit in one transport packet (too many tracks)",
+        ));
+    }
+    let mut s = Vec::with_capacity(len);
+    s.extend_from_slice(&pmt[..INFO]);
+    let info_len =
+        ((u16::from(pmt[INFO] & 0x0f) << 8) | u16::from(pmt[INFO + 1])) + descriptor.len() as u16;
+    s.extend_from_slice(&(0xf000 | info_len).to_be_bytes());
+    s.extend_from_slice(descriptor);
+    s.extend_from_slice(&pmt[INFO + 2..pmt.len() - 4]);
+    let section_length = (s.len() + 4 - 3) as u16;
+    s[1] = (s[1] & 0xf0) | (section_length >> 8) as u8;
+    s[2] = section_length as u8;
+    let crc = psi::crc32_mpeg2(&s);
+    s.extend_from_slice(&crc.to_be_bytes());
+    Ok(s)
 }
 
 /// The cipher of an encryption mode. Errors: an 8-byte IV ([`Error::usage`]).
@@ -332,10 +378,15 @@ impl TsMuxer {
         let first = opts.first_es_pid as usize;
         let last = first + tracks.len() - 1;
         let pmt = opts.pmt_pid as usize;
-        if !(MIN_USER_PID as usize..=MAX_USER_PID as usize).contains(&pmt)
+        let user = MIN_USER_PID as usize..=MAX_USER_PID as usize;
+        if !user.contains(&pmt)
             || first < MIN_USER_PID as usize
             || last > MAX_USER_PID as usize
             || (first..=last).contains(&pmt)
+            || opts.scte35_pid.is_some_and(|c| {
+                let c = c as usize;
+                !user.contains(&c) || c == pmt || (first..=last).contains(&c)
+            })
         {
             return Err(Error::usage("TS muxer PIDs out of range or colliding"));
         }
@@ -368,6 +419,7 @@ impl TsMuxer {
             pmt: [0; PACKET_SIZE],
             pat_cc: ContinuityCounter::new(),
             pmt_cc: ContinuityCounter::new(),
+            cue_cc: ContinuityCounter::new(),
             pmt_version: 0,
             tables_due: true,
             last_pcr: None,
@@ -408,7 +460,7 @@ impl TsMuxer {
             pid: 0,
             language: None,
             descriptors: &[],
-        }; MAX_TRACKS];
+        }; MAX_TRACKS + 1];
         for (s, t) in streams.iter_mut().zip(&self.tracks) {
             *s = PmtStream {
                 stream_type: t.stream_type,
@@ -417,12 +469,25 @@ impl TsMuxer {
                 descriptors: &t.descriptors,
             };
         }
-        let pmt = psi::pmt_section(
+        let mut n = self.tracks.len();
+        if let Some(pid) = self.opts.scte35_pid {
+            streams[n] = PmtStream {
+                stream_type: STREAM_TYPE_SCTE35,
+                pid,
+                language: None,
+                descriptors: &[],
+            };
+            n += 1;
+        }
+        let mut pmt = psi::pmt_section(
             PROGRAM_NUMBER,
             self.pmt_version,
             self.pcr_pid(),
-            &streams[..self.tracks.len()],
+            &streams[..n],
         )?;
+        if self.opts.scte35_pid.is_some() {
+            pmt = with_program_descriptor(pmt, &CUEI_REGISTRATION)?;
+        }
         self.pat = psi::section_packet(PAT_PID, &pat)?;
         self.pmt = psi::section_packet(self.opts.pmt_pid, &pmt)?;
         Ok(())
@@ -534,6 +599,100 @@ impl TsMuxer {
         self.tables_due = false;
     }
 
+    /// Appends the `splice_info_section` of `cue` on the SCTE 35 PID
+    /// ([`TsMuxerOptions::scte35_pid`]): a run of packets starting with
+    /// `payload_unit_start_indicator` and `pointer_field` 0, the last one stuffed with
+    /// 0xFF (ISO/IEC 13818-1 §2.4.4.1). Write it ahead of the splice time (SCTE 67
+    /// asks for 4 s or more); [`write_segment`](Self::write_segment) writes a
+    /// segment's cues after its tables.
+    ///
+    /// The section is `cue.raw` with its `pts_adjustment` (SCTE 35 §9.6.1, the field
+    /// for re-stamping devices) set so that its splice time lands on this muxer's
+    /// output timeline at [`SpliceCue::cut_at`] (the keyframe a splicer chose), else
+    /// at [`SpliceCue::at`]: the timestamp offset of the frames is applied to the cue
+    /// too. Sections without a splice time (immediate, cancels) and encrypted ones are
+    /// written as they are. A cue without `raw` (an operator's) is written as a
+    /// `splice_insert` built from its id, kind, time and duration.
+    ///
+    /// Errors: [`Error::usage`] without a cue PID, or for a cue of kind
+    /// [`CueKind::Other`] without `raw`; [`Error::malformed`] for a `raw` that is not a
+    /// valid section. On error nothing is written.
+    pub fn write_cue(&mut self, cue: &SpliceCue, out: &mut BytesMut) -> Result<()> {
+        let pid = self
+            .opts
+            .scte35_pid
+            .ok_or(Error::usage("write_cue: the muxer has no SCTE 35 PID"))?;
+        let section = self
+            .cue_section(cue)
+            .map_err(|e| e.context(format!("ts muxer: cue {}", cue.id)))?;
+        if self.tables_due {
+            self.write_tables(out);
+        }
+        out.reserve(section.len().div_ceil(packet::MAX_PAYLOAD - 1) * PACKET_SIZE);
+        let mut rest: &[u8] = &section;
+        let mut first = true;
+        while first || !rest.is_empty() {
+            let mut p = [0xffu8; PACKET_SIZE];
+            let cc = self.cue_cc.next_payload();
+            p[..4].copy_from_slice(&packet::header(pid, first, packet::AFC_PAYLOAD, cc));
+            let mut at = 4;
+            if first {
+                p[4] = 0; // pointer_field
+                at = 5;
+            }
+            let n = rest.len().min(PACKET_SIZE - at);
+            p[at..at + n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            first = false;
+            out.extend_from_slice(&p);
+        }
+        Ok(())
+    }
+
+    /// The section to write for `cue`, re-timed onto the output timeline.
+    fn cue_section(&self, cue: &SpliceCue) -> Result<Bytes> {
+        let target = self.to_90k(cue.cut_at.unwrap_or(cue.at)) as u64 & PTS_MAX;
+        if cue.raw.is_empty() {
+            let out_of_network = match cue.kind {
+                CueKind::Out => true,
+                CueKind::In => false,
+                _ => return Err(Error::usage("a cue of kind Other needs its section")),
+            };
+            let duration = cue
+                .duration
+                .map(|d| d.ticks_in(Timescale::MPEG).max(0) as u64);
+            let pts = (!cue.immediate).then_some(target);
+            return Ok(scte35::splice_insert_section(
+                cue.id,
+                out_of_network,
+                pts,
+                duration,
+                true,
+            ));
+        }
+        let info = SpliceInfo::parse(cue.raw.clone())?;
+        let pts_time = match &info.command {
+            SpliceCommand::Insert(ins) if !ins.cancel => ins.pts_time(),
+            SpliceCommand::TimeSignal { pts_time } => *pts_time,
+            _ => None,
+        };
+        let Some(pts_time) = pts_time else {
+            return Ok(info.raw);
+        };
+        let adjustment = target.wrapping_sub(pts_time) & PTS_MAX;
+        if adjustment == info.pts_adjustment {
+            return Ok(info.raw);
+        }
+        // pts_adjustment: the low bit of byte 4 and bytes 5..9 (SCTE 35 §9.6.1).
+        let mut s = info.raw.to_vec();
+        s[4] = (s[4] & 0xfe) | (adjustment >> 32) as u8;
+        s[5..9].copy_from_slice(&(adjustment as u32).to_be_bytes());
+        let end = s.len() - 4;
+        let crc = psi::crc32_mpeg2(&s[..end]);
+        s[end..].copy_from_slice(&crc.to_be_bytes());
+        Ok(Bytes::from(s))
+    }
+
     /// Appends one frame. Video frames become one PES packet each; AAC frames are
     /// grouped (see [`TsMuxerOptions::audio_pes_max_bytes`]) and may be written by a
     /// later call or by [`flush`](Self::flush).
@@ -560,8 +719,10 @@ impl TsMuxer {
         Ok(())
     }
 
-    /// Appends one whole segment: pending audio from earlier calls, PAT, PMT, every
-    /// frame in order, then the grouped audio, so that the segment decodes alone.
+    /// Appends one whole segment: pending audio from earlier calls, PAT, PMT, the
+    /// segment's cues when the muxer has a SCTE 35 PID (a cue that cannot be written is
+    /// skipped, with a debug log), every frame in order, then the grouped audio, so
+    /// that the segment decodes alone.
     ///
     /// Track configurations in `seg.tracks` that differ from the current ones are
     /// adopted first, as by [`update_track`](Self::update_track); a track id the muxer
@@ -579,6 +740,16 @@ impl TsMuxer {
         let start = out.len();
         let snap = self.snapshot();
         self.write_tables(out);
+        if self.opts.scte35_pid.is_some() {
+            for e in &seg.events {
+                if let Event::Cue(cue) = e {
+                    if let Err(e) = self.write_cue(cue, out) {
+                        // A cue we cannot carry does not cost the segment its media.
+                        debug!(error = %e, id = cue.id, "ts muxer: cue not written");
+                    }
+                }
+            }
+        }
         // Payload plus PES/ADTS/AUD overhead, plus up to one partial packet per frame.
         let frames = seg.frames.len();
         out.reserve(
@@ -610,6 +781,7 @@ impl TsMuxer {
             track_cc,
             pat_cc: self.pat_cc,
             pmt_cc: self.pmt_cc,
+            cue_cc: self.cue_cc,
             last_pcr: self.last_pcr,
             tables_due: self.tables_due,
         }
@@ -625,6 +797,7 @@ impl TsMuxer {
         }
         self.pat_cc = s.pat_cc;
         self.pmt_cc = s.pmt_cc;
+        self.cue_cc = s.cue_cc;
         self.last_pcr = s.last_pcr;
         self.tables_due = s.tables_due;
     }
