@@ -356,8 +356,8 @@ impl Packager {
 
 /// Checks that a creative with `creative` tracks plays where the content with `content`
 /// tracks does, without a codec switch: as many video and audio tracks, and pairwise
-/// (in order within each kind) the same codec, H.264 / H.265 profile and level and
-/// picture size, AAC object type, sample rate and channel configuration, Opus channel
+/// (in order within each kind) the same codec, picture size and H.264 / H.265 profile
+/// and level, AAC object type, sample rate and channel configuration, Opus channel
 /// count. (Players reinitialise their decoders at the discontinuity before an ad, but
 /// Media Source Extensions players keep the source buffers created for the content's
 /// codecs.)
@@ -393,37 +393,36 @@ fn differ(what: &str, ours: impl std::fmt::Display, theirs: impl std::fmt::Displ
     ))
 }
 
+fn same_size(ad: (u32, u32), content: (u32, u32)) -> Result<()> {
+    if ad == content {
+        return Ok(());
+    }
+    Err(differ(
+        "resolution",
+        format!("{}x{}", ad.0, ad.1),
+        format!("{}x{}", content.0, content.1),
+    ))
+}
+
 fn same_config(ad: &CodecConfig, content: &CodecConfig) -> Result<()> {
     match (ad, content) {
         (CodecConfig::H264(a), CodecConfig::H264(b)) => {
+            same_size((a.width, a.height), (b.width, b.height))?;
             if a.profile_idc != b.profile_idc {
                 return Err(differ("H.264 profile_idc", a.profile_idc, b.profile_idc));
             }
             if a.level_idc != b.level_idc {
                 return Err(differ("H.264 level_idc", a.level_idc, b.level_idc));
             }
-            if (a.width, a.height) != (b.width, b.height) {
-                return Err(differ(
-                    "resolution",
-                    format!("{}x{}", a.width, a.height),
-                    format!("{}x{}", b.width, b.height),
-                ));
-            }
             Ok(())
         }
         (CodecConfig::H265(a), CodecConfig::H265(b)) => {
+            same_size((a.width, a.height), (b.width, b.height))?;
             if (a.profile_idc, a.tier_flag) != (b.profile_idc, b.tier_flag) {
                 return Err(differ("H.265 profile_idc", a.profile_idc, b.profile_idc));
             }
             if a.level_idc != b.level_idc {
                 return Err(differ("H.265 level_idc", a.level_idc, b.level_idc));
-            }
-            if (a.width, a.height) != (b.width, b.height) {
-                return Err(differ(
-                    "resolution",
-                    format!("{}x{}", a.width, a.height),
-                    format!("{}x{}", b.width, b.height),
-                ));
             }
             Ok(())
         }
@@ -676,6 +675,11 @@ struct Plan {
     slate: Option<Arc<Creative>>,
     /// The first content segment of the break at or after the ads' end, once published.
     rejoin: Option<u64>,
+    /// The break's end (first segment after it), once it ended: its `EXT-X-CUE-IN` and
+    /// `EXT-X-DATERANGE` are dropped from there while the plan is held.
+    end: Option<u64>,
+    /// The break's `EXT-X-DATERANGE` id.
+    range_id: String,
 }
 
 impl Plan {
@@ -685,6 +689,8 @@ impl Plan {
             total_90k: 0,
             slate: None,
             rejoin: None,
+            end: None,
+            range_id: String::new(),
         }
     }
 
@@ -932,6 +938,8 @@ fn make_plan(
         total_90k: total,
         slate: slate.filter(|s| usable(s)).cloned(),
         rejoin: None,
+        end: brk.end_sequence,
+        range_id: brk.date_range_id(),
     }
 }
 
@@ -1063,8 +1071,11 @@ fn walk(
     let by_first: HashMap<u64, &AdBreak> =
         live.breaks.iter().map(|b| (b.first_sequence, b)).collect();
     // Markers of the breaks substituted: dropped from the content segments listed.
-    let mut dropped_ranges: Vec<String> = Vec::new();
-    let mut substituted_ends: Vec<u64> = Vec::new();
+    // (Plans behind the walk's start are kept while their break's end may still be in
+    // the window.)
+    let held = s.plans.values().filter(|p| p.substitutes());
+    let mut dropped_ranges: Vec<String> = held.clone().map(|p| p.range_id.clone()).collect();
+    let mut substituted_ends: Vec<u64> = held.filter_map(|p| p.end).collect();
     let mut out: Vec<MediaSegment> = Vec::new();
     let mut head: Option<(u64, u64)> = None;
     let Checkpoint {
@@ -1106,7 +1117,8 @@ fn walk(
                 let span = break_span(b, live).ok_or(Error::usage(
                     "ad insertion: the break's content is no longer known",
                 ))?;
-                dropped_ranges.push(b.date_range_id());
+                plan.end = b.end_sequence;
+                dropped_ranges.push(plan.range_id.clone());
                 let items = break_items(plan, &span, opts.max_items_per_break);
                 // The window starts inside this break: items ending before it are gone.
                 let w_off = if w0 <= b.first_sequence {
@@ -1207,7 +1219,9 @@ fn walk(
         c += 1;
     }
     s.checkpoint = checkpoint;
-    s.plans.retain(|&first, _| first >= checkpoint.seq);
+    // Plans of breaks behind the checkpoint go, once their end left the window too.
+    s.plans
+        .retain(|&first, p| first >= checkpoint.seq || p.end.is_some_and(|e| e >= w0));
     let (msn, ds) = head.unwrap_or((n, d));
     let content = live.playlist;
     let mut pl = MediaPlaylist::new(PlaylistType::Live);

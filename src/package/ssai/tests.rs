@@ -234,6 +234,17 @@ fn ads_paced_then_content_fill_with_numbering_and_dates() {
     assert_eq!(pl.media_sequence, 11);
     assert_eq!(pl.discontinuity_sequence, 2);
     assert_eq!(uris(&pl)[0], "../../9.ts");
+    // The break's end (its CUE-IN and DATERANGE) is still in the window: dropped, the
+    // plan is held for that.
+    let text = pl.write().unwrap();
+    assert!(
+        !text.contains("CUE") && !text.contains("DATERANGE"),
+        "{text}"
+    );
+    assert_eq!(sessions.plans("v"), 1);
+    sim.push(2000, &[], false);
+    let pl = sim.poll(&mut sessions, "v", &mut decider, None);
+    assert_eq!(pl.media_sequence, 12);
     assert_eq!(sessions.plans("v"), 0, "the plan behind the window is gone");
 }
 
