@@ -4,7 +4,7 @@
 //! cargo run --release --example live_origin -- [--rtmp 127.0.0.1:1935] [--http 127.0.0.1:8080] [--publish-secret S]
 //!     [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off]
 //!     [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]]
-//!     [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K]
+//!     [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K] [--ad-creative AD.mp4]
 //! ```
 //!
 //! An encoder publishes `rtmp://HOST/live/NAME?token=T`; viewers play
@@ -57,6 +57,9 @@
 //! `--cue-key K`, operators schedule breaks themselves:
 //! `curl -X POST 'http://HOST:8080/live/NAME/cue?key=K&duration=30'` (optional `id`,
 //! `start` in Unix ms, `kind=in` to end a break early).
+//! `--ad-creative AD.mp4` packages that file as an ad (it must have the content's codecs,
+//! profile, level, resolution and audio format) and inserts it server-side for every
+//! viewer of `/live/NAME/ssai/SESSION/index.m3u8` (see `strom::package::ssai`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -137,6 +140,8 @@ struct Args {
     dvr_window_s: Option<i64>,
     /// Operator key of the cue API (`POST /live/NAME/cue?key=K`); None: the API is off.
     cue_key: Option<String>,
+    /// An MP4 file inserted server-side into every break (`/live/NAME/ssai/...`).
+    ad_creative: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -155,6 +160,7 @@ fn parse_args() -> Result<Args, String> {
         sync: SyncPolicy::Always,
         dvr_window_s: None,
         cue_key: None,
+        ad_creative: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -200,6 +206,7 @@ fn parse_args() -> Result<Args, String> {
                 a.dvr_window_s = Some(s);
             }
             "--cue-key" => a.cue_key = Some(v),
+            "--ad-creative" => a.ad_creative = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -679,7 +686,7 @@ async fn serve() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]] [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K]");
+            eprintln!("{e}\nusage: live_origin [--rtmp ADDR] [--http ADDR] [--publish-secret S] [--handshake-timeout-ms MS] [--idle-timeout-ms MS] [--read-coalesce-ms MS] [--cmaf on|off] [--key-secret S [--playback-secret P] [--rotate N] [--public-url URL]] [--record DIR [--sync always|never]] [--dvr-window-s S] [--cue-key K] [--ad-creative AD.mp4]");
             std::process::exit(2);
         }
     };
@@ -721,6 +728,30 @@ async fn serve() {
         o.cue_key = args.cue_key.clone();
         o
     });
+    if let Some(path) = &args.ad_creative {
+        let target = origin.options().live.segmenter.target_duration;
+        let ad = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                // The content's tracks are checked when a break is planned.
+                strom::package::ssai::Creative::from_mp4("ad", Bytes::from(b), target, &[])
+                    .map_err(|e| e.to_string())
+            });
+        match ad.map(Arc::new) {
+            Ok(ad) => {
+                let decider = strom::package::ssai::StaticDecider(vec![Arc::clone(&ad)]);
+                if let Err(e) = origin.add_creative(ad) {
+                    eprintln!("--ad-creative {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+                origin.set_ad_decider(Box::new(decider));
+            }
+            Err(e) => {
+                eprintln!("--ad-creative {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+    }
     let restored = origin.restore(now_ms());
     if !restored.is_empty() {
         println!(
