@@ -177,11 +177,11 @@ pub(super) fn vod_playlist<S: SegmentStore + ?Sized>(
                 AdsMode::Join => pending_disc = true,
                 AdsMode::Replace if !in_ad || r.ad.is_some_and(|a| a.first) => {
                     // The break's creatives, once, between discontinuities.
-                    for (i, (id, durations)) in creatives.iter().enumerate() {
+                    for (id, durations) in creatives {
                         for (n, d) in durations.iter().enumerate() {
                             let mut s =
                                 MediaSegment::new(format!("/ads/{id}/{n}.ts{plain_query}"), *d);
-                            s.discontinuity = i == 0 && n == 0 || n == 0;
+                            s.discontinuity = n == 0;
                             pl.push_segment(s);
                         }
                     }

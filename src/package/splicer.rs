@@ -482,9 +482,10 @@ mod tests {
 
     #[test]
     fn too_far_ahead_and_queue_full_are_errors() {
-        let mut opts = SplicerOptions::default();
-        opts.max_pending = 2;
-        let mut s = Splicer::new(opts);
+        let mut s = Splicer::new(SplicerOptions {
+            max_pending: 2,
+            ..SplicerOptions::default()
+        });
         s.push(video()).unwrap();
         s.push(frame(1, 0, true)).unwrap();
         drain(&mut s).unwrap();

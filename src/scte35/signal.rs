@@ -166,7 +166,8 @@ impl SpliceInfo {
 ///
 /// `pts` is the splice time in 90 kHz (`None`: `splice_immediate_flag` set), `duration`
 /// the `break_duration` in 90 kHz ticks with its `auto_return` flag. Both are taken
-/// modulo 2^33, the width of their fields.
+/// modulo 2^33, the width of their fields. Never fails: every field is in range (an
+/// empty result would mean a codec fault, logged at error level).
 pub fn splice_insert_section(
     event_id: u32,
     out_of_network: bool,
@@ -183,11 +184,12 @@ pub fn splice_insert_section(
     });
     let mut info = SpliceInfo::new(SpliceCommand::Insert(ins));
     info.tier = TIER_IGNORE;
-    match info.encode() {
-        Ok(b) => b,
-        // Every field is in range by construction, so the codec cannot refuse it.
-        Err(e) => unreachable!("splice_insert with in-range fields: {e}"),
-    }
+    // Every field is in range by construction, so the codec does not refuse it; were it
+    // to, the cue goes on without bytes rather than bringing the stream down.
+    info.encode().unwrap_or_else(|e| {
+        tracing::error!("scte35: splice_insert with in-range fields refused: {e}");
+        Bytes::new()
+    })
 }
 
 /// Builds a `time_signal` section (SCTE 35 §9.7.4) carrying one segmentation

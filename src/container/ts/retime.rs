@@ -35,7 +35,7 @@ pub fn retime(segment: &[u8], shift_90k: i64) -> Result<Bytes> {
     if !(-WRAP < shift_90k && shift_90k < WRAP) {
         return Err(Error::usage("retime: shift of 2^33 ticks or more"));
     }
-    if segment.len() % PACKET_SIZE != 0 {
+    if !segment.len().is_multiple_of(PACKET_SIZE) {
         return Err(Error::malformed("retime: not whole 188-byte packets"));
     }
     let mut out = segment.to_vec();
