@@ -276,7 +276,20 @@ fn section_clock_immediate_and_malformed() {
         7_000,
     );
     assert_eq!(rows(&items)[0].2, 16_000);
-    assert!(MAX_SECTION_CLOCK_GAP_90K >= 9 * 90_000);
+    // Just past MAX_SECTION_CLOCK_GAP_90K (10 s) ahead: the tag time again.
+    let past = strom::scte35::splice_insert_section(
+        9,
+        true,
+        Some((7 * 90_000 + MAX_SECTION_CLOCK_GAP_90K + 1) as u64),
+        None,
+        false,
+    );
+    let (items, d) = one(
+        harness_cue("scte35", 7.0, &base64::standard(&past), "out"),
+        7_000,
+    );
+    assert_eq!(rows(&items)[0].2, 7_000);
+    assert_eq!(d.cue_stats().unrelated_clock, 1);
     // Immediate: the tag time, flagged.
     let now = strom::scte35::splice_insert_section(10, false, None, None, false);
     let (items, _) = one(
