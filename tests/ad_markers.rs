@@ -708,9 +708,16 @@ fn check_break(get: Get<'_>, b: &Break, dir: &TempDir) -> Figures {
                 2,
                 "representation {rendition} is a rendition of the playlists"
             );
+            // Audio entries may move by a tick: the timeline is kept contiguous over
+            // durations rounded to the timescale.
+            let tick = if rendition.starts_with('v') {
+                0
+            } else {
+                (ts / 1000).max(1)
+            };
             for (r, n, tfdt, ept_90k) in mine {
                 assert!(
-                    starts.contains(tfdt),
+                    starts.iter().any(|s| s.abs_diff(*tfdt) <= tick),
                     "representation {rendition}: fragment {n} (tfdt {tfdt}) listed: {starts:?}"
                 );
                 let st_90k = (i128::from(*tfdt) * 90_000 / i128::from(ts)) as i64;
@@ -1161,6 +1168,11 @@ fn ts_input_splice_insert_reaches_every_manifest() {
         (records[ro].0, records[ri].0)
     );
     println!("TS input: {fig:?}");
+    assert_eq!(
+        fig.emsgs,
+        2 * fig.renditions.len(),
+        "out and in emsg per rendition"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1224,7 +1236,7 @@ fn flush(sock: &mut TcpStream, client: &mut RtmpClient) {
 #[test]
 fn rtmp_on_cue_point_reaches_every_manifest_and_vod_drops_the_break() {
     const EVENT: u32 = 1_001;
-    const OUT_MS: i64 = 10_500; // not a keyframe (they are at 80 ms + 2 s k)
+    const OUT_MS: i64 = 6_500; // not a keyframe (they are at 80 ms + 2 s k)
     const DURATION_MS: i64 = 6_000;
     const LEAD_MS: i64 = 4_000;
     let name = "rtmpin";
@@ -1373,7 +1385,8 @@ fn rtmp_on_cue_point_reaches_every_manifest_and_vod_drops_the_break() {
                             })
                             .is_some_and(|(ts, starts)| {
                                 starts.iter().any(|&s| {
-                                    (s as i128 * 90_000 / ts as i128) as i64 >= b.return_90k
+                                    (s as i128 * 90_000 / ts as i128) as i64
+                                        >= b.return_90k - AUDIO_SLACK_MS * 90
                                 })
                             })
                         })
@@ -1396,6 +1409,16 @@ fn rtmp_on_cue_point_reaches_every_manifest_and_vod_drops_the_break() {
     );
     let fig = check_break(&http, &b, &dir);
     println!("RTMP input: {fig:?}");
+    assert_eq!(
+        fig.emsgs,
+        2 * fig.renditions.len(),
+        "out and in emsg per rendition"
+    );
+    assert_eq!(
+        fig.in_segment - fig.out_segment,
+        3,
+        "three 2 s segments in the break"
+    );
 
     // The rest, then the publisher leaves: live-to-VOD without the break, at once.
     publish(&mut client, &mut sock, &tags[split..]);
@@ -1469,7 +1492,9 @@ fn rtmp_on_cue_point_reaches_every_manifest_and_vod_drops_the_break() {
     // Bonus: hls.js plays the VOD playlist to its end.
     let url = origin.http_url(&vod_path);
     let seconds = 12;
-    let start = (vod_ms / 1000 - i64::from(seconds) + 3).max(0) as u32;
+    // From `seconds - 1` before the end: play.mjs wants 80 % of `seconds` played, and
+    // the end comes before the time is up.
+    let start = (vod_ms / 1000 - i64::from(seconds) + 1).max(0) as u32;
     if let Some(o) = players::play(&PlayOpts::url(Player::HlsJs, &url, seconds).start_at(start)) {
         println!("hls.js vod.m3u8 from {start} s: {}", o.summary());
         assert!(o.ok, "{}", o.raw);
@@ -1481,7 +1506,7 @@ fn rtmp_on_cue_point_reaches_every_manifest_and_vod_drops_the_break() {
         assert!(o.ended, "played to the end: {}", o.raw);
         let d = o.duration.expect("a VOD duration");
         assert!(
-            (d * 1000.0 - vod_ms as f64).abs() <= 100.0,
+            (d * 1000.0 - vod_ms as f64).abs() <= 150.0,
             "hls.js duration {d} s vs {vod_ms} ms listed"
         );
         let expected = d - f64::from(start);

@@ -118,7 +118,7 @@ elif mode == "make":
 "#;
 
 fn hex_bytes(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex from threefive: {s}");
+    assert!(s.len().is_multiple_of(2), "odd hex from threefive: {s}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex from threefive"))
