@@ -1,45 +1,5 @@
-//! `onCuePoint` script data (Adobe FLV v10.1 E.4.4, as broadcast encoders and
-//! RTMP publishers send ad markers) as SCTE 35 cues ([`SpliceCue`]).
-//!
-//! Two forms are understood:
-//!
-//! 1. **A SCTE 35 section** (the broadcast-encoder form): an object with `name`
-//!    (`scte35`...), `time` (seconds), `type` (`event`) and a `parameters` object
-//!    holding a `splice_info_section` (SCTE 35 §9.6) in base64 (RFC 4648 §4; the URL
-//!    alphabet, missing padding and `0x`-prefixed hex are accepted too) under `cue`,
-//!    `scte35` or `data`. The section is parsed with
-//!    [`SpliceInfo::parse`](crate::scte35::SpliceInfo::parse) and
-//!    [`signal`](crate::scte35::SpliceInfo::signal); one without an ad signal
-//!    (`splice_null` heartbeats...) is not a cue.
-//! 2. **A simple marker** without a section: `name` and `type` (`cue-out`, `cue-in`,
-//!    `event`...), `duration` (seconds) and an optional `id` / `event_id`, at the top
-//!    level or inside `parameters` (numbers or numeric strings). A `type` (else a
-//!    `name`) whose words include `out` or `start` is [`CueKind::Out`]; `in`, `end` or
-//!    `return` is [`CueKind::In`]; `cueout` / `cuein` count as `out` / `in`. The cue's
-//!    `raw` is a `splice_insert` built with
-//!    [`splice_insert_section`](crate::scte35::splice_insert_section) (program splice
-//!    at the cue time, `break_duration` with `auto_return` when a duration is given),
-//!    so every downstream dialect has bytes to carry.
-//!
-//! **Time.** Cues are placed on the FLV timeline in 90 kHz ticks
-//! ([`Timescale::MPEG`]): a tag at `t` ms is at `t * 90`. A section's splice time
-//! (`pts_time + pts_adjustment`, 33 bits) is unwrapped next to the tag's time with
-//! [`unwrap_pts`](crate::scte35::unwrap_pts). If it then lies more than
-//! [`MAX_SECTION_CLOCK_GAP_90K`] (10 s) from the tag (or before 0 while the tag is
-//! not), the section's clock is taken as unrelated to the RTMP/FLV clock (an encoder
-//! that forwards the SCTE 35 of its MPEG-TS source keeps that source's PTS) and the
-//! cue is placed at the tag time instead (counted in
-//! [`CuePointStats::unrelated_clock`]). An immediate section is at the tag time. A
-//! simple marker is at its `time` when present, else at the tag time; the same
-//! 10 s rule applies to its `time`.
-//!
-//! **Ids.** A simple marker without `id` / `event_id` gets one in arrival order,
-//! from 1: an `Out` takes the next, the `In` that follows takes the `Out`'s.
-//!
-//! Anything else stays [`Event::Data`](crate::media::Event::Data). A malformed
-//! marker (bad AMF0 after the name, base64 or section, a time that is not a finite
-//! number) is counted in [`CuePointStats::malformed`], logged at debug level and also
-//! stays `Event::Data`: it is never fatal to the stream.
+//! `onCuePoint` script data as SCTE 35 cues: [`CuePointReader`] (FLV v10.1 E.4.4,
+//! SCTE 35 §9.6) and [`cue_point_body`], its writer.
 
 use bytes::Bytes;
 use tracing::debug;
@@ -74,9 +34,49 @@ pub struct CuePointStats {
     pub unrelated_clock: u64,
 }
 
-/// Turns `onCuePoint` script tag bodies into [`SpliceCue`]s (see the [module
-/// docs](self) for the forms and the time rules); the [`FlvDemuxer`] runs one on
-/// every `onCuePoint` it reads.
+/// Turns `onCuePoint` script tag bodies (Adobe FLV v10.1 E.4.4, as broadcast
+/// encoders and RTMP publishers send ad markers) into [`SpliceCue`]s; the
+/// [`FlvDemuxer`] runs one on every `onCuePoint` it reads.
+///
+/// Two forms are understood:
+///
+/// 1. **A SCTE 35 section** (the broadcast-encoder form): an object with `name`
+///    (`scte35`...), `time` (seconds), `type` (`event`) and a `parameters` object
+///    holding a `splice_info_section` (SCTE 35 §9.6) in base64 (RFC 4648 §4; the URL
+///    alphabet, missing padding and `0x`-prefixed hex are accepted too) under `cue`,
+///    `scte35` or `data`. The section is parsed with
+///    [`SpliceInfo::parse`](crate::scte35::SpliceInfo::parse) and
+///    [`signal`](crate::scte35::SpliceInfo::signal); one without an ad signal
+///    (`splice_null` heartbeats...) is not a cue.
+/// 2. **A simple marker** without a section: `name` and `type` (`cue-out`, `cue-in`,
+///    `event`...), `duration` (seconds) and an optional `id` / `event_id`, at the top
+///    level or inside `parameters` (numbers or numeric strings). A `type` (else a
+///    `name`) whose words include `out` or `start` is [`CueKind::Out`]; `in`, `end` or
+///    `return` is [`CueKind::In`]; `cueout` / `cuein` count as `out` / `in`. The cue's
+///    `raw` is a `splice_insert` built with
+///    [`splice_insert_section`](crate::scte35::splice_insert_section) (program splice
+///    at the cue time, `break_duration` with `auto_return` when a duration is given),
+///    so every downstream dialect has bytes to carry.
+///
+/// **Time.** Cues are placed on the FLV timeline in 90 kHz ticks
+/// ([`Timescale::MPEG`]): a tag at `t` ms is at `t * 90`. A section's splice time
+/// (`pts_time + pts_adjustment`, 33 bits) is unwrapped next to the tag's time with
+/// [`unwrap_pts`](crate::scte35::unwrap_pts). If it then lies more than
+/// [`MAX_SECTION_CLOCK_GAP_90K`] (10 s) from the tag (or before 0 while the tag is
+/// not), the section's clock is taken as unrelated to the RTMP/FLV clock (an encoder
+/// that forwards the SCTE 35 of its MPEG-TS source keeps that source's PTS) and the
+/// cue is placed at the tag time instead (counted in
+/// [`CuePointStats::unrelated_clock`]). An immediate section is at the tag time. A
+/// simple marker is at its `time` when present, else at the tag time; the same
+/// 10 s rule applies to its `time`.
+///
+/// **Ids.** A simple marker without `id` / `event_id` gets one in arrival order,
+/// from 1: an `Out` takes the next, the `In` that follows takes the `Out`'s.
+///
+/// Anything else stays [`Event::Data`](crate::media::Event::Data). A malformed
+/// marker (bad AMF0 after the name, base64 or section, a time that is not a finite
+/// number) is counted in [`CuePointStats::malformed`], logged at debug level and also
+/// stays `Event::Data`: it is never fatal to the stream.
 ///
 /// [`FlvDemuxer`]: super::FlvDemuxer
 ///
