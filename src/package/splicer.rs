@@ -79,7 +79,8 @@ struct Open {
 /// * A late cue (splice time already passed) is placed at the next keyframe.
 /// * An `Out` with a planned duration gets an automatic `In` at `at + duration` unless
 ///   an `In` arrives first ([`SplicerOptions::auto_return`]); the automatic `In` has
-///   the `Out`'s id and no raw bytes.
+///   the `Out`'s id and no raw bytes. An `In` that carries a section replaces the
+///   pending automatic one whatever its event id.
 /// * Duplicates (same id and kind pending or in force) are dropped; a cue with
 ///   [`SpliceCue::cancel`] withdraws the pending cues of its id (an automatic `In`
 ///   included); an `Out` while a break is in force and an `In` with nothing to end are
@@ -205,10 +206,11 @@ impl Splicer {
                 self.stats.late += 1;
             }
         }
-        if cue.kind == CueKind::In {
-            // An explicit In replaces the automatic one of its break.
+        if cue.kind == CueKind::In && !cue.raw.is_empty() {
+            // An explicit In replaces the automatic return of the break it ends, whatever
+            // its id (encoders often give the return its own event id).
             self.pending
-                .retain(|c| !(c.kind == CueKind::In && c.raw.is_empty() && c.id == cue.id));
+                .retain(|c| !(c.kind == CueKind::In && c.raw.is_empty()));
         }
         if self.pending.len() >= self.opts.max_pending {
             self.stats.refused += 1;
@@ -446,6 +448,24 @@ mod tests {
             500,
         );
         assert_eq!(got, vec![(CueKind::Out, 4, 1000), (CueKind::In, 4, 3000)]);
+    }
+
+    #[test]
+    fn an_in_with_its_own_id_replaces_the_automatic_return() {
+        let mut s = Splicer::new(SplicerOptions::default());
+        let back = Event::Cue(
+            SpliceCue::new(5, CueKind::In, ms(3500), None).with_raw(Bytes::from_static(b"in")),
+        );
+        let got = run(
+            &mut s,
+            vec![video(), cue(4, CueKind::Out, 1000, Some(2000)), back.into()],
+            0,
+            500,
+        );
+        // The section-carrying In (3.5 s, placed at the keyframe at 4 s) ends the break,
+        // not the automatic one at 3 s.
+        assert_eq!(got, vec![(CueKind::Out, 4, 1000), (CueKind::In, 5, 4000)]);
+        assert_eq!(s.stats().overlapping, 0);
     }
 
     #[test]
