@@ -47,6 +47,8 @@ const PIDS: usize = 1 << 13;
 /// Packets that must follow a candidate sync byte at 188-byte steps before the
 /// demuxer locks on it (the candidate's own packet plus two).
 const SYNC_CONFIRM: usize = 2;
+/// Most bytes gathered for one sync search step.
+const SEARCH_CHUNK: usize = 4096;
 
 /// Options of a [`TsDemuxer`]. Start from [`TsDemuxerOptions::default`] and set fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -390,37 +392,54 @@ impl TsDemuxer {
     }
 
     /// Searches for sync in `search` + `cur[at..]`; returns how far `cur` was used.
-    ///
-    /// A candidate is a sync byte with [`SYNC_CONFIRM`] more 188 bytes apart; the
-    /// packets from it are processed at once. When the window runs out, the bytes that
-    /// could still hold a candidate are kept for the next chunk (or [`Self::flush_search`]).
     fn search(&mut self, cur: &Bytes, at: usize) -> usize {
-        const WINDOW: usize = PACKET_SIZE * (SYNC_CONFIRM + 1);
-        let take = (4096usize.saturating_sub(self.search.len())).min(cur.len() - at);
+        let take = (SEARCH_CHUNK.saturating_sub(self.search.len())).min(cur.len() - at);
         self.search.extend_from_slice(&cur[at..at + take]);
-        let s = &self.search;
-        let found = (0..s.len().saturating_sub(WINDOW - PACKET_SIZE))
-            .find(|&q| (0..=SYNC_CONFIRM).all(|k| s.get(q + k * PACKET_SIZE) == Some(&SYNC_BYTE)));
-        match found {
-            Some(q) => {
-                let buf = std::mem::take(&mut self.search);
-                self.skip(q);
-                self.synced = true;
-                self.feed_synced(&buf[q..]);
-            }
-            None => {
-                // Keep what could still start a confirmed run.
-                let keep = s.len().min(WINDOW - PACKET_SIZE);
-                let drop = s.len() - keep;
-                let first = s[drop..]
-                    .iter()
-                    .position(|&b| b == SYNC_BYTE)
-                    .map_or(s.len(), |p| drop + p);
-                self.search.drain(..first);
-                self.skip(first);
-            }
-        }
+        self.scan(false);
         at + take
+    }
+
+    /// Looks for sync in `search`: a sync byte with [`SYNC_CONFIRM`] more 188 bytes
+    /// apart (at the end of input, `at_end`: with as many as there are, at least one
+    /// whole packet). The packets from there are processed at once (sync may be lost
+    /// again in them: the search goes on in what follows). Without a candidate, only the
+    /// bytes that could still start one are kept; at the end of input, none.
+    fn scan(&mut self, at_end: bool) {
+        const SPAN: usize = PACKET_SIZE * SYNC_CONFIRM;
+        while !self.synced && !self.search.is_empty() {
+            let s = &self.search;
+            let confirmed = |q: usize, full: bool| {
+                (0..=SYNC_CONFIRM).all(|k| match s.get(q + k * PACKET_SIZE) {
+                    Some(&b) => b == SYNC_BYTE,
+                    None => !full && q + PACKET_SIZE <= s.len(),
+                })
+            };
+            let strict = (0..s.len().saturating_sub(SPAN)).find(|&q| confirmed(q, true));
+            let found = match (strict, at_end) {
+                (Some(q), _) => Some(q),
+                (None, true) => (0..s.len()).find(|&q| s[q] == SYNC_BYTE && confirmed(q, false)),
+                (None, false) => None,
+            };
+            let Some(q) = found else {
+                let n = if at_end {
+                    s.len()
+                } else {
+                    // Keep what could still start a confirmed run.
+                    let from = s.len().saturating_sub(SPAN);
+                    s[from..]
+                        .iter()
+                        .position(|&b| b == SYNC_BYTE)
+                        .map_or(s.len(), |p| from + p)
+                };
+                self.search.drain(..n);
+                self.skip(n);
+                return;
+            };
+            let buf = std::mem::take(&mut self.search);
+            self.skip(q);
+            self.synced = true;
+            self.feed_synced(&buf[q..]);
+        }
     }
 
     /// Processes bytes known to start at a packet boundary (after a search).
@@ -445,26 +464,10 @@ impl TsDemuxer {
         }
     }
 
-    /// At the end of input: a search window that never confirmed is taken with fewer
-    /// confirmations (a short input), else skipped; a partial packet is skipped.
+    /// At the end of input: what the search holds is scanned with fewer confirmations
+    /// (a short input), the rest skipped; a partial packet is skipped.
     fn flush_search(&mut self) {
-        if !self.search.is_empty() {
-            let s = std::mem::take(&mut self.search);
-            let q = (0..s.len()).find(|&q| {
-                s.len() - q >= PACKET_SIZE
-                    && (q..s.len()).step_by(PACKET_SIZE).all(|k| s[k] == SYNC_BYTE)
-            });
-            match q {
-                Some(q) => {
-                    self.skip(q);
-                    self.synced = true;
-                    self.feed_synced(&s[q..]);
-                    let left = std::mem::take(&mut self.search);
-                    self.skip(left.len());
-                }
-                None => self.skip(s.len()),
-            }
-        }
+        self.scan(true);
         if self.tail_len > 0 {
             let n = self.tail_len;
             self.tail_len = 0;

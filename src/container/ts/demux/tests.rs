@@ -782,3 +782,31 @@ fn a_changed_sps_is_a_track_change() {
     assert!(matches!(&changed[0].config, CodecConfig::H264(c) if c.sps[0][..] == *sps2));
     assert_eq!(frames_of(&items, VIDEO).len(), 20);
 }
+
+#[test]
+fn sync_lost_again_inside_a_search_window() {
+    // Garbage, packets, garbage, packets, garbage: several losses within one 4 KiB
+    // search step; the whole input and small chunks read the same packets.
+    let ts = mux(&frames(6, 0), TsMuxerOptions::default());
+    let pk: Vec<&[u8]> = ts.chunks(188).collect();
+    let mut data = vec![0x11; 100];
+    for (i, p) in pk.iter().enumerate() {
+        if i == 4 || i == 9 {
+            data.extend_from_slice(&[0x22; 50]);
+        }
+        data.extend_from_slice(p);
+    }
+    data.extend_from_slice(&[0x47, 0x33, 0x33]);
+    let reference = {
+        let mut d = TsDemuxer::new();
+        let out = run_with(&mut d, &data, data.len());
+        (out, d.stats())
+    };
+    assert_eq!(reference.1.packets, pk.len() as u64);
+    assert_eq!(reference.1.skipped_bytes, 100 + 2 * 50 + 3);
+    for chunk in [1, 97, 188, 1000] {
+        let mut d = TsDemuxer::new();
+        let out = run_with(&mut d, &data, chunk);
+        assert_eq!((&out, d.stats()), (&reference.0, reference.1), "chunk {chunk}");
+    }
+}
