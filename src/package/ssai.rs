@@ -675,11 +675,10 @@ struct Plan {
     slate: Option<Arc<Creative>>,
     /// The first content segment of the break at or after the ads' end, once published.
     rejoin: Option<u64>,
-    /// The break's end (first segment after it), once it ended: its `EXT-X-CUE-IN` and
-    /// `EXT-X-DATERANGE` are dropped from there while the plan is held.
-    end: Option<u64>,
-    /// The break's `EXT-X-DATERANGE` id.
-    range_id: String,
+    /// The break as last seen (substituted plans): a session may reload after the
+    /// stream forgot it. Its end's `EXT-X-CUE-IN` and its `EXT-X-DATERANGE` are dropped
+    /// while the plan is held.
+    brk: Option<AdBreak>,
 }
 
 impl Plan {
@@ -689,8 +688,7 @@ impl Plan {
             total_90k: 0,
             slate: None,
             rejoin: None,
-            end: None,
-            range_id: String::new(),
+            brk: None,
         }
     }
 
@@ -938,8 +936,7 @@ fn make_plan(
         total_90k: total,
         slate: slate.filter(|s| usable(s)).cloned(),
         rejoin: None,
-        end: brk.end_sequence,
-        range_id: brk.date_range_id(),
+        brk: Some(brk.clone()),
     }
 }
 
@@ -1073,9 +1070,13 @@ fn walk(
     // Markers of the breaks substituted: dropped from the content segments listed.
     // (Plans behind the walk's start are kept while their break's end may still be in
     // the window.)
-    let held = s.plans.values().filter(|p| p.substitutes());
-    let mut dropped_ranges: Vec<String> = held.clone().map(|p| p.range_id.clone()).collect();
-    let mut substituted_ends: Vec<u64> = held.filter_map(|p| p.end).collect();
+    let held = s
+        .plans
+        .values()
+        .filter(|p| p.substitutes())
+        .filter_map(|p| p.brk.as_ref());
+    let mut dropped_ranges: Vec<String> = held.clone().map(AdBreak::date_range_id).collect();
+    let mut substituted_ends: Vec<u64> = held.filter_map(|b| b.end_sequence).collect();
     let mut out: Vec<MediaSegment> = Vec::new();
     let mut head: Option<(u64, u64)> = None;
     let Checkpoint {
@@ -1100,7 +1101,19 @@ fn walk(
                 forced,
             };
         }
-        if let Some(&b) = by_first.get(&c) {
+        let visible = by_first.get(&c).copied();
+        // A break this session substitutes that the stream no longer lists (the session
+        // did not reload for a long time) is walked as last seen.
+        let remembered = match visible {
+            Some(_) => None,
+            None => s.plans.get(&c).and_then(|p| p.brk.clone()),
+        };
+        if let Some(b) = visible.or(remembered.as_ref()) {
+            if visible.is_none() && b.end_sequence.is_none() {
+                return Err(Error::usage(
+                    "ad insertion: a break the session plans is no longer known",
+                ));
+            }
             if !s.plans.contains_key(&c) {
                 let joined_after_end = b.end_sequence.is_some_and(|e| e <= s.join_newest);
                 let frozen = s.frozen_from.is_some_and(|f| c >= f);
@@ -1117,8 +1130,10 @@ fn walk(
                 let span = break_span(b, live).ok_or(Error::usage(
                     "ad insertion: the break's content is no longer known",
                 ))?;
-                plan.end = b.end_sequence;
-                dropped_ranges.push(plan.range_id.clone());
+                if visible.is_some() {
+                    plan.brk = Some(b.clone());
+                }
+                dropped_ranges.push(b.date_range_id());
                 let items = break_items(plan, &span, opts.max_items_per_break);
                 // The window starts inside this break: items ending before it are gone.
                 let w_off = if w0 <= b.first_sequence {
@@ -1220,8 +1235,13 @@ fn walk(
     }
     s.checkpoint = checkpoint;
     // Plans of breaks behind the checkpoint go, once their end left the window too.
-    s.plans
-        .retain(|&first, p| first >= checkpoint.seq || p.end.is_some_and(|e| e >= w0));
+    s.plans.retain(|&first, p| {
+        first >= checkpoint.seq
+            || p.brk
+                .as_ref()
+                .and_then(|b| b.end_sequence)
+                .is_some_and(|e| e >= w0)
+    });
     let (msn, ds) = head.unwrap_or((n, d));
     let content = live.playlist;
     let mut pl = MediaPlaylist::new(PlaylistType::Live);

@@ -178,7 +178,7 @@ fn ads_paced_then_content_fill_with_numbering_and_dates() {
             "../../7.ts"
         ]
     );
-    assert_eq!(pl.segments[7].discontinuity, true);
+    assert!(pl.segments[7].discontinuity);
     assert_eq!(pl.segments[7].program_date_time, Some(start + 4000));
     // The break ends at 9 (after 8 s): 4 ads + 2 content for 4 content segments, so
     // later numbers are the content's plus two.
@@ -423,7 +423,7 @@ fn creatives_are_checked_against_the_content() {
         TrackInfo::new(2, Timescale::MILLIS, CodecConfig::Aac(mono)),
     ]);
     assert!(s.contains("channel configuration 1"), "{s}");
-    let s = msg(&[a.clone()]);
+    let s = msg(std::slice::from_ref(&a));
     assert!(s.contains("0 Video tracks, the content has 1"), "{s}");
     let s = same_config(&a.config, &v.config).unwrap_err().to_string();
     assert!(
@@ -714,4 +714,55 @@ fn random_streams_keep_session_invariants() {
         polls > 5000 && ads_listed > 1000 && breaks_seen > 200,
         "{polls} {ads_listed} {breaks_seen}"
     );
+}
+
+#[test]
+fn a_break_the_stream_forgot_is_walked_as_the_session_last_saw_it() {
+    let mut sim = Sim::new(12, 2);
+    // The stream remembers one ended break only.
+    sim.tracker = BreakTracker::new(1);
+    let mut decider = StaticDecider(vec![creative("spot", &[1000, 1000])]);
+    let mut sessions = AdSessions::default();
+    sim.push(2000, &[], false);
+    sim.poll(&mut sessions, "v", &mut decider, None);
+    let out = sim.out(1, None);
+    sim.push(2000, &[out], false);
+    let back = sim.back(1);
+    sim.push(2000, &[back], false);
+    let before = sim.poll(&mut sessions, "v", &mut decider, None);
+    assert_eq!(
+        uris(&before),
+        [
+            "../../0.ts",
+            "/ads/spot/0.ts",
+            "/ads/spot/1.ts",
+            "../../2.ts"
+        ]
+    );
+    // Two more breaks; the stream forgets the first.
+    for id in 2..=3 {
+        let out = sim.out(id, None);
+        sim.push(2000, &[out], false);
+        let back = sim.back(id);
+        sim.push(2000, &[back], false);
+    }
+    assert!(sim.breaks().iter().all(|b| b.id != 1));
+    let after = sim.poll(&mut sessions, "v", &mut decider, None);
+    assert_eq!(after.media_sequence, before.media_sequence);
+    assert_eq!(
+        uris(&after)[..4],
+        [
+            "../../0.ts",
+            "/ads/spot/0.ts",
+            "/ads/spot/1.ts",
+            "../../2.ts"
+        ]
+    );
+    // Break 2 went unseen and the stream forgot it: the session lists it as content;
+    // break 3 is substituted.
+    assert_eq!(uris(&after)[4..6], ["../../3.ts", "../../4.ts"]);
+    assert_eq!(uris(&after)[6], "/ads/spot/0.ts");
+    // The numbers after the first break moved by one (two ads for one segment).
+    let number_of_3 = after.media_sequence + 4;
+    assert_eq!(number_of_3, 3 + 1);
 }
