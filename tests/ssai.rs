@@ -161,10 +161,13 @@ fn resolve(stream: &str, uri: &str) -> String {
     }
 }
 
-/// What a session has seen: each number's (URI, duration ms, discontinuity, date ms).
+/// One listed item: URI, duration (ms), discontinuity, date (Unix ms).
+type Listed = (String, i64, bool, Option<i64>);
+
+/// What a session has seen: each number's item.
 #[derive(Default)]
 struct SessionLog {
-    items: BTreeMap<u64, (String, i64, bool, Option<i64>)>,
+    items: BTreeMap<u64, Listed>,
     last: Option<(u64, u64)>,
     reloads: u32,
 }
@@ -368,11 +371,11 @@ fn sessions_get_paced_ads_with_stable_numbering_and_decode_in_order() {
                     ));
                 }
                 let path = resolve(name, &s.uri);
-                if !bytes.contains_key(&path) {
-                    let seg = get(origin, &path, now);
-                    assert_eq!(seg.status, 200, "GET {path}");
+                if let std::collections::hash_map::Entry::Vacant(e) = bytes.entry(path) {
+                    let seg = get(origin, e.key(), now);
+                    assert_eq!(seg.status, 200, "GET {}", e.key());
                     assert_eq!(seg.header("content-type"), Some("video/mp2t"));
-                    bytes.insert(path, seg.body);
+                    e.insert(seg.body);
                 }
             }
             log.record(who, &pl);
@@ -475,8 +478,7 @@ fn sessions_get_paced_ads_with_stable_numbering_and_decode_in_order() {
 
     // viewer1 saw the whole run: content, DISCONTINUITY, the two ads, DISCONTINUITY,
     // the break's content from 4 s in, then the programme.
-    let items: Vec<(u64, (String, i64, bool, Option<i64>))> =
-        viewer1.items.clone().into_iter().collect();
+    let items: Vec<(u64, Listed)> = viewer1.items.clone().into_iter().collect();
     assert!(
         items.windows(2).all(|w| w[1].0 == w[0].0 + 1),
         "contiguous numbers"
