@@ -143,7 +143,8 @@ fuzz_target!(|data: &[u8]| {
                 timeline.observe(&window);
                 let breaks: Vec<AdBreak> = tracker.breaks().cloned().collect();
                 let view = LiveView::new(&window, &breaks, &timeline, &[]);
-                let Ok(pl) = sessions.playlist(&name, &view, &mut decider, slate.as_ref()) else {
+                let Ok(pl) = sessions.session_playlist(&name, &view, &mut decider, slate.as_ref())
+                else {
                     panic!("a non-empty window always gives a playlist");
                 };
                 let text = pl.write().expect("writes");

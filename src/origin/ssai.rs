@@ -228,7 +228,7 @@ impl<S: SegmentStore> Origin<S> {
                     creatives: &self.ssai.creatives,
                 };
                 ads.sessions
-                    .playlist(session, &view, &mut served, self.ssai.slate.as_ref())
+                    .session_playlist(session, &view, &mut served, self.ssai.slate.as_ref())
             }
         };
         match playlist.and_then(|p| p.write()) {

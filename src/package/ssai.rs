@@ -12,7 +12,7 @@
 //! * [`ContentTimeline`]: durations and discontinuity flags of the content segments,
 //!   remembered beyond the live window (a long break outlives the window).
 //! * [`AdSessions`]: viewer sessions, their plans, and their playlists
-//!   ([`AdSessions::playlist`]).
+//!   ([`AdSessions::session_playlist`]).
 //!
 //! # How a session playlist is made
 //!
@@ -99,7 +99,7 @@
 //! let mut decider = StaticDecider(vec![Arc::new(ad)]);
 //! // No content tracks given: the codec check is skipped (see `LiveView::tracks`).
 //! let view = LiveView::new(&content, &breaks, &timeline, &[]);
-//! let pl = sessions.playlist("viewer1", &view, &mut decider, None).unwrap();
+//! let pl = sessions.session_playlist("viewer1", &view, &mut decider, None).unwrap();
 //! let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
 //! // The ad replaces the break's first 2 s, the content fills the other 2 s.
 //! assert_eq!(uris, ["../../0.ts", "../../1.ts", "/ads/spot/0.ts", "../../3.ts"]);
@@ -745,7 +745,7 @@ struct BreakItem {
 }
 
 /// Viewer sessions of one live stream and their ad plans: makes each session's media
-/// playlist ([`playlist`](Self::playlist)). See the [module docs](self) for the rules.
+/// playlist ([`session_playlist`](Self::session_playlist)). See the [module docs](self) for the rules.
 #[derive(Debug, Default)]
 pub struct AdSessions {
     opts: SsaiOptions,
@@ -792,7 +792,7 @@ impl AdSessions {
     ///
     /// Errors: [`Error::usage`] when the window is empty; playlist limits
     /// ([`Error::limit`]) should a stream have more than 100 000 segments in one break.
-    pub fn playlist(
+    pub fn session_playlist(
         &mut self,
         session: &str,
         live: &LiveView<'_>,

@@ -93,7 +93,9 @@ impl Sim {
         self.timeline.observe(&self.window);
         let breaks = self.breaks();
         let view = LiveView::new(&self.window, &breaks, &self.timeline, &[]);
-        let pl = sessions.playlist(session, &view, decider, slate).unwrap();
+        let pl = sessions
+            .session_playlist(session, &view, decider, slate)
+            .unwrap();
         // Always valid text that an independent parser reads back the same.
         let text = pl.write().unwrap();
         let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
@@ -450,7 +452,9 @@ fn creatives_are_checked_against_the_content() {
     let breaks = sim.breaks();
     let view = LiveView::new(&sim.window, &breaks, &sim.timeline, &content);
     let mut sessions = AdSessions::default();
-    let pl = sessions.playlist("v", &view, &mut decider, None).unwrap();
+    let pl = sessions
+        .session_playlist("v", &view, &mut decider, None)
+        .unwrap();
     assert_eq!(uris(&pl), ["../../0.ts", "../../1.ts"]);
     assert!(
         pl.segments[1].cue.is_some(),
