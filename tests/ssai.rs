@@ -660,12 +660,17 @@ fn hls_js_plays_a_live_session_through_a_substituted_break() {
     let session_url = origin.http_url(&format!("/live/{name}/ssai/viewer1/index.m3u8"));
     let opts = PlayOpts::url(Player::HlsJs, &session_url, PLAY_S).live();
     let player = std::thread::spawn(move || play(&opts));
-    // hls.js starts within a few seconds; then the operator opens a 6 s break.
+    // hls.js starts within a few seconds (more on a busy machine); then the operator
+    // opens a 6 s break, and another every 8 s while the player plays: a break in
+    // progress when the player's session joins, or a later one, is substituted for it.
+    let cue = || {
+        let r = origin
+            .post(&format!("/live/{name}/cue?key={KEY}&duration=6"), b"")
+            .expect("cue answer");
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    };
     std::thread::sleep(Duration::from_secs(4));
-    let r = origin
-        .post(&format!("/live/{name}/cue?key={KEY}&duration=6"), b"")
-        .expect("cue answer");
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    cue();
     let cued = Instant::now();
     // Another session sees the ad segments listed, then the programme again.
     let mut ads_listed = None;
@@ -691,6 +696,18 @@ fn hls_js_plays_a_live_session_through_a_substituted_break() {
     }
     println!("ads listed {ads_listed:?} after the cue, programme back {back:?} after it");
     assert!(ads_listed.is_some() && back.is_some());
+    let mut cues = 1;
+    let mut last = cued;
+    while !player.is_finished() && cues < 8 {
+        if last.elapsed() >= Duration::from_secs(8) {
+            cue();
+            cues += 1;
+            last = Instant::now();
+        }
+        assert!(ff.exited().is_none(), "ffmpeg stopped publishing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("{cues} breaks cued");
     let out = player.join().expect("player thread");
     let Some(out) = out else {
         return; // STROM_SKIP_BROWSER=1: SKIP printed by play()
@@ -716,14 +733,28 @@ fn hls_js_plays_a_live_session_through_a_substituted_break() {
     assert!(out.http_errors.is_empty(), "{}", out.raw);
     // It played the ad and came back to the programme.
     let reqs = &out.segment_requests;
+    let text_of = |path: &str| {
+        origin
+            .get(path)
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default()
+    };
+    let why = || {
+        format!(
+            "{}\nviewer1 now:\n{}\ncontent now:\n{}",
+            out.raw,
+            text_of(&format!("/live/{name}/ssai/viewer1/media.m3u8")),
+            text_of(&format!("/live/{name}/media.m3u8"))
+        )
+    };
     let a0 = reqs
         .iter()
         .position(|r| r == "/ads/ad/0.ts")
-        .unwrap_or_else(|| panic!("{}", out.raw));
+        .unwrap_or_else(|| panic!("{}", why()));
     let a1 = reqs
         .iter()
         .position(|r| r == "/ads/ad/1.ts")
-        .unwrap_or_else(|| panic!("{}", out.raw));
+        .unwrap_or_else(|| panic!("{}", why()));
     assert!(a0 < a1);
     assert!(
         reqs[a1..]
