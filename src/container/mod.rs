@@ -1,5 +1,5 @@
-//! Containers: MPEG-TS writer, fragmented MP4 (CMAF) writer and reader, progressive MP4 reader
-//! and exporter.
+//! Containers: MPEG-TS reader and writer, fragmented MP4 (CMAF) writer and reader, progressive MP4
+//! reader and exporter.
 
 pub mod fmp4;
 pub mod mp4;

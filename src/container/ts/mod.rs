@@ -10,6 +10,8 @@
 //! * [`sample_aes`]: HLS SAMPLE-AES signalling ([`TsEncryption`], stream types
 //!   `0xdb`/`0xcf` and their descriptors) and [`write_sample_aes_segment`].
 //! * [`TsMuxer`]: tracks, PIDs, continuity counters, PCR, Annex B and ADTS conversion.
+//! * [`TsDemuxer`]: the reader, a [`crate::pipeline::Stage`] from transport stream bytes
+//!   to frames, track events and SCTE 35 cues.
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};

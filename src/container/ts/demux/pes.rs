@@ -91,12 +91,19 @@ pub(super) struct PesBuf {
     pub random_access: bool,
     /// Byte offset of its first transport packet in the input.
     pub offset: u64,
+    /// Size of the previous PES packet of the stream: reserved when a packet starts
+    /// in a buffer that a frame took.
+    pub size_hint: usize,
 }
 
 impl PesBuf {
     /// Starts a new PES packet with the payload of the packet carrying its first byte.
     pub fn start(&mut self, payload: &[u8], random_access: bool, offset: u64) {
         self.data.clear();
+        if self.data.capacity() < self.size_hint {
+            // With a quarter more room: sizes vary from frame to frame.
+            self.data.reserve(self.size_hint + self.size_hint / 4);
+        }
         self.expected = None;
         self.active = true;
         self.random_access = random_access;

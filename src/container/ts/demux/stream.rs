@@ -1,6 +1,8 @@
 //! Elementary streams: PES packets to frames and track events, on one unwrapped 90 kHz
 //! timeline per program (ISO/IEC 13818-1 §2.4.3.7 PTS/DTS, 33 bits).
 
+use bytes::BytesMut;
+
 use super::audio::{AudioOut, AudioState};
 use super::pes::{self, PesBuf};
 use super::section::SectionBuf;
@@ -245,15 +247,21 @@ impl TsDemuxer {
         let Some(pes) = self.program.streams[i].pes() else {
             return;
         };
-        let data = std::mem::take(&mut pes.data);
+        let mut data = std::mem::take(&mut pes.data);
         let (random_access, offset) = (pes.random_access, pes.offset);
         pes.reset();
-        let r = self.pes_packet(i, &data, random_access);
+        let size = data.len();
+        let r = self.pes_packet(i, &mut data, random_access);
         if let Some(pes) = self.program.streams.get_mut(i).and_then(Stream::pes) {
-            // Keep the allocation for the next packet of the stream.
-            let mut data = data;
+            // Keep the allocation for the next packet of the stream (a video frame
+            // rewritten in place took it: the next one reserves about this one's size).
+            // A buffer far larger than this packet (after a big keyframe) is let go.
             data.clear();
+            if data.capacity() > 2 * size.max(4096) {
+                data = BytesMut::new();
+            }
             pes.data = data;
+            pes.size_hint = size.min(self.opts.max_pes_size);
         }
         if let Err(e) = r {
             self.stats.dropped_pes += 1;
@@ -264,9 +272,8 @@ impl TsDemuxer {
         }
     }
 
-    fn pes_packet(&mut self, i: usize, data: &[u8], random_access: bool) -> Result<()> {
+    fn pes_packet(&mut self, i: usize, data: &mut BytesMut, random_access: bool) -> Result<()> {
         let h = pes::parse_header(data)?;
-        let es = &data[h.payload_start..];
         let pid = self.program.streams[i].pid;
         match &mut self.program.streams[i].body {
             Body::Video { state, .. } => {
@@ -276,7 +283,7 @@ impl TsDemuxer {
                 let (pts, dts) = self.clock.unwrap(pts33, h.dts);
                 self.clock.last_video_pts = Some(pts);
                 self.clock.last_pts = Some(pts);
-                let (au, config) = state.access_unit(es, random_access)?;
+                let (au, config) = state.access_unit(data, h.payload_start, random_access)?;
                 let configured = state.config.is_some();
                 self.release_cues();
                 if let Some(c) = config {
@@ -305,7 +312,7 @@ impl TsDemuxer {
             Body::Audio { state, .. } => {
                 let (skipped, dropped) = (state.skipped_bytes, state.dropped_frames);
                 let pts = h.pts.map(|p| self.clock.unwrap(p, h.dts).0);
-                let outs = state.pes(es, pts);
+                let outs = state.pes(&data[h.payload_start..], pts);
                 self.stats.skipped_audio_bytes += state.skipped_bytes - skipped;
                 self.stats.dropped_frames += state.dropped_frames - dropped;
                 if let Some(p) = pts {

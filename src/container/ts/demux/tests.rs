@@ -807,6 +807,10 @@ fn sync_lost_again_inside_a_search_window() {
     for chunk in [1, 97, 188, 1000] {
         let mut d = TsDemuxer::new();
         let out = run_with(&mut d, &data, chunk);
-        assert_eq!((&out, d.stats()), (&reference.0, reference.1), "chunk {chunk}");
+        assert_eq!(
+            (&out, d.stats()),
+            (&reference.0, reference.1),
+            "chunk {chunk}"
+        );
     }
 }

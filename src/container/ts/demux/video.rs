@@ -79,30 +79,50 @@ pub(super) struct VideoState {
 /// One converted access unit.
 #[derive(Debug)]
 pub(super) struct AccessUnit {
-    /// Canonical payload (4-byte length prefixes), without AUD and parameter sets.
+    /// Canonical payload (4-byte length prefixes), without AUD and parameter sets: a
+    /// slice of the PES buffer rewritten in place when every unit kept has a 4-byte
+    /// start code and they follow each other, else a copy.
     pub data: Bytes,
     /// An IDR (H.264), an IRAP picture (H.265), or an H.264 intra picture flagged as a
     /// random access point (see [`VideoState::access_unit`]).
     pub keyframe: bool,
 }
 
+/// `0x7F` in every byte of a word.
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
 /// Start of the next `00 00 01` at or after `from` (the index of its first zero).
+///
+/// Eight bytes at a time: the high bit of each byte of `z` says that byte is zero
+/// (exactly: `!(((w & 0x7f..) + 0x7f..) | w | 0x7f..)`), `z & (z >> 8)` marks the zero
+/// pairs inside the block; only those, and a zero last byte (a pair across blocks), are
+/// looked at further. Slice data rarely has two zeros in a row (emulation prevention),
+/// so most blocks are skipped whole.
 #[inline]
 fn find_start_code(d: &[u8], from: usize) -> Option<usize> {
-    let mut i = from + 2;
-    while i < d.len() {
-        let b = d[i];
-        if b > 1 {
-            i += 3;
-        } else if b == 1 && d[i - 1] == 0 && d[i - 2] == 0 {
-            return Some(i - 2);
-        } else if b == 1 {
-            i += 3;
-        } else {
-            i += 1;
+    let at = |k: usize| d.get(k..k + 3) == Some(&[0, 0, 1][..]);
+    let mut i = from;
+    while let Some(block) = d.get(i..i + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(block);
+        let w = u64::from_le_bytes(b);
+        let z = !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7);
+        if z != 0 {
+            let mut pairs = z & (z >> 8);
+            while pairs != 0 {
+                let k = i + (pairs.trailing_zeros() / 8) as usize;
+                if d.get(k + 2) == Some(&1) {
+                    return Some(k);
+                }
+                pairs &= pairs - 1;
+            }
+            if z >> 63 != 0 && at(i + 7) {
+                return Some(i + 7);
+            }
         }
+        i += 8;
     }
-    None
+    (i..d.len()).find(|&k| at(k))
 }
 
 /// `slice_type` of an H.264 slice NAL unit (ITU-T H.264 §7.3.3), if readable.
@@ -125,9 +145,13 @@ impl VideoState {
         }
     }
 
-    /// Converts the elementary stream bytes of one PES packet (one access unit).
+    /// Converts the elementary stream bytes of one PES packet (one access unit):
+    /// `pes[start..]`.
     ///
-    /// Returns the access unit (`None` when it holds no unit besides AUD and parameter
+    /// When the units kept can be rewritten in place (4-byte start codes become 4-byte
+    /// lengths) and `pes` has at most half its length spare, the frame is a slice of
+    /// `pes`, which is taken (left empty); otherwise the frame is a copy and `pes` is
+    /// left as it was. Returns the access unit (`None` when it holds no unit besides AUD and parameter
     /// sets) and, when the in-band parameter sets make a configuration different from
     /// the one in force, that new configuration (already adopted). Bytes before the
     /// first start code are ignored. `random_access` is the adaptation field's
@@ -138,9 +162,11 @@ impl VideoState {
     /// unchanged and the access unit is lost.
     pub fn access_unit(
         &mut self,
-        es: &[u8],
+        pes: &mut BytesMut,
+        start: usize,
         random_access: bool,
     ) -> Result<(Option<AccessUnit>, Option<CodecConfig>)> {
+        let es = pes.get(start..).unwrap_or(&[]);
         self.kept.clear();
         for f in &mut self.fresh {
             f.clear();
@@ -187,21 +213,34 @@ impl VideoState {
                 .and_then(|(s, e)| h264_slice_type(&es[s..e]))
                 .is_some_and(|t| matches!(t % 5, 2 | 4));
         }
-        if self.kept.is_empty() {
+        let (Some(&(first, _)), Some(&(_, last))) = (self.kept.first(), self.kept.last()) else {
             return Ok((None, config));
-        }
-        let mut out = BytesMut::with_capacity(out_len);
-        for &(s, e) in &self.kept {
-            out.put_u32((e - s) as u32);
-            out.put_slice(&es[s..e]);
-        }
-        Ok((
-            Some(AccessUnit {
-                data: out.freeze(),
-                keyframe,
-            }),
-            config,
-        ))
+        };
+        // In place: every unit right after a 4-byte start code, each start code right
+        // after the previous unit, and a buffer not much larger than the frame (which
+        // keeps it alive).
+        let mut prev = first.saturating_sub(4);
+        let in_place = pes.capacity() <= pes.len() + pes.len() / 2
+            && self.kept.iter().all(|&(s, e)| {
+                let ok = s >= 4 && s - 4 == prev && es[s - 4..s] == [0, 0, 0, 1];
+                prev = e;
+                ok
+            });
+        let data = if in_place {
+            let mut whole = std::mem::take(pes);
+            for &(s, e) in &self.kept {
+                whole[start + s - 4..start + s].copy_from_slice(&((e - s) as u32).to_be_bytes());
+            }
+            whole.freeze().slice(start + first - 4..start + last)
+        } else {
+            let mut out = BytesMut::with_capacity(out_len);
+            for &(s, e) in &self.kept {
+                out.put_u32((e - s) as u32);
+                out.put_slice(&es[s..e]);
+            }
+            out.freeze()
+        };
+        Ok((Some(AccessUnit { data, keyframe }), config))
     }
 
     /// Adopts the parameter sets of the current access unit; returns the new
@@ -273,6 +312,17 @@ mod tests {
         v
     }
 
+    /// [`VideoState::access_unit`] on a PES buffer holding `es` after a 9-byte header.
+    fn convert(
+        v: &mut VideoState,
+        es: &[u8],
+        random_access: bool,
+    ) -> Result<(Option<AccessUnit>, Option<CodecConfig>)> {
+        let mut pes = BytesMut::from(&[9u8; 9][..]);
+        pes.extend_from_slice(es);
+        v.access_unit(&mut pes, 9, random_access)
+    }
+
     fn units(data: &[u8]) -> Vec<&[u8]> {
         crate::bitstream::nal::iter_length_prefixed(data, 4)
             .map(|u| u.unwrap())
@@ -313,7 +363,7 @@ mod tests {
         ]);
         let mut es = es;
         es.extend_from_slice(&[0, 0]); // trailing_zero_8bits
-        let (au, cfg) = v.access_unit(&es, false).unwrap();
+        let (au, cfg) = convert(&mut v, &es, false).unwrap();
         let au = au.unwrap();
         assert!(au.keyframe);
         assert_eq!(units(&au.data), vec![sei, idr]);
@@ -322,51 +372,86 @@ mod tests {
         };
         assert_eq!((c.width, c.height), (1280, 720));
         // The same sets again: no new configuration.
-        let (_, cfg) = v.access_unit(&es, false).unwrap();
+        let (_, cfg) = convert(&mut v, &es, false).unwrap();
         assert!(cfg.is_none());
         // A P slice: no keyframe, no config.
         let p: &[u8] = &[0x41, 0x9a, 0x02];
-        let (au, cfg) = v
-            .access_unit(&annexb(&[(&[9, 0x30], true), (p, false)]), true)
-            .unwrap();
+        let (au, cfg) = convert(&mut v, &annexb(&[(&[9, 0x30], true), (p, false)]), true).unwrap();
         assert!(!au.unwrap().keyframe && cfg.is_none());
         // A non-IDR I slice (slice_type 7: ue 0b0001000) with the random access hint.
         let i_slice: &[u8] = &[0x21, 0b1000_1000, 0x80];
-        let (au, _) = v.access_unit(&annexb(&[(i_slice, true)]), true).unwrap();
+        let (au, _) = convert(&mut v, &annexb(&[(i_slice, true)]), true).unwrap();
         assert!(au.unwrap().keyframe);
-        let (au, _) = v.access_unit(&annexb(&[(i_slice, true)]), false).unwrap();
+        let (au, _) = convert(&mut v, &annexb(&[(i_slice, true)]), false).unwrap();
         assert!(!au.unwrap().keyframe);
         // A changed SPS: a new configuration.
         let sps2: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8];
-        let (_, cfg) = v
-            .access_unit(
-                &annexb(&[(sps2, true), (PPS_720P, true), (idr, true)]),
-                false,
-            )
-            .unwrap();
+        let (_, cfg) = convert(
+            &mut v,
+            &annexb(&[(sps2, true), (PPS_720P, true), (idr, true)]),
+            false,
+        )
+        .unwrap();
         assert!(matches!(cfg, Some(CodecConfig::H264(c)) if c.sps[0][..] == *sps2));
         // Parameter sets only: no access unit; the PPS in force goes with a new SPS.
-        let (au, cfg) = v.access_unit(&annexb(&[(SPS_720P, true)]), false).unwrap();
+        let (au, cfg) = convert(&mut v, &annexb(&[(SPS_720P, true)]), false).unwrap();
         assert!(au.is_none());
         assert!(matches!(cfg, Some(CodecConfig::H264(c)) if c.sps[0][..] == *SPS_720P));
         let mut fresh = VideoState::new(VideoCodec::H264);
-        let (_, cfg) = fresh
-            .access_unit(&annexb(&[(SPS_720P, true)]), false)
-            .unwrap();
+        let (_, cfg) = convert(&mut fresh, &annexb(&[(SPS_720P, true)]), false).unwrap();
         assert!(cfg.is_none(), "an SPS without a PPS waits");
-        let (_, cfg) = fresh
-            .access_unit(&annexb(&[(PPS_720P, true)]), false)
-            .unwrap();
+        let (_, cfg) = convert(&mut fresh, &annexb(&[(PPS_720P, true)]), false).unwrap();
         assert!(cfg.is_some());
         // A broken SPS is an error and changes nothing.
         let before = v.config.clone();
-        assert!(v
-            .access_unit(&annexb(&[(&[0x67, 0x64], true), (PPS_720P, true)]), false)
-            .is_err());
+        assert!(convert(
+            &mut v,
+            &annexb(&[(&[0x67, 0x64], true), (PPS_720P, true)]),
+            false
+        )
+        .is_err());
         assert_eq!(v.config, before);
         // Garbage without start codes.
-        let (au, cfg) = v.access_unit(&[1, 2, 3, 4], false).unwrap();
+        let (au, cfg) = convert(&mut v, &[1, 2, 3, 4], false).unwrap();
         assert!(au.is_none() && cfg.is_none());
+    }
+
+    #[test]
+    fn rewritten_in_place_when_the_layout_allows() {
+        let slice: &[u8] = &[0x41, 0x9a, 0, 0, 3, 1, 0x80];
+        let sei: &[u8] = &[0x06, 0x05, 0x01, 0xaa, 0x80];
+        let mut v = VideoState::new(VideoCodec::H264);
+        let pes_of = |es: &[u8]| {
+            let mut pes = BytesMut::with_capacity(9 + es.len());
+            pes.extend_from_slice(&[9; 9]);
+            pes.extend_from_slice(es);
+            pes
+        };
+        // AUD, SEI, slice with 4-byte start codes: the PES buffer becomes the frame.
+        let es = annexb(&[(&[9, 0x30], true), (sei, true), (slice, true)]);
+        let mut pes = pes_of(&es);
+        let (au, _) = v.access_unit(&mut pes, 9, false).unwrap();
+        let au = au.unwrap();
+        assert!(pes.is_empty() && pes.capacity() == 0, "taken");
+        assert_eq!(units(&au.data), vec![sei, slice]);
+        // A 3-byte start code, or units apart (a PPS between them): a copy, the
+        // buffer stays.
+        for es in [
+            annexb(&[(sei, true), (slice, false)]),
+            annexb(&[(sei, true), (PPS_720P, true), (slice, true)]),
+        ] {
+            let mut pes = pes_of(&es);
+            let (au, _) = v.access_unit(&mut pes, 9, false).unwrap();
+            assert_eq!(units(&au.unwrap().data), vec![sei, slice]);
+            assert_eq!(&pes[9..], &es[..], "left as it was");
+        }
+        // Too much spare room: a copy.
+        let mut pes = BytesMut::with_capacity(4 * es.len());
+        pes.extend_from_slice(&[9; 9]);
+        pes.extend_from_slice(&es);
+        let (au, _) = v.access_unit(&mut pes, 9, false).unwrap();
+        assert_eq!(units(&au.unwrap().data), vec![sei, slice]);
+        assert!(!pes.is_empty());
     }
 
     #[test]
@@ -376,9 +461,12 @@ mod tests {
         let trail: &[u8] = &[0x02, 0x01, 0xd0];
         let mut v = VideoState::new(VideoCodec::H265);
         // Without a VPS the configuration waits.
-        let (au, cfg) = v
-            .access_unit(&annexb(&[(SPS, true), (PPS, true), (idr, true)]), false)
-            .unwrap();
+        let (au, cfg) = convert(
+            &mut v,
+            &annexb(&[(SPS, true), (PPS, true), (idr, true)]),
+            false,
+        )
+        .unwrap();
         assert!(au.unwrap().keyframe && cfg.is_none());
         let es = annexb(&[
             (&[0x46, 0x01, 0x50], true),
@@ -387,10 +475,10 @@ mod tests {
             (PPS, true),
             (idr, true),
         ]);
-        let (au, cfg) = v.access_unit(&es, false).unwrap();
+        let (au, cfg) = convert(&mut v, &es, false).unwrap();
         assert_eq!(units(&au.unwrap().data), vec![idr]);
         assert!(matches!(cfg, Some(CodecConfig::H265(c)) if c.width == 320));
-        let (au, cfg) = v.access_unit(&annexb(&[(trail, false)]), true).unwrap();
+        let (au, cfg) = convert(&mut v, &annexb(&[(trail, false)]), true).unwrap();
         assert!(!au.unwrap().keyframe && cfg.is_none());
     }
 }
