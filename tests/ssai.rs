@@ -762,9 +762,12 @@ fn hls_js_plays_a_live_session_through_a_substituted_break() {
             .any(|r| r.starts_with(&format!("/live/{name}/"))),
         "{reqs:?}"
     );
-    // No stall: the media time played keeps up with the wall clock.
+    // No stall: no `waiting` but the one before playback starts (the buffer never ran
+    // dry at an ad's edges), and the media time played keeps up with the wall clock
+    // (within 1 s: a busy machine's renderer drops frames and lags a little).
+    assert!(waiting <= 1.0, "{waiting} 'waiting' events: {}", out.raw);
     assert!(
-        out.advanced_s >= wall - 0.5,
+        out.advanced_s >= wall - 1.0,
         "played {} s in {wall} s: {}",
         out.advanced_s,
         out.raw
