@@ -814,3 +814,44 @@ fn sync_lost_again_inside_a_search_window() {
         );
     }
 }
+
+#[test]
+fn write_segment_carries_the_segment_cues() {
+    use crate::package::Segment;
+    let src = frames(10, 0);
+    let section = scte35::splice_insert_section(9, true, Some(200_000), None, false);
+    let cue = SpliceCue::new(9, CueKind::Out, t(200_000), None).with_raw(section);
+    let seg = Segment {
+        sequence: 0,
+        start: t(0),
+        duration: t(36_000),
+        discontinuity: false,
+        tracks: Vec::new(),
+        frames: src.clone(),
+        events: vec![Event::Cue(cue)],
+    };
+    let with = TsMuxerOptions {
+        scte35_pid: Some(0x1f0),
+        ..TsMuxerOptions::default()
+    };
+    let mut m = TsMuxer::new(&[h264_track(), aac_track()], with).unwrap();
+    let mut out = BytesMut::new();
+    m.write_segment(&seg, &mut out).unwrap();
+    let (items, _) = run(&out, 4096);
+    let c = cues(&items);
+    assert_eq!(
+        (c.len(), c[0].id, c[0].at.ticks()),
+        (1, 9, 200_000 + OFFSET)
+    );
+    assert_eq!(got(&items, VIDEO), expected(&src, 1, OFFSET));
+    // Without a cue PID the events are ignored: the bytes of a segment without them.
+    let mut plain = TsMuxer::new(&[h264_track(), aac_track()], TsMuxerOptions::default()).unwrap();
+    let mut a = BytesMut::new();
+    plain.write_segment(&seg, &mut a).unwrap();
+    let mut fresh = TsMuxer::new(&[h264_track(), aac_track()], TsMuxerOptions::default()).unwrap();
+    let mut b = BytesMut::new();
+    let mut bare = seg.clone();
+    bare.events.clear();
+    fresh.write_segment(&bare, &mut b).unwrap();
+    assert_eq!(a, b);
+}
