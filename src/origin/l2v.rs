@@ -228,9 +228,21 @@ pub(super) fn vod_playlist<S: SegmentStore + ?Sized>(
 
 impl<S: SegmentStore> Origin<S> {
     /// Ids and segment durations of the creatives that replace breaks
-    /// (`ads=replace`): none until ad insertion registers creatives.
+    /// (`ads=replace`): those registered with [`Origin::add_creative`], by id.
     fn creative_durations(&self) -> Vec<(String, Vec<Timestamp>)> {
-        Vec::new()
+        let mut all: Vec<(String, Vec<Timestamp>)> = self
+            .ssai
+            .creatives
+            .values()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.segments.iter().map(|s| s.duration).collect(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
     }
 }
 

@@ -50,7 +50,7 @@ struct StreamAds {
 #[derive(Default)]
 pub(crate) struct SsaiState {
     decider: Option<Box<dyn AdDecider>>,
-    creatives: HashMap<String, Arc<Creative>>,
+    pub(super) creatives: HashMap<String, Arc<Creative>>,
     slate: Option<Arc<Creative>>,
     opts: SsaiOptions,
     streams: HashMap<String, StreamAds>,

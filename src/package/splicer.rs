@@ -61,6 +61,13 @@ pub struct SplicerStats {
     pub last_offset_90k: i64,
 }
 
+/// A cue waiting for its keyframe; `auto` marks the automatic return of a break.
+#[derive(Debug)]
+struct Pending {
+    cue: SpliceCue,
+    auto: bool,
+}
+
 /// A break in force or scheduled: its id and whether its `Out` is placed yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Open {
@@ -77,7 +84,8 @@ struct Open {
 /// * Cues are placed in splice-time order. `SpliceCue::at` stays the requested time;
 ///   `cut_at - at` is how far the cut is from it ([`SplicerStats::last_offset_90k`]).
 /// * A late cue (splice time already passed) is placed at the next keyframe.
-/// * An `Out` with a planned duration gets an automatic `In` at `at + duration` unless
+/// * An `Out` with a planned duration gets an automatic `In` at `cut_at + duration` (the
+///   break lasts its planned duration from where it was cut) unless
 ///   an `In` arrives first ([`SplicerOptions::auto_return`]); the automatic `In` has
 ///   the `Out`'s id and no raw bytes. An `In` that carries a section replaces the
 ///   pending automatic one whatever its event id.
@@ -116,7 +124,7 @@ struct Open {
 ///     Item::Event(Event::Cue(c)) => Some((c.kind, c.cut_at.unwrap().as_millis())),
 ///     _ => None,
 /// }).collect();
-/// // Out placed at the frame at 2.6 s, the automatic In at the frame at 6.6 s (6.55 s asked).
+/// // Out placed at the frame at 2.6 s, the automatic In 4 s after the cut, at 6.6 s.
 /// assert_eq!(cues, vec![(CueKind::Out, 2600), (CueKind::In, 6600)]);
 /// assert_eq!(splicer.stats().max_offset_90k, 4_500);
 /// ```
@@ -126,7 +134,7 @@ pub struct Splicer {
     /// Declared tracks: (id, kind) in declaration order.
     tracks: Vec<(TrackId, MediaKind)>,
     /// Cues waiting for their keyframe, sorted by `at` (stable for equal times).
-    pending: VecDeque<SpliceCue>,
+    pending: VecDeque<Pending>,
     /// The break in force (its `Out` placed, its `In` not yet).
     open: Option<Open>,
     /// Presentation time of the newest reference frame.
@@ -175,7 +183,7 @@ impl Splicer {
     fn accept(&mut self, cue: SpliceCue) -> Result<()> {
         if cue.cancel {
             let before = self.pending.len();
-            self.pending.retain(|c| c.id != cue.id);
+            self.pending.retain(|p| p.cue.id != cue.id);
             let withdrawn = (before - self.pending.len()) as u64;
             self.stats.cancelled += withdrawn;
             tracing::debug!(id = cue.id, withdrawn, "splicer: cancel");
@@ -186,9 +194,11 @@ impl Splicer {
             self.ready.push_back(Item::Event(Event::Cue(cue)));
             return Ok(());
         }
-        let dup = self.pending.iter().any(|c| {
-            c.id == cue.id && c.kind == cue.kind && !(c.kind == CueKind::In && c.raw.is_empty())
-        }) || (cue.kind == CueKind::Out && self.open.is_some_and(|o| o.id == cue.id));
+        let dup = self
+            .pending
+            .iter()
+            .any(|p| !p.auto && p.cue.id == cue.id && p.cue.kind == cue.kind)
+            || (cue.kind == CueKind::Out && self.open.is_some_and(|o| o.id == cue.id));
         if dup {
             self.stats.duplicates += 1;
             return Ok(());
@@ -206,11 +216,10 @@ impl Splicer {
                 self.stats.late += 1;
             }
         }
-        if cue.kind == CueKind::In && !cue.raw.is_empty() {
+        if cue.kind == CueKind::In {
             // An explicit In replaces the automatic return of the break it ends, whatever
             // its id (encoders often give the return its own event id).
-            self.pending
-                .retain(|c| !(c.kind == CueKind::In && c.raw.is_empty()));
+            self.pending.retain(|p| !p.auto);
         }
         if self.pending.len() >= self.opts.max_pending {
             self.stats.refused += 1;
@@ -224,27 +233,28 @@ impl Splicer {
             }
             _ => None,
         };
-        self.insert(cue);
+        self.insert(cue, false);
         if let Some(i) = auto_in {
             if self.pending.len() < self.opts.max_pending {
-                self.insert(i);
+                self.insert(i, true);
             }
         }
         Ok(())
     }
 
-    fn insert(&mut self, cue: SpliceCue) {
-        let pos = self.pending.iter().position(|c| c.at > cue.at);
+    fn insert(&mut self, cue: SpliceCue, auto: bool) {
+        let pos = self.pending.iter().position(|p| p.cue.at > cue.at);
+        let p = Pending { cue, auto };
         match pos {
-            Some(p) => self.pending.insert(p, cue),
-            None => self.pending.push_back(cue),
+            Some(i) => self.pending.insert(i, p),
+            None => self.pending.push_back(p),
         }
     }
 
     /// Emits the cues due at the reference sync point at `pts`.
     fn place_due(&mut self, pts: Timestamp) {
-        while self.pending.front().is_some_and(|c| c.at <= pts) {
-            let Some(mut cue) = self.pending.pop_front() else {
+        while self.pending.front().is_some_and(|p| p.cue.at <= pts) {
+            let Some(Pending { mut cue, .. }) = self.pending.pop_front() else {
                 break;
             };
             match cue.kind {
@@ -252,11 +262,23 @@ impl Splicer {
                     self.stats.overlapping += 1;
                     // Its automatic In goes with it.
                     let id = cue.id;
-                    self.pending
-                        .retain(|c| !(c.kind == CueKind::In && c.raw.is_empty() && c.id == id));
+                    self.pending.retain(|p| !(p.auto && p.cue.id == id));
                     continue;
                 }
-                CueKind::Out => self.open = Some(Open { id: cue.id }),
+                CueKind::Out => {
+                    self.open = Some(Open { id: cue.id });
+                    // The automatic return counts the planned duration from the cut.
+                    if let Some(d) = cue.duration {
+                        let id = cue.id;
+                        let auto = self.pending.iter().position(|p| p.auto && p.cue.id == id);
+                        if let Some(Pending { cue: mut back, .. }) =
+                            auto.and_then(|i| self.pending.remove(i))
+                        {
+                            back.at = pts.add(d);
+                            self.insert(back, true);
+                        }
+                    }
+                }
                 CueKind::In if self.open.is_none() => {
                     self.stats.overlapping += 1;
                     continue;
@@ -415,12 +437,12 @@ mod tests {
             &mut s,
             vec![
                 video(),
+                cue(9, CueKind::In, 500, None), // nothing to end
                 cue(1, CueKind::Out, 1500, Some(3000)),
                 cue(1, CueKind::Out, 1500, Some(3000)), // duplicate
                 cue(2, CueKind::Out, 2500, None),       // overlaps break 1
                 cue(3, CueKind::Out, 6000, Some(1000)),
                 Event::Cue(SpliceCue::new(3, CueKind::Out, ms(6000), None).cancelled()).into(),
-                cue(9, CueKind::In, 8000, None), // nothing to end
             ],
             0,
             1000,
@@ -432,6 +454,20 @@ mod tests {
             (1, 2, 2),
             "{st:?}"
         );
+    }
+
+    #[test]
+    fn the_automatic_return_counts_from_the_cut() {
+        let mut s = Splicer::new(SplicerOptions::default());
+        // Asked at 1.1 s for 3.5 s: cut at 2 s, back at the keyframe at or after 5.5 s
+        // (6 s), not at the one after 4.6 s (5 s).
+        let got = run(
+            &mut s,
+            vec![video(), cue(6, CueKind::Out, 1100, Some(3500))],
+            0,
+            1000,
+        );
+        assert_eq!(got, vec![(CueKind::Out, 6, 2000), (CueKind::In, 6, 6000)]);
     }
 
     #[test]
