@@ -1,8 +1,9 @@
 //! # strom
 //!
-//! Embeddable building blocks for video streaming origins: ingest (FLV, MP4; RTMP,
-//! MPEG-TS to come), packaging into MPEG-TS segments cut on keyframes, and HLS
-//! publishing. The core is sans-IO: parsers and writers are state machines and pure
+//! Embeddable building blocks for video streaming origins: ingest (RTMP, FLV, MP4,
+//! MPEG-TS), packaging into MPEG-TS and CMAF segments cut on keyframes, HLS and DASH
+//! publishing, just-in-time protection, and SCTE-35 ad breaks (parsed once, at ingest, by
+//! [`scte35`]) cut at the splice point and marked in every manifest. The core is sans-IO: parsers and writers are state machines and pure
 //! functions over bytes; the host moves bytes, owns sockets, files and clocks.
 //!
 //! ## Architecture

@@ -37,8 +37,8 @@ mod disk_store;
 mod dvr;
 mod http;
 pub mod index;
-mod live;
 mod l2v;
+mod live;
 mod live_cmaf;
 #[cfg(feature = "object-store")]
 mod object_store;
@@ -57,8 +57,8 @@ pub use self::object_store::{
 pub use cue_api::{CUE_NAME, MAX_CUE_BODY};
 pub use disk_store::{DiskStore, DiskStoreOptions, SyncPolicy};
 pub use dvr::DVR_PLAYLIST;
-pub use l2v::{VOD_MPD, VOD_PLAYLIST};
 pub use http::{Method, Request, Response};
+pub use l2v::{VOD_MPD, VOD_PLAYLIST};
 pub use live::{
     CueRequest, FirstSegment, LiveSegment, LiveState, LiveStream, LiveStreamOptions, StreamStats,
     MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, SHORT_FIRST_SEGMENT,
@@ -71,4 +71,6 @@ pub use router::{
     MAX_NAME_LEN, MAX_VIEWERS_PER_STREAM, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE,
     SEGMENT_CACHE, SEGMENT_TYPE,
 };
-pub use store::{AdMark, CmafKey, MemoryStore, MemoryStoreOptions, SegmentRecord, SegmentStore, Series};
+pub use store::{
+    AdMark, CmafKey, MemoryStore, MemoryStoreOptions, SegmentRecord, SegmentStore, Series,
+};

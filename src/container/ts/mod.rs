@@ -53,7 +53,6 @@ mod retime;
 pub mod sample_aes;
 
 pub use demux::{TsDemuxer, TsDemuxerOptions, TsDemuxerStats, DEFAULT_MAX_STREAMS};
-pub use retime::retime;
 pub use muxer::{
     TsMuxer, TsMuxerOptions, DEFAULT_AUDIO_PES_MAX_BYTES, MAX_TRACKS, PCR_DELAY, PCR_MAX_INTERVAL,
     PROGRAM_NUMBER, TRANSPORT_STREAM_ID,
@@ -62,4 +61,5 @@ pub use psi::{
     STREAM_TYPE_AAC_ADTS, STREAM_TYPE_AAC_SAMPLE_AES, STREAM_TYPE_H264,
     STREAM_TYPE_H264_SAMPLE_AES, STREAM_TYPE_HEVC, STREAM_TYPE_SCTE35,
 };
+pub use retime::retime;
 pub use sample_aes::{write_sample_aes_segment, TsEncryption};

@@ -24,7 +24,7 @@ pub const STREAM_TYPE_H264_SAMPLE_AES: u8 = 0xdb;
 /// `stream_type` of SAMPLE-AES encrypted AAC in ADTS (same specification, §3).
 pub const STREAM_TYPE_AAC_SAMPLE_AES: u8 = 0xcf;
 /// `stream_type` of SCTE-35 splice information (SCTE 35 §8.1, user private 0x86).
-/// Reserved for the cue track; the muxer does not write SCTE-35 sections yet.
+/// SCTE 35 cue sections (`TsMuxerOptions::scte35_pid`, read by `TsDemuxer`).
 pub const STREAM_TYPE_SCTE35: u8 = 0x86;
 
 /// `descriptor_tag` of the ISO 639 language descriptor (§2.6.18).
