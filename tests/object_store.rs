@@ -136,6 +136,7 @@ impl Moto {
 }
 
 fn s3(endpoint: &str) -> Arc<dyn ObjectStore> {
+    strom::origin::install_tls_provider();
     Arc::new(
         AmazonS3Builder::new()
             .with_endpoint(endpoint)

@@ -51,7 +51,7 @@ mod store;
 
 #[cfg(feature = "object-store")]
 pub use self::object_store::{
-    ObjectSegmentStore, ObjectSegmentStoreOptions, RequestCounts,
+    install_tls_provider, ObjectSegmentStore, ObjectSegmentStoreOptions, RequestCounts,
     CHUNK_RECORDS as OBJECT_CHUNK_RECORDS,
 };
 pub use cue_api::{CUE_NAME, MAX_CUE_BODY};

@@ -37,6 +37,25 @@ const DELETE_CONCURRENCY: usize = 16;
 /// Most directory levels [`Client::walk`] descends below a stream.
 const WALK_DEPTH: usize = 4;
 
+/// Makes rustls' `ring` provider the process-wide TLS crypto provider, unless one is
+/// installed already; returns whether this call installed it. Idempotent and cheap.
+///
+/// The `object-store` feature builds `object_store`'s HTTP client on rustls without a
+/// bundled provider (so the build needs no aws-lc), and rustls needs a process default
+/// before `AmazonS3Builder::build` (or any other `object_store` HTTP store) is called:
+/// call this first. A host that installs its own provider need not.
+///
+/// ```
+/// strom::origin::install_tls_provider();
+/// // object_store::aws::AmazonS3Builder::new() ... .build()
+/// ```
+pub fn install_tls_provider() -> bool {
+    rustls::crypto::CryptoProvider::get_default().is_none()
+        && rustls::crypto::ring::default_provider()
+            .install_default()
+            .is_ok()
+}
+
 /// Options of an [`ObjectSegmentStore`]. Each field's doc states its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
