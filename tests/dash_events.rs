@@ -155,14 +155,14 @@ fn mpd_for(track: &TrackInfo, fragments: &[Written]) -> Mpd {
     let mut mpd = Mpd::new(MpdType::Static {
         media_presentation_duration: Timestamp::new(end as i64, track.timescale),
     });
-    mpd.adaptation_sets.push(set);
+    mpd.period_mut().adaptation_sets.push(set);
     let mut stream = EventStream::new(SCHEME_SCTE35_XML_BIN, 90_000);
     for (id, at, duration, section) in cues() {
         let mut e = DashEvent::new(u64::from(id), at, EventMessage::Scte35Binary(section));
         e.duration = duration;
         stream.events.push(e);
     }
-    mpd.event_streams.push(stream);
+    mpd.period_mut().event_streams.push(stream);
     mpd
 }
 

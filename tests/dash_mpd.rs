@@ -107,7 +107,7 @@ fn package(source: &Path, dir: &Path, live: Option<(i64, i64)>) -> String {
             suggested_presentation_delay: Some(Timestamp::from_secs(4)),
         },
     });
-    mpd.adaptation_sets = sets;
+    mpd.period_mut().adaptation_sets = sets;
     if live.is_some() {
         mpd.utc_timing = Some("/time".to_string());
     }
@@ -461,7 +461,7 @@ fn content_protection_parses_independently() {
     let kid = KeyId::from_hex("0123456789abcdef0123456789abcdef").unwrap();
     let pssh = PsshBox::clearkey(vec![kid]);
     let laurl = "https://origin.example/licence/cam1?token=1800000000-ab&x=<1>";
-    for set in &mut model.adaptation_sets {
+    for set in &mut model.period_mut().adaptation_sets {
         set.content_protection = vec![
             ContentProtection::mp4_protection(Scheme::Cenc, kid).unwrap(),
             ContentProtection::for_system(&pssh)

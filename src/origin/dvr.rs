@@ -207,7 +207,7 @@ pub(super) fn dvr_mpd<S: SegmentStore + ?Sized>(
     dvr_window_ms: i64,
 ) -> Result<Mpd> {
     let mut depth_ms = 0i64;
-    for set in &mut mpd.adaptation_sets {
+    for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
         for rep in &mut set.representations {
             let rendition = rep.id.clone();
             let series = Series::Cmaf {

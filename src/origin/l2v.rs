@@ -311,7 +311,7 @@ fn vod_mpd<S: SegmentStore + ?Sized>(
         query.push_str(&format!("&token={t}"));
     }
     let mut longest = Timestamp::from_millis(0);
-    for set in &mut mpd.adaptation_sets {
+    for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
         set.inband_event_streams.clear();
         for rep in &mut set.representations {
             let rendition = rep.id.clone();
@@ -349,7 +349,7 @@ fn vod_mpd<S: SegmentStore + ?Sized>(
             t.media = format!("{VOD_SEGMENTS}/$RepresentationID$/$Number$.m4s{query}");
         }
     }
-    mpd.event_streams.clear();
+    mpd.period_mut().event_streams.clear();
     mpd.utc_timing = None;
     mpd.mpd_type = MpdType::Static {
         media_presentation_duration: longest,

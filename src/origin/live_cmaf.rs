@@ -387,8 +387,9 @@ impl LiveCmaf {
         let (mut window_ms, mut end_ms) = (0i64, 0i64);
         let mut empty = false;
         for rep in mpd
-            .adaptation_sets
+            .periods
             .iter_mut()
+            .flat_map(|p| p.adaptation_sets.iter_mut())
             .flat_map(|a| a.representations.iter_mut())
         {
             let t = &mut rep.segment_template;

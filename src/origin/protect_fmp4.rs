@@ -156,7 +156,7 @@ impl<S: SegmentStore> Origin<S> {
                             d
                         });
                     }
-                    for set in &mut mpd.adaptation_sets {
+                    for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
                         set.content_protection = descriptors.clone();
                         for rep in &mut set.representations {
                             let t = &mut rep.segment_template;

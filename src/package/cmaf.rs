@@ -456,11 +456,11 @@ impl CmafPresentation {
                 stream.events.push(e);
             }
             if !stream.events.is_empty() {
-                mpd.event_streams.push(stream);
+                mpd.period_mut().event_streams.push(stream);
             }
         }
         if opts.emsg.is_some() {
-            for set in &mut mpd.adaptation_sets {
+            for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
                 set.inband_event_streams.push(InbandEventStream::scte35());
             }
         }
@@ -742,12 +742,12 @@ impl CmafPresentation {
                     set.lang = lang;
                     set.roles.push(role);
                     set.representations.push(rep);
-                    mpd.adaptation_sets.push(set);
+                    mpd.period_mut().adaptation_sets.push(set);
                 }
             }
         }
         if let Some(v) = video {
-            mpd.adaptation_sets.insert(0, v);
+            mpd.period_mut().adaptation_sets.insert(0, v);
         }
         self.add_ad_events(&mut mpd);
         Ok(mpd)

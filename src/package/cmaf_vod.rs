@@ -513,7 +513,7 @@ impl CmafVod {
         if self.formats.contains(VodFormats::DASH) {
             let mut mpd = self.presentation.static_mpd()?;
             if let Some(p) = protection {
-                for set in &mut mpd.adaptation_sets {
+                for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
                     set.content_protection.clone_from(&p.dash);
                 }
             }

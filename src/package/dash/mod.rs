@@ -7,8 +7,8 @@
 //! are formatted from integer milliseconds; dates are Unix milliseconds converted with
 //! integer calendar arithmetic.
 //!
-//! * [`Mpd`] (§5.3.1): static (VOD) or dynamic (live) [`MpdType`], one Period,
-//!   `UTCTiming` (§5.8.4.11).
+//! * [`Mpd`] (§5.3.1): static (VOD) or dynamic (live) [`MpdType`], one or more
+//!   [`Period`]s (§5.3.2; several for ads inserted as Periods), `UTCTiming` (§5.8.4.11).
 //! * [`AdaptationSet`] (§5.3.3) with [`Role`]s and [`Representation`]s (§5.3.5).
 //! * [`SegmentTemplate`] (§5.3.9.4) with a run-length compressed [`SegmentTimeline`]
 //!   (§5.3.9.6), addressing CMAF segments of the
@@ -36,7 +36,7 @@
 //! let mut mpd = Mpd::new(MpdType::Static {
 //!     media_presentation_duration: Timestamp::from_secs(6),
 //! });
-//! mpd.adaptation_sets.push(set);
+//! mpd.period_mut().adaptation_sets.push(set);
 //! let xml = mpd.write().unwrap();
 //! assert!(xml.contains(r#"type="static" mediaPresentationDuration="PT6S""#));
 //! assert!(xml.contains(r#"<S t="0" d="25600" r="2"/>"#));
@@ -52,7 +52,7 @@ pub use events::{
     SCHEME_SCTE35_XML_BIN, SCTE35_NAMESPACE,
 };
 pub use mpd::{
-    AdaptationSet, ContentProtection, ContentType, Mpd, MpdType, Representation, Role,
+    AdaptationSet, ContentProtection, ContentType, Mpd, MpdType, Period, Representation, Role,
     SegmentTemplate, AUDIO_CHANNEL_SCHEME, CENC_NAMESPACE, DASHIF_NAMESPACE, MP4_PROTECTION_SCHEME,
     PROFILE_CMAF, PROFILE_ISOFF_LIVE, ROLE_SCHEME, UTC_TIMING_HTTP_ISO,
 };

@@ -1,5 +1,5 @@
-//! [`Mpd`]: the Media Presentation Description (ISO/IEC 23009-1 §5.3) with one Period,
-//! its AdaptationSets, Representations and SegmentTemplates.
+//! [`Mpd`]: the Media Presentation Description (ISO/IEC 23009-1 §5.3), its
+//! [`Period`]s, AdaptationSets, Representations and SegmentTemplates.
 
 use std::collections::HashSet;
 
@@ -484,13 +484,65 @@ impl AdaptationSet {
     }
 }
 
-/// A Media Presentation Description (ISO/IEC 23009-1 §5.3.1) with one Period starting
-/// at 0 (`Period@id`, `@start="PT0S"`).
+/// A Period (ISO/IEC 23009-1 §5.3.2): a stretch of the presentation with its own
+/// AdaptationSets and events. One Period is the usual case; several make a
+/// multi-Period presentation, e.g. content, an inserted ad, content again (DASH-IF IOP
+/// §4.3 and §5.3: server-side ad insertion as Periods).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Period {
+    /// `Period@id`, unique in the MPD and stable across updates of a live MPD.
+    pub id: String,
+    /// `Period@start`: where the Period begins on the presentation timeline (for a
+    /// dynamic MPD, counted from `availabilityStartTime`). Starts never decrease from
+    /// one Period to the next.
+    pub start: Timestamp,
+    /// `Period@duration`; `None` when the Period lasts until the next one's start (or
+    /// the end of the presentation). Default `None`.
+    pub duration: Option<Timestamp>,
+    /// The Period's `EventStream`s (ISO/IEC 23009-1 §5.10.2), written before its
+    /// AdaptationSets; `xmlns:scte35` is declared on the root when one carries SCTE-35
+    /// ([`EventStream::uses_scte35_namespace`]). Default none.
+    pub event_streams: Vec<EventStream>,
+    /// The AdaptationSets of the Period; at least one. Their ids, and their
+    /// Representations' ids, are unique within the Period.
+    pub adaptation_sets: Vec<AdaptationSet>,
+}
+
+impl Period {
+    /// An empty Period `id` starting at `start`.
+    ///
+    /// ```
+    /// use strom::package::dash::Period;
+    /// use strom::time::Timestamp;
+    /// let ad = Period::new("ad-1", Timestamp::from_secs(30)).with_duration(Timestamp::from_secs(15));
+    /// assert_eq!(ad.duration, Some(Timestamp::from_secs(15)));
+    /// ```
+    pub fn new(id: impl Into<String>, start: Timestamp) -> Self {
+        Period {
+            id: id.into(),
+            start,
+            duration: None,
+            event_streams: Vec::new(),
+            adaptation_sets: Vec::new(),
+        }
+    }
+
+    /// Sets `Period@duration`.
+    pub fn with_duration(mut self, duration: Timestamp) -> Self {
+        self.duration = Some(duration);
+        self
+    }
+}
+
+/// A Media Presentation Description (ISO/IEC 23009-1 §5.3.1): one or more [`Period`]s.
 ///
 /// Plain data: build it, then [`Mpd::write`] returns the XML text or a typed error
-/// when the data breaks a rule of the specification. Live hosts keep one `Mpd`, append
-/// to each [`SegmentTimeline`], drop old segments with [`SegmentTimeline::pop_front`]
-/// (advancing `start_number`), update `publish_time` and write again.
+/// when the data breaks a rule of the specification. [`Mpd::new`] makes one Period
+/// (`id="0"`, starting at 0), reached with [`Mpd::period_mut`]. Live hosts keep one
+/// `Mpd`, append to each [`SegmentTimeline`], drop old segments with
+/// [`SegmentTimeline::pop_front`] (advancing `start_number`), update `publish_time` and
+/// write again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Mpd {
@@ -503,39 +555,52 @@ pub struct Mpd {
     /// `@maxSegmentDuration`; when `None`, [`Mpd::write`] writes the longest segment of
     /// every timeline (rounded up to the millisecond). Default: `None`.
     pub max_segment_duration: Option<Timestamp>,
-    /// `Period@id`. Default: `"0"`.
-    pub period_id: String,
     /// `UTCTiming` with [`UTC_TIMING_HTTP_ISO`]: the URL (absolute or relative to the
     /// MPD) of an endpoint returning the current time as ISO 8601, e.g. `/time`.
     /// Default: `None` (no element; live players then trust their own clock).
     pub utc_timing: Option<String>,
-    /// The Period's `EventStream`s (ISO/IEC 23009-1 §5.10.2), written before its
-    /// AdaptationSets; `xmlns:scte35` is declared on the root when one carries SCTE-35
-    /// ([`EventStream::uses_scte35_namespace`]). Default none.
-    pub event_streams: Vec<EventStream>,
-    /// The AdaptationSets of the Period; at least one.
-    pub adaptation_sets: Vec<AdaptationSet>,
+    /// The Periods, in presentation order; at least one. Default: one, `id="0"`,
+    /// starting at 0, empty.
+    pub periods: Vec<Period>,
 }
 
 impl Mpd {
-    /// An MPD of `mpd_type` with the defaults above and no AdaptationSet.
+    /// An MPD of `mpd_type` with the defaults above: one empty Period `"0"` at 0.
     pub fn new(mpd_type: MpdType) -> Self {
         Mpd {
             mpd_type,
             profiles: vec![PROFILE_ISOFF_LIVE.to_string(), PROFILE_CMAF.to_string()],
             min_buffer_time: Timestamp::from_secs(2),
             max_segment_duration: None,
-            period_id: "0".to_string(),
             utc_timing: None,
-            event_streams: Vec::new(),
-            adaptation_sets: Vec::new(),
+            periods: vec![Period::new("0", Timestamp::zero(Timescale::MILLIS))],
         }
+    }
+
+    /// The first Period (a single-Period MPD's only one); an empty Period `"0"` at 0 is
+    /// added first when there is none.
+    pub fn period_mut(&mut self) -> &mut Period {
+        if self.periods.is_empty() {
+            self.periods
+                .push(Period::new("0", Timestamp::zero(Timescale::MILLIS)));
+        }
+        &mut self.periods[0]
+    }
+
+    /// The first Period, if any.
+    pub fn period(&self) -> Option<&Period> {
+        self.periods.first()
     }
 
     /// The longest segment of every timeline, rounded up to whole milliseconds.
     fn longest_segment_ms(&self) -> u64 {
         let mut longest = 0u64;
-        for r in self.adaptation_sets.iter().flat_map(|a| &a.representations) {
+        for r in self
+            .periods
+            .iter()
+            .flat_map(|p| &p.adaptation_sets)
+            .flat_map(|a| &a.representations)
+        {
             let t = &r.segment_template;
             if let Some(d) = t.timeline.max_duration() {
                 let scale = t.timescale.get() as u128;
@@ -548,8 +613,10 @@ impl Mpd {
 
     /// The MPD as XML text (UTF-8, two-space indentation, lines ending in `\n`).
     ///
-    /// Errors ([`Error::usage`]): no AdaptationSet, an AdaptationSet without
-    /// Representation, duplicate AdaptationSet or Representation ids, a Representation id
+    /// Errors ([`Error::usage`]): no Period, a Period id empty or repeated, a Period
+    /// starting before the one it follows, a Period without AdaptationSet, an
+    /// AdaptationSet without Representation, AdaptationSet or Representation ids repeated
+    /// within a Period, a Representation id
     /// that is empty or holds whitespace, a zero bandwidth, a frame rate with a zero
     /// term, an invalid template, a negative duration, a date outside years 1..=9999, a
     /// character XML cannot carry; in an [`EventStream`]: an empty scheme, a zero
@@ -558,23 +625,21 @@ impl Mpd {
     /// [`SCHEME_SCTE35_XML_BIN`](super::SCHEME_SCTE35_XML_BIN) streams only); an
     /// [`InbandEventStream`] with an empty scheme.
     pub fn write(&self) -> Result<String> {
-        if self.adaptation_sets.is_empty() {
-            return Err(Error::usage("MPD without AdaptationSet"));
+        if self.periods.is_empty() {
+            return Err(Error::usage("MPD without Period"));
         }
-        let mut out = String::with_capacity(1024 + 512 * self.adaptation_sets.len());
+        let sets = self.periods.iter().flat_map(|p| &p.adaptation_sets);
+        let mut out = String::with_capacity(1024 + 512 * sets.clone().count());
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"");
-        if self
-            .adaptation_sets
-            .iter()
-            .any(|a| !a.content_protection.is_empty())
-        {
+        if sets.clone().any(|a| !a.content_protection.is_empty()) {
             xml::attr(&mut out, "xmlns:cenc", CENC_NAMESPACE)?;
             xml::attr(&mut out, "xmlns:dashif", DASHIF_NAMESPACE)?;
         }
         if self
-            .event_streams
+            .periods
             .iter()
+            .flat_map(|p| &p.event_streams)
             .any(EventStream::uses_scte35_namespace)
         {
             xml::attr(&mut out, "xmlns:scte35", SCTE35_NAMESPACE)?;
@@ -636,27 +701,25 @@ impl Mpd {
         xml::duration(&mut out, self.min_buffer_time, "minBufferTime")?;
         out.push_str("\">\n");
 
-        out.push_str("  <Period");
-        xml::attr(&mut out, "id", &self.period_id)?;
-        out.push_str(" start=\"PT0S\">\n");
-        for (n, stream) in self.event_streams.iter().enumerate() {
-            stream
-                .write(&mut out)
-                .map_err(|e| e.context(format!("EventStream {n}")))?;
-        }
-        let mut set_ids = HashSet::new();
-        let mut rep_ids = HashSet::new();
-        for set in &self.adaptation_sets {
-            if !set_ids.insert(set.id) {
+        let mut period_ids = HashSet::new();
+        let mut previous_start: Option<Timestamp> = None;
+        for period in &self.periods {
+            if period.id.is_empty() || !period_ids.insert(period.id.as_str()) {
                 return Err(Error::usage(format!(
-                    "duplicate AdaptationSet id {}",
-                    set.id
+                    "Period id {:?} empty or not unique",
+                    period.id
                 )));
             }
-            write_adaptation_set(&mut out, set, &mut rep_ids)
-                .map_err(|e| e.context(format!("AdaptationSet {}", set.id)))?;
+            if previous_start.is_some_and(|p| period.start < p) {
+                return Err(Error::usage(format!(
+                    "Period {} starts before the Period it follows",
+                    period.id
+                )));
+            }
+            previous_start = Some(period.start);
+            write_period(&mut out, period)
+                .map_err(|e| e.context(format!("Period {}", period.id)))?;
         }
-        out.push_str("  </Period>\n");
         if let Some(url) = &self.utc_timing {
             out.push_str("  <UTCTiming");
             xml::attr(&mut out, "schemeIdUri", UTC_TIMING_HTTP_ISO)?;
@@ -666,6 +729,42 @@ impl Mpd {
         out.push_str("</MPD>\n");
         Ok(out)
     }
+}
+
+fn write_period(out: &mut String, period: &Period) -> Result<()> {
+    if period.adaptation_sets.is_empty() {
+        return Err(Error::usage("Period without AdaptationSet"));
+    }
+    out.push_str("  <Period");
+    xml::attr(out, "id", &period.id)?;
+    out.push_str(" start=\"");
+    xml::duration(out, period.start, "Period@start")?;
+    out.push('"');
+    if let Some(d) = period.duration {
+        out.push_str(" duration=\"");
+        xml::duration(out, d, "Period@duration")?;
+        out.push('"');
+    }
+    out.push_str(">\n");
+    for (n, stream) in period.event_streams.iter().enumerate() {
+        stream
+            .write(out)
+            .map_err(|e| e.context(format!("EventStream {n}")))?;
+    }
+    let mut set_ids = HashSet::new();
+    let mut rep_ids = HashSet::new();
+    for set in &period.adaptation_sets {
+        if !set_ids.insert(set.id) {
+            return Err(Error::usage(format!(
+                "duplicate AdaptationSet id {}",
+                set.id
+            )));
+        }
+        write_adaptation_set(out, set, &mut rep_ids)
+            .map_err(|e| e.context(format!("AdaptationSet {}", set.id)))?;
+    }
+    out.push_str("  </Period>\n");
+    Ok(())
 }
 
 fn write_adaptation_set<'a>(
@@ -820,8 +919,9 @@ mod tests {
         let mut mpd = Mpd::new(MpdType::Static {
             media_presentation_duration: Timestamp::new(5_000, Timescale::MILLIS),
         });
-        mpd.adaptation_sets.push(video_set());
-        mpd.adaptation_sets
+        mpd.period_mut().adaptation_sets.push(video_set());
+        mpd.period_mut()
+            .adaptation_sets
             .push(audio_set(1, "a-eng", "eng", Role::Main));
         assert_eq!(
             mpd.write().unwrap(),
@@ -857,6 +957,56 @@ mod tests {
     }
 
     #[test]
+    fn multi_period() {
+        let mut mpd = Mpd::new(MpdType::Static {
+            media_presentation_duration: Timestamp::from_secs(15),
+        });
+        mpd.period_mut().adaptation_sets.push(video_set());
+        let mut ad = Period::new("ad-7", Timestamp::from_millis(5_000))
+            .with_duration(Timestamp::from_millis(4_500));
+        let mut set = video_set();
+        set.representations[0].id = "v0".into(); // ids are per Period
+        ad.adaptation_sets.push(set);
+        mpd.periods.push(ad);
+        let mut back = Period::new("1", Timestamp::from_millis(9_500));
+        back.adaptation_sets.push(video_set());
+        back.adaptation_sets[0].representations[0]
+            .segment_template
+            .presentation_time_offset = 64_000;
+        mpd.periods.push(back);
+        let xml = mpd.write().unwrap();
+        let starts: Vec<&str> = xml
+            .lines()
+            .filter(|l| l.trim_start().starts_with("<Period"))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                r#"  <Period id="0" start="PT0S">"#,
+                r#"  <Period id="ad-7" start="PT5S" duration="PT4.5S">"#,
+                r#"  <Period id="1" start="PT9.5S">"#,
+            ],
+            "{xml}"
+        );
+        assert_eq!(xml.matches("</Period>").count(), 3);
+        assert!(xml.contains(r#"presentationTimeOffset="64000""#));
+
+        let mut m = mpd.clone();
+        m.periods[2].id = "ad-7".into();
+        assert!(m.write().unwrap_err().to_string().contains("not unique"));
+        let mut m = mpd.clone();
+        m.periods[2].start = Timestamp::from_secs(1);
+        assert!(m.write().unwrap_err().to_string().contains("starts before"));
+        let mut m = mpd.clone();
+        m.periods[1].adaptation_sets.clear();
+        let e = m.write().unwrap_err().to_string();
+        assert!(e.starts_with("Period ad-7: "), "{e}");
+        m.periods.clear();
+        assert!(m.write().is_err());
+        assert_eq!(m.period_mut().id, "0");
+    }
+
+    #[test]
     fn golden_dynamic() {
         let mut mpd = Mpd::new(MpdType::Dynamic {
             availability_start_time: 1_709_164_800_000, // 2024-02-29T00:00:00Z
@@ -875,7 +1025,7 @@ mod tests {
         t.start_number = 31;
         t.presentation_time_offset = 1024;
         assert_eq!(t.timeline.pop_front(), Some((1024, 96_256)));
-        mpd.adaptation_sets.push(audio);
+        mpd.period_mut().adaptation_sets.push(audio);
         assert_eq!(
             mpd.write().unwrap(),
             r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -909,7 +1059,7 @@ mod tests {
         set.inband_event_streams.push(InbandEventStream::scte35());
         set.content_protection
             .push(ContentProtection::mp4_protection(Scheme::Cenc, KeyId([0x11; 16])).unwrap());
-        mpd.adaptation_sets.push(set);
+        mpd.period_mut().adaptation_sets.push(set);
         let mut ads = EventStream::new(SCHEME_SCTE35_XML_BIN, 90_000);
         ads.events.push(
             DashEvent::new(
@@ -919,13 +1069,13 @@ mod tests {
             )
             .with_duration(90_000),
         );
-        mpd.event_streams.push(ads);
+        mpd.period_mut().event_streams.push(ads);
         let mut other = EventStream::new("urn:example:chapters", 1);
         other.value = Some("1".to_string());
         other
             .events
             .push(DashEvent::new(0, 1, EventMessage::Text("Intro".into())));
-        mpd.event_streams.push(other);
+        mpd.period_mut().event_streams.push(other);
         assert_eq!(
             mpd.write().unwrap(),
             r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -959,12 +1109,12 @@ mod tests {
 "#
         );
         // Without SCTE-35 events there is no scte35 namespace; errors name the stream.
-        mpd.event_streams.remove(0);
+        mpd.period_mut().event_streams.remove(0);
         assert!(!mpd.write().unwrap().contains("xmlns:scte35"));
-        mpd.event_streams[0].timescale = 0;
+        mpd.period_mut().event_streams[0].timescale = 0;
         let e = mpd.write().unwrap_err();
         assert!(
-            e.to_string().starts_with("EventStream 0: usage error"),
+            e.to_string().starts_with("Period 0: EventStream 0: usage error"),
             "{e}"
         );
     }
@@ -1012,7 +1162,7 @@ mod tests {
             let mut mpd = Mpd::new(MpdType::Static {
                 media_presentation_duration: Timestamp::from_secs(5),
             });
-            mpd.adaptation_sets.push(video_set());
+            mpd.period_mut().adaptation_sets.push(video_set());
             mpd
         };
         assert!(base().write().is_ok());
@@ -1024,27 +1174,27 @@ mod tests {
             "without AdaptationSet",
         ));
         let mut m = base();
-        m.adaptation_sets.push(video_set());
+        m.period_mut().adaptation_sets.push(video_set());
         cases.push((m, "duplicate AdaptationSet id 0"));
         let mut m = base();
         let mut dup = video_set();
         dup.id = 1;
-        m.adaptation_sets.push(dup);
+        m.period_mut().adaptation_sets.push(dup);
         cases.push((m, "duplicate Representation id v0"));
         let mut m = base();
-        m.adaptation_sets[0].representations[0].id = "v 0".into();
+        m.period_mut().adaptation_sets[0].representations[0].id = "v 0".into();
         cases.push((m, "whitespace"));
         let mut m = base();
-        m.adaptation_sets[0].representations[0].bandwidth = 0;
+        m.period_mut().adaptation_sets[0].representations[0].bandwidth = 0;
         cases.push((m, "bandwidth is zero"));
         let mut m = base();
-        m.adaptation_sets[0].representations[0].frame_rate = Some((25, 0));
+        m.period_mut().adaptation_sets[0].representations[0].frame_rate = Some((25, 0));
         cases.push((m, "zero term"));
         let mut m = base();
-        m.adaptation_sets[0].representations.clear();
+        m.period_mut().adaptation_sets[0].representations.clear();
         cases.push((m, "without Representation"));
         let mut m = base();
-        m.adaptation_sets[0].lang = Some("en\u{7}".into());
+        m.period_mut().adaptation_sets[0].lang = Some("en\u{7}".into());
         cases.push((m, "XML 1.0 forbids"));
         let mut m = base();
         m.mpd_type = MpdType::Static {
