@@ -7,11 +7,20 @@
 //!   frames cut out, frame for frame;
 //! * with `ads=join` decodes to the same frames, the programme joined by discontinuities;
 //! * with `ads=keep` decodes to every source frame;
-//! * `types=` leaves breaks of other segmentation types in.
+//! * `types=` leaves breaks of other segmentation types in;
+//! * with `ads=replace` (two ffmpeg-made creatives, 4 s and 3 s, registered with
+//!   `Origin::add_creative`) lists every creative in full in place of each break (the
+//!   8 s break gets 7 s of ads, the 6 s one 7 s too: nothing is cut or padded), each
+//!   creative after a discontinuity and the programme after one, and decodes to the
+//!   source's frames with the creatives' own frames exactly where the breaks were;
+//!   without a creative it answers 409.
 //!
 //! Run: `cargo test --release --test l2v -- --nocapture`.
 
 mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
@@ -20,6 +29,7 @@ use strom::media::{CueKind, Event, Item, SpliceCue};
 use strom::origin::{
     MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request, SegmentStore, Series,
 };
+use strom::package::ssai::Creative;
 use strom::pipeline::Stage;
 use strom::time::Timestamp;
 
@@ -261,4 +271,334 @@ fn vod_without_ads_decodes_to_the_source_minus_the_breaks() {
     assert_eq!(get(&o, "/live/show/vod.m3u8?ads=drop").0, 400);
     assert_eq!(get(&o, "/live/nobody/vod.m3u8").0, 404);
     assert_eq!(get(&o, "/live/show/vod/3.ts?shift=12").0, 400);
+}
+
+/// The host clock of the requests (Unix ms): after the publisher stopped.
+const NOW: i64 = T0 + 120_000;
+
+/// The creatives of `ads=replace`: (id, lavfi picture, tone Hz, seconds). The origin
+/// lists them by id, so in this order; 7 s together, between the two breaks' lengths
+/// (8 s and 6 s).
+const CREATIVES: [(&str, &str, u32, u32); 2] = [
+    ("ad-a", "smptebars", 880, 4),
+    ("ad-b", "rgbtestsrc", 1320, 3),
+];
+
+/// A creative clip: `picture` and a `tone` Hz sine, `seconds` long, MP4, with the codec
+/// parameters of the content (`avc_aac_small_25`): 320x180 25 fps H.264 High by x264
+/// (B-frames, GOP 2 s, 200 kbit/s), AAC-LC 48 kHz stereo 64 kbit/s.
+fn creative_mp4(id: &str, picture: &str, tone: u32, seconds: u32) -> PathBuf {
+    let args: Vec<String> = [
+        "-f".to_string(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("{picture}=size=320x180:rate=25:duration={seconds}"),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("sine=frequency={tone}:sample_rate=48000:duration={seconds}"),
+    ]
+    .into_iter()
+    .chain(
+        [
+            "-c:v",
+            "libx264",
+            "-threads",
+            "1",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-pix_fmt",
+            "yuv420p",
+            "-bf",
+            "3",
+            "-b:v",
+            "200k",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-b:a",
+            "64k",
+        ]
+        .map(String::from),
+    )
+    .collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    media(&format!("l2v_{id}_{seconds}s.mp4"), &refs)
+}
+
+/// Through the origin's whole router ([`Origin::handle_mut`]: creatives' segments are
+/// served there).
+fn get_mut(o: &mut Origin<MemoryStore>, path: &str) -> (u16, Bytes) {
+    let r = o.handle_mut(&Request::new(Method::Get, path), NOW);
+    (r.status, r.body)
+}
+
+/// Where two frame lists first differ, for the failure message.
+fn first_difference(ours: &[String], expected: &[String]) -> String {
+    let at = ours
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.len().min(expected.len()));
+    format!(
+        "{} frames decoded, {} expected; first difference at frame {at} ({:?} vs {:?})",
+        ours.len(),
+        expected.len(),
+        ours.get(at),
+        expected.get(at)
+    )
+}
+
+/// `ads=replace`: the breaks' segments replaced by every registered creative, in full,
+/// between discontinuities.
+#[test]
+fn vod_with_ads_replaced_decodes_to_the_creatives_where_the_breaks_were() {
+    let mut o = record();
+    // No creative registered: 409 Conflict, nothing listed.
+    let (status, body) = get_mut(&mut o, "/live/show/vod.m3u8?ads=replace");
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("no creative"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // The index: (number, ms, in a break), and the breaks' lengths.
+    let mut records: Vec<(u64, i64, bool)> = Vec::new();
+    o.store()
+        .records("show", Series::Ts, 0, &mut |r| {
+            records.push((r.number, r.duration.as_millis(), r.ad.is_some()));
+            true
+        })
+        .expect("records");
+    let mut breaks_ms: Vec<i64> = Vec::new();
+    for (i, (_, ms, ad)) in records.iter().enumerate() {
+        match breaks_ms.last_mut() {
+            Some(b) if *ad && i > 0 && records[i - 1].2 => *b += ms,
+            _ if *ad => breaks_ms.push(*ms),
+            _ => {}
+        }
+    }
+    let cuts: Vec<i64> = CUTS_MS.iter().map(|(a, b)| b - a).collect();
+    assert_eq!(breaks_ms, cuts, "the breaks as recorded");
+    let content_ms: i64 = records.iter().filter(|r| !r.2).map(|r| r.1).sum();
+
+    // The creatives, packaged against the content's tracks (2 s segments, as the content).
+    let tracks = o
+        .stream("show")
+        .expect("the stream is held after its publisher stopped")
+        .tracks()
+        .to_vec();
+    let source = framemd5(&avc_aac_small_25(60, Container::Flv), "v:0");
+    // (id, segment durations in ms, decoded frames of its MP4)
+    let mut ads: Vec<(String, Vec<i64>, Vec<String>)> = Vec::new();
+    for (id, picture, tone, seconds) in CREATIVES {
+        let mp4 = creative_mp4(id, picture, tone, seconds);
+        let data = Bytes::from(std::fs::read(&mp4).expect("read the creative"));
+        let c = Creative::from_mp4(id, data, Timestamp::from_secs(2), &tracks)
+            .expect("the creative matches the content's tracks");
+        let seg_ms: Vec<i64> = c.segments.iter().map(|s| s.duration.as_millis()).collect();
+        assert_eq!(
+            seg_ms.iter().sum::<i64>(),
+            i64::from(seconds) * 1000,
+            "{id}: {seg_ms:?}"
+        );
+        let frames = framemd5(&mp4, "v:0");
+        assert_eq!(
+            frames.len() as i64,
+            i64::from(seconds) * FPS,
+            "{id}: frames"
+        );
+        assert!(
+            frames.iter().all(|f| !source.contains(f)),
+            "{id}: its pictures must differ from the content's"
+        );
+        o.add_creative(Arc::new(c)).expect("add the creative");
+        ads.push((id.to_string(), seg_ms, frames));
+    }
+    let ad_ms: i64 = ads.iter().flat_map(|a| &a.1).sum();
+    // The rule: every break gets every creative in full, whatever its length (no cut,
+    // no fill): the 8 s break is longer than the 7 s of ads, the 6 s one shorter.
+    assert!(
+        breaks_ms[0] > ad_ms && breaks_ms[1] < ad_ms,
+        "the breaks {breaks_ms:?} ms straddle the creatives' {ad_ms} ms"
+    );
+
+    let dir = TempDir::new("l2v-replace");
+    let (status, body) = get_mut(&mut o, "/live/show/vod.m3u8?ads=replace");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8(body.to_vec()).expect("UTF-8 playlist");
+    let pl = m3u8_rs::parse_media_playlist_res(&body)
+        .unwrap_or_else(|e| panic!("m3u8-rs cannot parse: {e:?}\n{text}"));
+    assert!(
+        pl.end_list,
+        "VOD right after the publisher stopped:\n{text}"
+    );
+    assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+    for s in &pl.segments {
+        let rounded = (s.duration as f64).round() as u64;
+        assert!(
+            rounded <= pl.target_duration,
+            "{}: EXTINF {} over the target {}",
+            s.uri,
+            s.duration,
+            pl.target_duration
+        );
+    }
+
+    // Runs of creative segments: a discontinuity before each creative, one after the
+    // run; every run is all the creatives, in id order, in full.
+    let listed: Vec<(String, i64, bool)> = pl
+        .segments
+        .iter()
+        .map(|s| {
+            (
+                s.uri.clone(),
+                (f64::from(s.duration) * 1000.0).round() as i64,
+                s.discontinuity,
+            )
+        })
+        .collect();
+    let one_run: Vec<(String, i64, bool)> = ads
+        .iter()
+        .flat_map(|(id, seg_ms, _)| {
+            seg_ms
+                .iter()
+                .enumerate()
+                .map(move |(n, ms)| (format!("/ads/{id}/{n}.ts"), *ms, n == 0))
+        })
+        .collect();
+    let mut runs = 0;
+    let mut i = 0;
+    while i < listed.len() {
+        if !listed[i].0.starts_with("/ads/") {
+            // Content: a discontinuity only right after a run.
+            let after_run = i > 0 && listed[i - 1].0.starts_with("/ads/");
+            assert_eq!(listed[i].2, after_run, "discontinuity of {:?}", listed[i]);
+            i += 1;
+            continue;
+        }
+        let len = listed[i..]
+            .iter()
+            .take_while(|s| s.0.starts_with("/ads/"))
+            .count();
+        assert_eq!(
+            listed[i..i + len],
+            one_run[..],
+            "ad run {runs}: every creative, in full, each after a discontinuity"
+        );
+        let run_ms: i64 = listed[i..i + len].iter().map(|s| s.1).sum();
+        assert_eq!(run_ms, ad_ms, "ad run {runs}: neither cut nor filled");
+        runs += 1;
+        i += len;
+    }
+    assert_eq!(runs, breaks_ms.len(), "one run per break:\n{text}");
+    let content: Vec<(String, i64)> = listed
+        .iter()
+        .filter(|s| !s.0.starts_with("/ads/"))
+        .map(|s| (s.0.clone(), s.1))
+        .collect();
+    let recorded: Vec<(String, i64)> = records
+        .iter()
+        .filter(|r| !r.2)
+        .map(|r| (format!("{}.ts", r.0), r.1))
+        .collect();
+    assert_eq!(content, recorded, "the programme's segments, as stored");
+    let dur = total_ms(&pl);
+    let disc = listed.iter().filter(|s| s.2).count();
+    println!(
+        "ads=replace: {dur} ms listed (content {content_ms} ms + {runs} x {ad_ms} ms of ads \
+         for breaks of {breaks_ms:?} ms), {disc} discontinuities, {} segments",
+        listed.len()
+    );
+    assert_eq!(dur, content_ms + runs as i64 * ad_ms, "total duration");
+
+    // Every URI through the router, written under local names.
+    let mut local = String::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            local.push_str(line);
+        } else {
+            let path = match line.strip_prefix('/') {
+                Some(_) => line.to_string(),
+                None => format!("/live/show/{line}"),
+            };
+            let (status, seg) = get_mut(&mut o, &path);
+            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&seg));
+            assert!(
+                !seg.is_empty() && seg.len() % 188 == 0 && seg[0] == 0x47,
+                "{path}: MPEG-TS"
+            );
+            let name = format!("s{}.ts", local.len());
+            std::fs::write(dir.join(&name), &seg).expect("write segment");
+            local.push_str(&name);
+        }
+        local.push('\n');
+    }
+    let file = dir.join("vod.m3u8");
+    std::fs::write(&file, local).expect("write playlist");
+
+    // The source's frames with each break's cut out and all the creatives' frames in
+    // its place.
+    let mut expected: Vec<String> = Vec::new();
+    for (i, m) in source.iter().enumerate() {
+        let t = i as i64 * 1000 / FPS;
+        if CUTS_MS.iter().any(|(a, _)| *a == t) {
+            for (_, _, frames) in &ads {
+                expected.extend(frames.iter().cloned());
+            }
+        }
+        if !CUTS_MS.iter().any(|(a, b)| (*a..*b).contains(&t)) {
+            expected.push(m.clone());
+        }
+    }
+    let ours = hls_framemd5(&tool("ffmpeg"), &file, "v:0");
+    println!(
+        "ads=replace decodes to {} frames ({} of content, {} of ads)",
+        ours.len(),
+        source.len() as i64 - breaks_ms.iter().sum::<i64>() * FPS / 1000,
+        runs as i64 * ad_ms * FPS / 1000
+    );
+    assert!(
+        ours == expected,
+        "replace: {}",
+        first_difference(&ours, &expected)
+    );
+    // FFmpeg's HLS demuxer joins a discontinuity on the video's DTS: a creative's
+    // audio outlasts that by its B-frame delay (80 ms) and its last AAC frame's padding,
+    // so the CLI's muxer sees the audio step back there. Anything else, or that anywhere
+    // but at the end of a creative, is an error.
+    let mut splices_ms: Vec<i64> = Vec::new();
+    let mut at = 0;
+    for (i, (_, ms, disc)) in listed.iter().enumerate() {
+        if *disc && i > 0 && listed[i - 1].0.starts_with("/ads/") {
+            splices_ms.push(at);
+        }
+        at += ms;
+    }
+    let errors = decode_errors(&file);
+    let mut overlaps = 0;
+    for line in errors.lines() {
+        let step_back = line
+            .split_once("non monotonically increasing dts to muxer in stream 1: ")
+            .and_then(|(_, v)| v.split_once(" >= "))
+            .and_then(|(a, _)| a.parse::<i64>().ok())
+            .map(|dts| dts * 1000 / 48_000);
+        match step_back {
+            Some(ms) if splices_ms.iter().any(|s| (ms - s).abs() <= 150) => overlaps += 1,
+            _ => panic!("replace: decode error: {line}\n(splices at {splices_ms:?} ms)\n{errors}"),
+        }
+    }
+    println!("ads=replace: {overlaps} audio steps back at the ends of creatives (splices at {splices_ms:?} ms)");
 }
