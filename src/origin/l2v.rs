@@ -10,8 +10,11 @@
 //! * `ads=join`: the break segments are left out and the programme either side is joined
 //!   with `EXT-X-DISCONTINUITY` (segments served as stored);
 //! * `ads=replace`: each break's segments are replaced by the segments of the
-//!   creatives registered for ad insertion ([`Origin::add_creative`]), between
-//!   discontinuities;
+//!   creatives registered for ad insertion ([`Origin::add_creative`]): all of them, in
+//!   id order and in full whatever the break's length (nothing is cut or filled), each
+//!   after an `EXT-X-DISCONTINUITY`, and one where the programme resumes; their
+//!   segments are `/ads/{creative}/{n}.ts`, served by [`Origin::handle_mut`]. With no
+//!   creative registered the playlist is `409 Conflict`;
 //! * `ads=keep`: everything, as recorded.
 //!
 //! `/live/{stream}/vod.mpd` is the same programme as a static DASH MPD with one
