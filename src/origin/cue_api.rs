@@ -45,6 +45,10 @@ impl<S: SegmentStore> Origin<S> {
                 let (creative, file) = (creative.to_string(), file.to_string());
                 return self.handle_ad(&creative, &file, req);
             }
+            (Method::Get | Method::Head, Ok(Some(Route::AdCmaf(creative, rendition, file)))) => {
+                let head = req.method == Method::Head;
+                return self.handle_ad_cmaf(creative, rendition, file, head);
+            }
             _ => {}
         }
         self.handle_counting(req, now)

@@ -132,6 +132,8 @@ pub(super) enum Route<'a> {
     Ssai(&'a str, &'a str, &'a str),
     /// `/ads/{creative}/{file}`: a creative's segments.
     Ad(&'a str, &'a str),
+    /// `/ads/{creative}/{rendition}/{file}`: a creative's CMAF init segment and fragments.
+    AdCmaf(&'a str, &'a str, &'a str),
     /// `/live/{stream}/vod.m3u8` and `/live/{stream}/vod.mpd`: live-to-VOD.
     Vod(&'a str, &'a str),
     /// `/live/{stream}/vod/{n}.ts?shift=-T`: a stored segment re-timed for live-to-VOD.
@@ -754,7 +756,7 @@ impl<S: SegmentStore> Origin<S> {
             Route::Dvr(_) | Route::RenditionDvr(..) => {
                 return text(404, "DVR is off\n", head);
             }
-            Route::Ssai(..) | Route::Ad(..) => {
+            Route::Ssai(..) | Route::Ad(..) | Route::AdCmaf(..) => {
                 // Per-session state: served by `handle_mut`.
                 return text(404, "ad insertion is served by handle_mut\n", head);
             }
@@ -1071,6 +1073,12 @@ pub(super) fn route(target: &str) -> std::result::Result<Option<Route<'_>>, ()> 
             }
             // `{n}.ts`: the name was checked above (no `..`, no escapes).
             Ok(Some(Route::Ad(creative, file)))
+        }
+        ["ads", creative, rendition, file] => {
+            if !valid_stream_name(creative) || !valid_stream_name(rendition) {
+                return Err(());
+            }
+            Ok(Some(Route::AdCmaf(creative, rendition, file)))
         }
         ["live", name, rendition, file] => {
             if !valid_stream_name(name) || !valid_stream_name(rendition) {

@@ -23,14 +23,18 @@ use bytes::Bytes;
 use super::http::{Method, Request, Response};
 use super::live::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST};
 use super::protect::ok;
-use super::router::{number, text, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE, SEGMENT_TYPE};
+use super::router::{
+    number, text, FRAGMENT_TYPE, MPD_NAME, MPD_TYPE, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE,
+    SEGMENT_TYPE,
+};
 use super::store::Series;
 use super::{Origin, SegmentStore};
 use crate::error::{Error, Result};
 use crate::package::ads::AdBreak;
+use crate::package::cmaf::INIT_SEGMENT;
 use crate::package::ssai::{
     passthrough_playlist, valid_creative_id, AdDecider, AdSessions, ContentSegment,
-    ContentTimeline, Creative, LiveView, SsaiOptions,
+    ContentTimeline, Creative, DashSessions, LiveView, SsaiOptions,
 };
 
 /// Most creatives one origin serves (slate included).
@@ -43,6 +47,17 @@ const MAX_BACKFILL: u64 = 1024;
 struct StreamAds {
     timeline: ContentTimeline,
     sessions: AdSessions,
+    dash: DashSessions,
+}
+
+impl StreamAds {
+    fn new(opts: &SsaiOptions) -> Self {
+        StreamAds {
+            timeline: ContentTimeline::default(),
+            sessions: AdSessions::new(opts.clone()),
+            dash: DashSessions::new(opts.clone()),
+        }
+    }
 }
 
 /// The origin's ad-insertion state: the host's decider, the creatives and the viewer
@@ -173,7 +188,7 @@ impl<S: SegmentStore> Origin<S> {
         session: &str,
         file: &str,
         req: &Request,
-        _now: i64,
+        now: i64,
     ) -> Response {
         let head = req.method == Method::Head;
         // Sessions of streams that are gone go with them.
@@ -190,6 +205,7 @@ impl<S: SegmentStore> Origin<S> {
                 };
             }
             MEDIA_PLAYLIST => {}
+            MPD_NAME => return self.ssai_mpd(name, session, head, now),
             _ => return text(404, "not found\n", head),
         }
         let content = stream.playlist();
@@ -207,10 +223,7 @@ impl<S: SegmentStore> Origin<S> {
                     .ssai
                     .streams
                     .entry(name.to_string())
-                    .or_insert_with(|| StreamAds {
-                        timeline: ContentTimeline::default(),
-                        sessions: AdSessions::new(opts.clone()),
-                    });
+                    .or_insert_with(|| StreamAds::new(opts));
                 ads.timeline.observe(content);
                 backfill(&self.store, name, &mut ads.timeline, content.media_sequence);
                 let low = ads
@@ -237,6 +250,72 @@ impl<S: SegmentStore> Origin<S> {
                 tracing::debug!("ad insertion: playlist of {name}/{session}: {e}");
                 text(500, "ad insertion failed\n", head)
             }
+        }
+    }
+
+    /// The session's MPD: the content's live MPD with the breaks as ad Periods.
+    fn ssai_mpd(&mut self, name: &str, session: &str, head: bool, now: i64) -> Response {
+        let Some(stream) = self.streams.get(name) else {
+            return text(404, "unknown stream\n", head);
+        };
+        let Some(content) = stream.mpd_model(now) else {
+            return text(404, "no segment yet\n", head);
+        };
+        let mpd = match self.ssai.decider.as_mut() {
+            None => Ok(content),
+            Some(decider) => {
+                let breaks: Vec<AdBreak> = stream
+                    .cmaf()
+                    .map(|c| c.ad_breaks().cloned().collect())
+                    .unwrap_or_default();
+                let opts = &self.ssai.opts;
+                let ads = self
+                    .ssai
+                    .streams
+                    .entry(name.to_string())
+                    .or_insert_with(|| StreamAds::new(opts));
+                let mut served = Served {
+                    inner: decider.as_mut(),
+                    creatives: &self.ssai.creatives,
+                };
+                ads.dash
+                    .session_mpd(session, &content, &breaks, &mut served, now)
+            }
+        };
+        match mpd.and_then(|m| m.write()) {
+            Ok(t) => ok(MPD_TYPE, PLAYLIST_CACHE, Bytes::from(t), head),
+            Err(e) => {
+                tracing::debug!("ad insertion: MPD of {name}/{session}: {e}");
+                text(500, "ad insertion failed\n", head)
+            }
+        }
+    }
+
+    /// `/ads/{creative}/{rendition}/init.mp4` and `.../{n}.m4s`.
+    pub(super) fn handle_ad_cmaf(
+        &self,
+        creative: &str,
+        rendition: &str,
+        file: &str,
+        head: bool,
+    ) -> Response {
+        let Some(cmaf) = self
+            .ssai
+            .creatives
+            .get(creative)
+            .and_then(|c| c.cmaf.as_ref())
+        else {
+            return text(404, "no such creative\n", head);
+        };
+        if file == INIT_SEGMENT {
+            return match cmaf.init(rendition) {
+                Some(b) => ok("video/mp4", SEGMENT_CACHE, b.clone(), head),
+                None => text(404, "unknown rendition\n", head),
+            };
+        }
+        match number(file, ".m4s").and_then(|n| cmaf.fragment(rendition, n)) {
+            Some(b) => ok(FRAGMENT_TYPE, SEGMENT_CACHE, b.clone(), head),
+            None => text(404, "unknown segment\n", head),
         }
     }
 

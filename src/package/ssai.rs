@@ -177,6 +177,10 @@ pub struct Creative {
     /// Its tracks, as the segments carry them (empty when unknown: then
     /// [`check_compatible`] refuses it against any content).
     pub tracks: Vec<TrackInfo>,
+    /// The same ad as CMAF, for DASH sessions ([`DashSessions`]): made by
+    /// [`Creative::from_mp4`]; `None` for [`Creative::from_segments`] (such a creative
+    /// plays in HLS only).
+    pub cmaf: Option<Arc<CreativeCmaf>>,
 }
 
 impl Creative {
@@ -254,6 +258,7 @@ impl Creative {
             id,
             segments: out.segments,
             tracks,
+            cmaf: Some(Arc::new(out.cmaf.finish()?)),
         })
     }
 
@@ -297,6 +302,7 @@ impl Creative {
             id,
             segments,
             tracks,
+            cmaf: None,
         })
     }
 
@@ -314,6 +320,7 @@ impl Creative {
 /// Segments to TS, for [`Creative::from_mp4`].
 #[derive(Default)]
 struct Packager {
+    cmaf: dash::CmafPackager,
     muxer: Option<TsMuxer>,
     tracks: Option<Vec<TrackInfo>>,
     segments: Vec<CreativeSegment>,
@@ -346,6 +353,7 @@ impl Packager {
                 .muxer
                 .insert(TsMuxer::new(&seg.tracks, TsMuxerOptions::default())?),
         };
+        self.cmaf.write(&seg)?;
         let mut buf = BytesMut::with_capacity(seg.payload_len() + seg.payload_len() / 8 + 1024);
         muxer.write_segment(&seg, &mut buf)?;
         self.segments
@@ -1263,6 +1271,9 @@ pub fn passthrough_playlist(content: &MediaPlaylist, prefix: &str) -> MediaPlayl
     }
     pl
 }
+
+mod dash;
+pub use dash::{CreativeCmaf, CreativeRendition, DashSessions};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,504 @@
+//! Server-side ad insertion for live DASH: the ads of a break as extra Periods (DASH-IF
+//! IOP §5.3, "server-based architecture": the content Period is split at the break and
+//! each creative is a Period of its own).
+//!
+//! * [`CreativeCmaf`]: a creative as CMAF renditions (init segment and fragments per
+//!   track), made by [`Creative::from_mp4`] next to its MPEG-TS segments, and the
+//!   AdaptationSets of its Period.
+//! * [`DashSessions`]: viewer sessions and their fixed decisions, and
+//!   [`DashSessions::session_mpd`], the session's MPD made from the content's.
+//!
+//! # How a session MPD is made
+//!
+//! From the content's live MPD (one Period from 0, as the origin serves it, listing only
+//! the fragments already available) and the stream's breaks on the same timeline:
+//!
+//! * **Decision.** The first time a session meets a break, the [`AdDecider`] is asked;
+//!   the answer is kept for that session. Creatives without a CMAF form are skipped; the
+//!   others are taken in order while their running total fits the break's planned
+//!   duration (or its actual one once it ended). Breaks that ended before the session's
+//!   first request, and breaks for which nothing fits, are not substituted.
+//! * **Periods.** The content Period ends at the break's cut; one Period per creative
+//!   follows (`Period@duration` = the creative's), then the content again from the first
+//!   content segment at or after the ads' end (the rest of the break is the content's
+//!   own, as in HLS), its `presentationTimeOffset` that time, so that the content keeps
+//!   its place on the timeline. Period ids are stable across updates: `c{t}` for content
+//!   from 90 kHz time `t`, `ad{t}-{n}` for the `n`th creative of the break cut at `t`.
+//! * **Pacing.** An ad fragment is listed only once it is available as a content
+//!   fragment at the same time would be (availabilityStartTime + its end <= now), so the
+//!   session's live edge moves with the content's.
+//! * **Window.** Content Periods left without a fragment by the sliding window, and ad
+//!   Periods that ended before the window's first fragment, are dropped.
+//! * **Events.** The `EventStream` events of a substituted break are dropped (the ads
+//!   are in the programme already); the others go to the content Period they fall in.
+//!
+//! Ad Periods address `{ad_prefix}{creative}/{rendition}/init.mp4` and
+//! `{ad_prefix}{creative}/{rendition}/{n}.m4s` (`/ads/...` by default).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{AdDecider, Creative, SsaiOptions};
+use crate::error::{Error, Result};
+use crate::package::ads::AdBreak;
+use crate::package::cmaf::{CmafFragment, CmafOptions, CmafPresentation};
+use crate::package::dash::{AdaptationSet, Mpd, MpdType, Period, SegmentTimeline};
+use crate::package::Segment;
+use crate::time::{Rounding, Timescale, Timestamp};
+
+/// 90 kHz: break times and Period times are counted on it.
+const CLOCK: Timescale = Timescale::MPEG;
+/// A fragment whose start is within this of a cut belongs to the side of the cut (audio
+/// fragments start up to a frame away from the video's), 90 kHz (100 ms).
+const SLACK_90K: i64 = 9_000;
+
+/// One track of a [`CreativeCmaf`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CreativeRendition {
+    /// Its name in URLs and the Representation id (`v1`, `a2`).
+    pub name: String,
+    /// The init segment (`ftyp` + `moov`).
+    pub init: Bytes,
+    /// The fragments, in order (`{n}.m4s` is `fragments[n]`).
+    pub fragments: Vec<Bytes>,
+}
+
+/// A creative as CMAF: its renditions and the AdaptationSets of its Period.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CreativeCmaf {
+    /// The renditions, video first.
+    pub renditions: Vec<CreativeRendition>,
+    /// The AdaptationSets of an ad Period, with templates relative to the creative
+    /// (`$RepresentationID$/init.mp4`, `$RepresentationID$/$Number$.m4s`, numbers from
+    /// 0) and each Representation's `presentationTimeOffset` at its first fragment.
+    pub adaptation_sets: Vec<AdaptationSet>,
+}
+
+impl CreativeCmaf {
+    /// The init segment of `rendition`.
+    pub fn init(&self, rendition: &str) -> Option<&Bytes> {
+        self.renditions
+            .iter()
+            .find(|r| r.name == rendition)
+            .map(|r| &r.init)
+    }
+
+    /// Fragment `n` of `rendition`.
+    pub fn fragment(&self, rendition: &str, n: u64) -> Option<&Bytes> {
+        let r = self.renditions.iter().find(|r| r.name == rendition)?;
+        r.fragments.get(usize::try_from(n).ok()?)
+    }
+}
+
+/// Writes a creative's segments as CMAF, for [`Creative::from_mp4`].
+#[derive(Debug)]
+pub(super) struct CmafPackager {
+    pres: CmafPresentation,
+    fragments: Vec<(String, Bytes)>,
+}
+
+impl Default for CmafPackager {
+    fn default() -> Self {
+        let opts = CmafOptions {
+            first_number: 0,
+            ..CmafOptions::default()
+        };
+        CmafPackager {
+            pres: CmafPresentation::new(opts),
+            fragments: Vec::new(),
+        }
+    }
+}
+
+impl CmafPackager {
+    pub(super) fn write(&mut self, seg: &Segment) -> Result<()> {
+        let out: Vec<CmafFragment> = self.pres.write_segment(seg, None)?;
+        for f in out {
+            if f.new_init && f.number != 0 {
+                return Err(Error::unsupported(
+                    "ad creative MP4: its tracks change within the file",
+                ));
+            }
+            self.fragments.push((f.rendition, f.data));
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) -> Result<CreativeCmaf> {
+        self.pres.set_ended();
+        let mpd = self.pres.static_mpd()?;
+        let mut sets: Vec<AdaptationSet> = mpd
+            .periods
+            .into_iter()
+            .flat_map(|p| p.adaptation_sets)
+            .collect();
+        for rep in sets.iter_mut().flat_map(|s| &mut s.representations) {
+            let t = &mut rep.segment_template;
+            t.presentation_time_offset = t.timeline.entries().first().map_or(0, |e| e.t);
+        }
+        let mut renditions = Vec::new();
+        for r in self.pres.renditions() {
+            let fragments = self
+                .fragments
+                .iter()
+                .filter(|(n, _)| n == r.name())
+                .map(|(_, b)| b.clone())
+                .collect();
+            renditions.push(CreativeRendition {
+                name: r.name().to_string(),
+                init: r.init_segment(),
+                fragments,
+            });
+        }
+        Ok(CreativeCmaf {
+            renditions,
+            adaptation_sets: sets,
+        })
+    }
+}
+
+/// One session's fixed decisions, by break (event id, cut time).
+#[derive(Debug, Default)]
+struct Session {
+    last_used: u64,
+    decisions: HashMap<(u32, i64), Vec<Arc<Creative>>>,
+}
+
+/// Viewer sessions of one live DASH stream with server-side ad insertion, and their
+/// MPDs (see the [module docs](self)). Bounded by [`SsaiOptions::max_sessions`] and
+/// [`SsaiOptions::max_plans_per_session`].
+#[derive(Debug, Default)]
+pub struct DashSessions {
+    opts: SsaiOptions,
+    sessions: HashMap<String, Session>,
+    clock: u64,
+}
+
+/// A break substituted for a session: where it is cut, its creatives and offsets.
+struct Substitution<'a> {
+    start_90k: i64,
+    ads: Vec<(&'a Arc<Creative>, &'a CreativeCmaf, i64)>,
+    end_90k: i64,
+}
+
+fn ticks(t: Timestamp) -> i64 {
+    t.rescale(CLOCK, Rounding::Nearest).ticks()
+}
+
+fn to_90k(t: u64, scale: Timescale) -> i64 {
+    ticks(Timestamp::new(t.min(i64::MAX as u64) as i64, scale))
+}
+
+fn from_90k(t: i64, scale: Timescale) -> u64 {
+    Timestamp::new(t, CLOCK)
+        .rescale(scale, Rounding::Nearest)
+        .ticks()
+        .max(0) as u64
+}
+
+/// `(start, duration)` of every segment of `timeline`.
+fn expand(timeline: &SegmentTimeline) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in timeline.entries() {
+        for i in 0..e.count() {
+            out.push((e.t.saturating_add(e.d.saturating_mul(i)), e.d));
+        }
+    }
+    out
+}
+
+impl DashSessions {
+    /// No session yet.
+    pub fn new(opts: SsaiOptions) -> Self {
+        DashSessions {
+            opts,
+            sessions: HashMap::new(),
+            clock: 0,
+        }
+    }
+
+    /// Sessions remembered.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The MPD of `session`: `content` (the stream's live MPD, one Period from 0) with
+    /// the `breaks` (on the same timeline, 90 kHz) substituted as the [module
+    /// docs](self) say. `now_ms` is the wall clock (Unix ms), checked against a dynamic
+    /// MPD's `availabilityStartTime`; a static MPD lists everything.
+    ///
+    /// Errors: [`Error::usage`] for a `content` MPD without exactly one Period; the
+    /// errors of the timelines (a content timeline with gaps).
+    pub fn session_mpd(
+        &mut self,
+        session: &str,
+        content: &Mpd,
+        breaks: &[AdBreak],
+        decider: &mut dyn AdDecider,
+        now_ms: i64,
+    ) -> Result<Mpd> {
+        let [base] = content.periods.as_slice() else {
+            return Err(Error::usage("SSAI: the content MPD must have one Period"));
+        };
+        let available_90k = match content.mpd_type {
+            MpdType::Dynamic {
+                availability_start_time,
+                ..
+            } => Some(
+                now_ms
+                    .saturating_sub(availability_start_time)
+                    .saturating_mul(90),
+            ),
+            _ => None,
+        };
+        let decisions = self.decide(session, breaks, decider);
+        // The substitutions, in time order.
+        let mut subs: Vec<Substitution<'_>> = Vec::new();
+        for (b, ads) in breaks.iter().zip(&decisions) {
+            let budget = b.duration().or(b.planned_duration).map_or(i64::MAX, ticks);
+            let mut offset = 0i64;
+            let mut list = Vec::new();
+            for c in ads {
+                let (Some(cmaf), d) = (c.cmaf.as_deref(), ticks(c.duration())) else {
+                    continue;
+                };
+                if d <= 0 || offset.saturating_add(d) > budget {
+                    continue;
+                }
+                list.push((c, cmaf, offset));
+                offset += d;
+            }
+            if list.is_empty() {
+                continue;
+            }
+            let start_90k = ticks(b.start);
+            if subs.last().is_some_and(|s| s.end_90k > start_90k) {
+                continue; // overlaps the previous substitution
+            }
+            subs.push(Substitution {
+                start_90k,
+                ads: list,
+                end_90k: start_90k.saturating_add(offset),
+            });
+        }
+        let mut mpd = content.clone();
+        mpd.periods.clear();
+        // Content Periods: [from, to) on the 90 kHz timeline.
+        let mut from = 0i64;
+        let reps: Vec<(Timescale, Vec<(u64, u64)>)> = base
+            .adaptation_sets
+            .iter()
+            .flat_map(|s| &s.representations)
+            .map(|r| {
+                (
+                    r.segment_template.timescale,
+                    expand(&r.segment_template.timeline),
+                )
+            })
+            .collect();
+        let window_start = reps
+            .iter()
+            .filter_map(|(scale, segs)| segs.first().map(|s| to_90k(s.0, *scale)))
+            .min()
+            .unwrap_or(0);
+        let reference = reps.first().cloned();
+        let mut listing = true;
+        for sub in &subs {
+            if !listing {
+                break;
+            }
+            if let Some(p) = content_period(base, from, Some(sub.start_90k), &subs)? {
+                mpd.periods.push(p);
+            }
+            for (n, (c, cmaf, offset)) in sub.ads.iter().enumerate() {
+                let start = sub.start_90k + offset;
+                let duration = ticks(c.duration());
+                if start + duration <= window_start {
+                    continue;
+                }
+                let mut period = Period::new(
+                    format!("ad{}-{n}", sub.start_90k),
+                    Timestamp::new(start, CLOCK),
+                )
+                .with_duration(Timestamp::new(duration, CLOCK));
+                let mut complete = true;
+                for set in &cmaf.adaptation_sets {
+                    let mut set = set.clone();
+                    set.inband_event_streams.clear();
+                    for rep in &mut set.representations {
+                        let t = &mut rep.segment_template;
+                        let pto = t.presentation_time_offset;
+                        let scale = t.timescale;
+                        let mut kept = Vec::new();
+                        for (s, d) in expand(&t.timeline) {
+                            let end =
+                                start + to_90k(s.saturating_add(d).saturating_sub(pto), scale);
+                            if available_90k.is_some_and(|a| end > a) {
+                                complete = false;
+                                break;
+                            }
+                            kept.push((s, d));
+                        }
+                        if kept.is_empty() {
+                            complete = false;
+                        }
+                        t.timeline = SegmentTimeline::from_segments(kept)?;
+                        t.initialization =
+                            format!("{}{}/{}", self.opts.ad_prefix, c.id, t.initialization);
+                        t.media = format!("{}{}/{}", self.opts.ad_prefix, c.id, t.media);
+                    }
+                    period.adaptation_sets.push(set);
+                }
+                let empty = period
+                    .adaptation_sets
+                    .iter()
+                    .flat_map(|s| &s.representations)
+                    .any(|r| r.segment_template.timeline.entries().is_empty());
+                if empty {
+                    listing = false;
+                    break;
+                }
+                mpd.periods.push(period);
+                if !complete {
+                    listing = false;
+                    break;
+                }
+            }
+            // The content resumes at its first segment at or after the ads' end.
+            from = match &reference {
+                Some((scale, segs)) => segs
+                    .iter()
+                    .map(|s| to_90k(s.0, *scale))
+                    .find(|&t| t + SLACK_90K >= sub.end_90k)
+                    .unwrap_or(i64::MAX),
+                None => i64::MAX,
+            };
+            if from == i64::MAX {
+                listing = false;
+            }
+        }
+        if listing {
+            if let Some(p) = content_period(base, from, None, &subs)? {
+                mpd.periods.push(p);
+            }
+        }
+        if mpd.periods.is_empty() {
+            return Err(Error::usage("SSAI: nothing to list yet"));
+        }
+        Ok(mpd)
+    }
+
+    /// The session's decision for each break (empty: not substituted).
+    fn decide(
+        &mut self,
+        session: &str,
+        breaks: &[AdBreak],
+        decider: &mut dyn AdDecider,
+    ) -> Vec<Vec<Arc<Creative>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let known = self.sessions.contains_key(session);
+        if !known && self.sessions.len() >= self.opts.max_sessions.max(1) {
+            if let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone())
+            {
+                self.sessions.remove(&oldest);
+            }
+        }
+        let s = self.sessions.entry(session.to_string()).or_default();
+        s.last_used = clock;
+        // Plans of breaks no longer listed go.
+        let live: Vec<(u32, i64)> = breaks.iter().map(|b| (b.id, ticks(b.start))).collect();
+        s.decisions.retain(|k, _| live.contains(k));
+        let mut out = Vec::with_capacity(breaks.len());
+        for b in breaks {
+            let key = (b.id, ticks(b.start));
+            if let Some(d) = s.decisions.get(&key) {
+                out.push(d.clone());
+                continue;
+            }
+            let d = if (!known && b.end.is_some())
+                || s.decisions.len() >= self.opts.max_plans_per_session
+            {
+                Vec::new() // ended before the session joined, or too many plans
+            } else {
+                decider.decide(b, session)
+            };
+            s.decisions.insert(key, d.clone());
+            out.push(d);
+        }
+        out
+    }
+}
+
+/// The content Period covering `[from, to)` (90 kHz), `None` when no fragment of it is
+/// listed.
+fn content_period(
+    base: &Period,
+    from: i64,
+    to: Option<i64>,
+    subs: &[Substitution<'_>],
+) -> Result<Option<Period>> {
+    let mut period = Period::new(format!("c{from}"), Timestamp::new(from, CLOCK));
+    let mut any = false;
+    for set in &base.adaptation_sets {
+        let mut set = set.clone();
+        for rep in &mut set.representations {
+            let t = &mut rep.segment_template;
+            let scale = t.timescale;
+            let mut number = t.start_number;
+            let mut first_number = None;
+            let mut kept = Vec::new();
+            for (s, d) in expand(&t.timeline) {
+                let at = to_90k(s, scale);
+                if at + SLACK_90K >= from && to.is_none_or(|to| at + SLACK_90K < to) {
+                    first_number.get_or_insert(number);
+                    kept.push((s, d));
+                }
+                number += 1;
+            }
+            if kept.is_empty() {
+                return Ok(None);
+            }
+            any = true;
+            t.start_number = first_number.unwrap_or(t.start_number);
+            t.presentation_time_offset = t.presentation_time_offset.max(from_90k(from, scale));
+            t.timeline = SegmentTimeline::from_segments(kept)?;
+        }
+        period.adaptation_sets.push(set);
+    }
+    if !any {
+        return Ok(None);
+    }
+    let end = to.unwrap_or(i64::MAX);
+    for stream in &base.event_streams {
+        let mut stream = stream.clone();
+        let scale = Timescale::new(stream.timescale).unwrap_or(CLOCK);
+        let pto = to_90k(stream.presentation_time_offset, scale);
+        // Event times are relative to the Period start through the stream's offset.
+        stream.presentation_time_offset = stream
+            .presentation_time_offset
+            .saturating_add(from_90k(from, scale));
+        stream.events.retain(|e| {
+            let at = to_90k(e.presentation_time, scale) - pto;
+            let substituted = subs.iter().any(|s| (at - s.start_90k).abs() <= SLACK_90K);
+            !substituted && at >= from && at < end
+        });
+        if !stream.events.is_empty() {
+            period.event_streams.push(stream);
+        }
+    }
+    Ok(Some(period))
+}
