@@ -1114,7 +1114,8 @@ mod tests {
         mpd.period_mut().event_streams[0].timescale = 0;
         let e = mpd.write().unwrap_err();
         assert!(
-            e.to_string().starts_with("Period 0: EventStream 0: usage error"),
+            e.to_string()
+                .starts_with("Period 0: EventStream 0: usage error"),
             "{e}"
         );
     }
