@@ -17,17 +17,29 @@
 //!   creative registered the playlist is `409 Conflict`;
 //! * `ads=keep`: everything, as recorded.
 //!
-//! `/live/{stream}/vod.mpd` is the same programme as a static DASH MPD with one
-//! continuous timeline (`ads=remove` or `ads=keep`): each rendition's fragments are
-//! renumbered from 0 without the break fragments and served re-timed
-//! (`vod/{rendition}/{k}.m4s`, [`crate::container::fmp4::retime_fragment`]), so one
-//! Period plays through. It needs the stream's live MPD model: it is served while the
-//! stream is held (publishing, or ended and lingering).
+//! `/live/{stream}/vod.mpd` is the same programme as a static DASH MPD. Each rendition's
+//! fragments are numbered from 0 without the break fragments (`vod/{rendition}/{k}.m4s`,
+//! their `emsg` boxes dropped) and
+//!
+//! * with `ads=remove` served re-timed ([`crate::container::fmp4::retime_fragment`]), so
+//!   one Period plays through (`ads=keep`: one Period of everything);
+//! * with `ads=join` served as stored, one Period per run of programme between breaks
+//!   (`c0`, `c1`...; DASH-IF IOP §4.3), each representation's `presentationTimeOffset`
+//!   the run's start, each Period's `start` the sum of the Periods before it;
+//! * with `ads=replace` as `join`, with each break's place taken by one Period per
+//!   creative (`ad{b}-{n}`; DASH-IF IOP §5.3): the creatives registered with
+//!   [`Origin::add_creative`] that have a CMAF form, all of them, by id, in full (the
+//!   HLS rule), addressed at `/ads/{creative}/{rendition}/...`; 409 when there is none.
+//!
+//! It needs the stream's live MPD model: it is served while the stream is held
+//! (publishing, or ended and lingering).
 //!
 //! `types=0x30,0x34` limits the breaks handled to those whose cue carried one of these
 //! SCTE 35 segmentation types (others stay in); `start=` and `end=` (Unix seconds, as
 //! for start-over) limit the range. The playlist is `VOD` with `EXT-X-ENDLIST` once the
 //! stream has no publisher or the range ends before the newest segment, else `EVENT`.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -37,8 +49,10 @@ use super::router::{text, PLAYLIST_CACHE, PLAYLIST_TYPE, SEGMENT_CACHE};
 use super::store::{SegmentRecord, SegmentStore, Series};
 use super::{LiveState, Origin};
 use crate::error::{Error, Result};
+use crate::package::dash::{AdaptationSet, Mpd, MpdType, Period, SegmentTimeline};
 use crate::package::hls::{MediaPlaylist, MediaSegment, PlaylistType};
-use crate::time::{Timescale, Timestamp};
+use crate::package::ssai::CreativeCmaf;
+use crate::time::{Rounding, Timescale, Timestamp};
 
 /// The live-to-VOD HLS playlist: `/live/{stream}/vod.m3u8`.
 pub const VOD_PLAYLIST: &str = "vod.m3u8";
@@ -247,19 +261,43 @@ impl<S: SegmentStore> Origin<S> {
         all.sort();
         all
     }
+
+    /// Ids and CMAF forms of the creatives that replace breaks in the live-to-VOD MPD
+    /// (`ads=replace`): those registered with [`Origin::add_creative`] that have one
+    /// (made by [`crate::package::ssai::Creative::from_mp4`]), by id; the others play
+    /// in HLS only.
+    fn creative_cmafs(&self) -> Vec<(String, Arc<CreativeCmaf>)> {
+        let mut all: Vec<(String, Arc<CreativeCmaf>)> = self
+            .ssai
+            .creatives
+            .values()
+            .filter_map(|c| Some((c.id.clone(), Arc::clone(c.cmaf.as_ref()?))))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
 }
 
-/// Visits the segments of `series` that a live-to-VOD of query `q` keeps, numbered from 0
-/// (`k`), with the shift (ticks of the record's timescale, not positive) that closes the
-/// gaps of the breaks removed before each. Stops when `visit` returns `false`.
+/// One step of [`walk`]: a segment kept, or one of a break left out.
+enum Step<'a> {
+    /// The `k`-th segment kept (numbered from 0), with the shift (ticks of the record's
+    /// timescale, not positive) that closes the gaps of the breaks removed before it
+    /// (`ads=remove`; 0 otherwise).
+    Kept(u64, &'a SegmentRecord, i64),
+    /// A segment of a break, left out (`ads=remove`, `join`, `replace`).
+    Ad(&'a SegmentRecord),
+}
+
+/// Visits the segments of `series` in the range of query `q`, in order, as [`Step`]s.
+/// Stops when `visit` returns `false`.
 ///
 /// Errors: the store's.
-fn walk_kept<S: SegmentStore + ?Sized>(
+fn walk<S: SegmentStore + ?Sized>(
     store: &S,
     stream: &str,
     series: Series<'_>,
     q: &VodQuery,
-    visit: &mut dyn FnMut(u64, &SegmentRecord, i64) -> bool,
+    visit: &mut dyn FnMut(Step<'_>) -> bool,
 ) -> Result<()> {
     let first = match q.start {
         Some(t) => match store.record_at(stream, series, t) {
@@ -274,45 +312,62 @@ fn walk_kept<S: SegmentStore + ?Sized>(
         if q.end.is_some_and(|e| r.program_date_time >= e) {
             return false;
         }
-        if q.mode == AdsMode::Remove && q.is_ad(r) {
-            removed = removed.saturating_add(r.duration.ticks());
-            return true;
+        if q.mode != AdsMode::Keep && q.is_ad(r) {
+            if q.mode == AdsMode::Remove {
+                removed = removed.saturating_add(r.duration.ticks());
+            }
+            return visit(Step::Ad(r));
         }
-        let go = visit(k, r, -removed);
+        let go = visit(Step::Kept(k, r, -removed));
         k += 1;
         go
     })
 }
 
-/// The live-to-VOD MPD: `live` (the stream's MPD model) made static, each
-/// representation's timeline taken from the kept fragments, re-timed and contiguous.
+/// Visits the segments of `series` that a live-to-VOD of query `q` keeps, numbered from 0
+/// (`k`), with the shift (ticks of the record's timescale, not positive) that closes the
+/// gaps of the breaks removed before each (`ads=remove`; 0 for the other modes). Stops
+/// when `visit` returns `false`.
+///
+/// Errors: the store's.
+fn walk_kept<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    series: Series<'_>,
+    q: &VodQuery,
+    visit: &mut dyn FnMut(u64, &SegmentRecord, i64) -> bool,
+) -> Result<()> {
+    walk(store, stream, series, q, &mut |step| match step {
+        Step::Kept(k, r, shift) => visit(k, r, shift),
+        Step::Ad(_) => true,
+    })
+}
+
+/// The live-to-VOD MPD: `mpd` (the stream's live MPD model) made static.
+///
+/// * `ads=remove` and `ads=keep`: one Period, each representation's timeline taken from
+///   the kept fragments, re-timed and contiguous;
+/// * `ads=join` and `ads=replace`: one Period per run of programme between breaks, with
+///   the `creatives`' Periods in each break's place for `replace` ([`vod_mpd_periods`]).
+///
+/// `Ok(None)` when nothing is kept. Errors: the store's; [`Error::malformed`] for a
+/// fragment whose timescale is not its rendition's; those of [`vod_mpd_periods`].
 fn vod_mpd<S: SegmentStore + ?Sized>(
     store: &S,
     stream: &str,
     q: &VodQuery,
-    mut mpd: crate::package::dash::Mpd,
-) -> Result<Option<crate::package::dash::Mpd>> {
-    use crate::package::dash::{MpdType, SegmentTimeline};
-    let mut query = match q.mode {
-        AdsMode::Keep => "?ads=keep".to_string(),
-        _ => "?ads=remove".to_string(),
-    };
-    if !q.types.is_empty() {
-        let types: Vec<String> = q.types.iter().map(|t| format!("0x{t:02X}")).collect();
-        query.push_str(&format!("&types={}", types.join(",")));
+    mut mpd: Mpd,
+    creatives: &[(String, Arc<CreativeCmaf>)],
+) -> Result<Option<Mpd>> {
+    if matches!(q.mode, AdsMode::Join | AdsMode::Replace) {
+        let creatives = if q.mode == AdsMode::Replace {
+            creatives
+        } else {
+            &[]
+        };
+        return vod_mpd_periods(store, stream, q, mpd, creatives);
     }
-    for (k, v) in [("start", q.start), ("end", q.end)] {
-        if let Some(ms) = v {
-            query.push_str(&format!(
-                "&{k}={}.{:03}",
-                ms.div_euclid(1000),
-                ms.rem_euclid(1000)
-            ));
-        }
-    }
-    if let Some(t) = &q.token {
-        query.push_str(&format!("&token={t}"));
-    }
+    let query = fragment_query(q);
     let mut longest = Timestamp::from_millis(0);
     for set in mpd.periods.iter_mut().flat_map(|p| &mut p.adaptation_sets) {
         set.inband_event_streams.clear();
@@ -360,6 +415,268 @@ fn vod_mpd<S: SegmentStore + ?Sized>(
     Ok(Some(mpd))
 }
 
+/// The query of a live-to-VOD fragment URL (`?ads=...`, then the range, the types and
+/// the token of `q`), so that [`Origin::handle_vod_fragment`] walks the same fragments.
+fn fragment_query(q: &VodQuery) -> String {
+    let mut query = match q.mode {
+        AdsMode::Keep => "?ads=keep",
+        AdsMode::Join => "?ads=join",
+        AdsMode::Replace => "?ads=replace",
+        AdsMode::Remove => "?ads=remove",
+    }
+    .to_string();
+    if !q.types.is_empty() {
+        let types: Vec<String> = q.types.iter().map(|t| format!("0x{t:02X}")).collect();
+        query.push_str(&format!("&types={}", types.join(",")));
+    }
+    for (k, v) in [("start", q.start), ("end", q.end)] {
+        if let Some(ms) = v {
+            query.push_str(&format!(
+                "&{k}={}.{:03}",
+                ms.div_euclid(1000),
+                ms.rem_euclid(1000)
+            ));
+        }
+    }
+    if let Some(t) = &q.token {
+        query.push_str(&format!("&token={t}"));
+    }
+    query
+}
+
+/// Most Periods in one live-to-VOD MPD of `ads=join` or `ads=replace`.
+const MAX_VOD_PERIODS: usize = 10_000;
+
+/// Period boundaries are summed on the 90 kHz clock, then written in milliseconds.
+const CLOCK: Timescale = Timescale::MPEG;
+
+/// A stretch of one rendition in a live-to-VOD of `ads=join` or `ads=replace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Consecutive kept fragments (`k`, start, duration), in the rendition's timescale:
+    /// between two breaks, or between a break and a discontinuity.
+    Run(Vec<(u64, u64, u64)>),
+    /// One ad break left out, however many fragments it spans.
+    Break,
+}
+
+/// The fragments of `rendition` that query `q` keeps, split at the breaks (a new
+/// break starts at an ad fragment that follows a kept one or is its break's first) and
+/// at discontinuities (where the timeline may jump).
+///
+/// Errors: the store's; [`Error::malformed`] for a fragment whose timescale is not
+/// `scale`; [`Error::limit`] past [`MAX_VOD_SEGMENTS`] kept fragments.
+fn pieces<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    rendition: &str,
+    scale: Timescale,
+    q: &VodQuery,
+) -> Result<Vec<Piece>> {
+    let mut out: Vec<Piece> = Vec::new();
+    let mut in_ad = false;
+    let mut kept = 0usize;
+    let mut err = None;
+    walk(store, stream, Series::Cmaf { rendition }, q, &mut |step| {
+        match step {
+            Step::Ad(r) => {
+                if !in_ad || r.ad.is_some_and(|a| a.first) {
+                    out.push(Piece::Break);
+                }
+                in_ad = true;
+            }
+            Step::Kept(k, r, _) => {
+                in_ad = false;
+                kept += 1;
+                if kept > MAX_VOD_SEGMENTS {
+                    err = Some(Error::limit("live-to-VOD MPD too long"));
+                    return false;
+                }
+                if r.start.scale() != scale {
+                    err = Some(Error::malformed(
+                        "live-to-VOD: a fragment's timescale is not its rendition's",
+                    ));
+                    return false;
+                }
+                let entry = (
+                    k,
+                    r.start.ticks().max(0) as u64,
+                    r.duration.ticks().max(1) as u64,
+                );
+                match out.last_mut() {
+                    Some(Piece::Run(run)) if !r.discontinuity => run.push(entry),
+                    _ => out.push(Piece::Run(vec![entry])),
+                }
+            }
+        }
+        true
+    })?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Start and length of the first representation of `sets` (the video comes first):
+/// the reference that Period boundaries follow. `None` without a segment.
+fn reference_span(sets: &[AdaptationSet]) -> Option<(Timestamp, Timestamp)> {
+    let t = &sets.first()?.representations.first()?.segment_template;
+    let entries = t.timeline.entries();
+    let (first, last) = (entries.first()?, entries.last()?);
+    let len = last.end().saturating_sub(first.t);
+    Some((
+        Timestamp::new(first.t.min(i64::MAX as u64) as i64, t.timescale),
+        Timestamp::new(len.min(i64::MAX as u64) as i64, t.timescale),
+    ))
+}
+
+/// The multi-Period live-to-VOD MPD of `ads=join` (`creatives` empty) and
+/// `ads=replace` (DASH-IF IOP §4.3, multi-Period content; §5.3, ads as Periods):
+///
+/// * one content Period per run of programme between breaks (or discontinuities),
+///   `c{n}` from 0: its fragments served as stored (not re-timed) at
+///   `vod/{rendition}/{k}.m4s?ads=...`, numbered as the kept fragments are; every
+///   representation's `presentationTimeOffset` is the run's start on the first
+///   representation (the video), in its own timescale, so that audio and video keep
+///   their offset;
+/// * for `replace`, in each break's place, one Period per creative (`ad{b}-{n}`: break
+///   `b`, creative `n`, in the order given), its AdaptationSets addressing
+///   `/ads/{creative}/...`;
+/// * each Period's `start` is the sum of the Periods before it and its `duration` the
+///   length of its first representation (content cut on video keyframes), both in whole
+///   milliseconds (boundaries summed at 90 kHz, then rounded), so that the starts add up
+///   exactly; `mediaPresentationDuration` is their sum.
+///
+/// `Ok(None)` when nothing is kept. Errors: the store's; [`Error::unsupported`] for a
+/// live MPD of several Periods; [`Error::malformed`] when the renditions do not break at
+/// the same places; [`Error::limit`] past [`MAX_VOD_PERIODS`] Periods; those of the
+/// timelines.
+fn vod_mpd_periods<S: SegmentStore + ?Sized>(
+    store: &S,
+    stream: &str,
+    q: &VodQuery,
+    mut mpd: Mpd,
+    creatives: &[(String, Arc<CreativeCmaf>)],
+) -> Result<Option<Mpd>> {
+    let query = fragment_query(q);
+    let [base] = mpd.periods.as_slice() else {
+        return Err(Error::unsupported(
+            "live-to-VOD: the live MPD has several Periods",
+        ));
+    };
+    let mut sets = base.adaptation_sets.clone();
+    for set in &mut sets {
+        set.inband_event_streams.clear();
+    }
+    // Each representation's pieces, in the order of `sets`; the first is the reference.
+    let mut layouts: Vec<Vec<Piece>> = Vec::new();
+    for rep in sets.iter().flat_map(|s| &s.representations) {
+        let scale = rep.segment_template.timescale;
+        layouts.push(pieces(store, stream, &rep.id, scale, q)?);
+    }
+    let Some(reference) = layouts.first() else {
+        return Ok(None);
+    };
+    if !reference.iter().any(|p| matches!(p, Piece::Run(_))) {
+        return Ok(None);
+    }
+    let same_shape = |a: &[Piece], b: &[Piece]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                matches!(
+                    (x, y),
+                    (Piece::Break, Piece::Break) | (Piece::Run(_), Piece::Run(_))
+                )
+            })
+    };
+    if layouts.iter().any(|l| !same_shape(l, reference)) {
+        return Err(Error::malformed(
+            "live-to-VOD: the renditions do not break at the same places",
+        ));
+    }
+    // The creatives' AdaptationSets, addressed through `/ads/{creative}/`, and lengths.
+    let token = q
+        .token
+        .as_deref()
+        .map(|t| format!("?token={t}"))
+        .unwrap_or_default();
+    let mut ads: Vec<(&str, Vec<AdaptationSet>, Timestamp)> = Vec::new();
+    for (id, cmaf) in creatives {
+        let Some((_, len)) = reference_span(&cmaf.adaptation_sets) else {
+            continue;
+        };
+        let mut sets = cmaf.adaptation_sets.clone();
+        for set in &mut sets {
+            set.inband_event_streams.clear();
+            for rep in &mut set.representations {
+                let t = &mut rep.segment_template;
+                t.initialization = format!("/ads/{id}/{}", t.initialization);
+                t.media = format!("/ads/{id}/{}{token}", t.media);
+            }
+        }
+        ads.push((id, sets, len));
+    }
+    let mut periods: Vec<Period> = Vec::new();
+    let mut at_90k = 0i64;
+    let mut push = |periods: &mut Vec<Period>, id: String, len: Timestamp, sets| {
+        if periods.len() >= MAX_VOD_PERIODS {
+            return Err(Error::limit("live-to-VOD MPD: too many Periods"));
+        }
+        let start_ms = Timestamp::new(at_90k, CLOCK).as_millis();
+        at_90k = at_90k.saturating_add(len.ticks_in(CLOCK).max(0));
+        let end_ms = Timestamp::new(at_90k, CLOCK).as_millis();
+        let mut p = Period::new(id, Timestamp::from_millis(start_ms))
+            .with_duration(Timestamp::from_millis(end_ms - start_ms));
+        p.adaptation_sets = sets;
+        periods.push(p);
+        Ok(())
+    };
+    let (mut runs, mut breaks) = (0usize, 0usize);
+    for (i, piece) in reference.iter().enumerate() {
+        let Piece::Run(ref_run) = piece else {
+            for (n, (_, sets, len)) in ads.iter().enumerate() {
+                push(&mut periods, format!("ad{breaks}-{n}"), *len, sets.clone())?;
+            }
+            breaks += 1;
+            continue;
+        };
+        let (Some(first), Some(last)) = (ref_run.first(), ref_run.last()) else {
+            continue;
+        };
+        let ref_scale = sets
+            .first()
+            .and_then(|s| s.representations.first())
+            .map_or(CLOCK, |r| r.segment_template.timescale);
+        let anchor = Timestamp::new(first.1.min(i64::MAX as u64) as i64, ref_scale);
+        let len = last.1.saturating_add(last.2).saturating_sub(first.1);
+        let len = Timestamp::new(len.min(i64::MAX as u64) as i64, ref_scale);
+        let mut period_sets = sets.clone();
+        let reps = period_sets.iter_mut().flat_map(|s| &mut s.representations);
+        for (rep, layout) in reps.zip(&layouts) {
+            let Some(Piece::Run(run)) = layout.get(i) else {
+                continue;
+            };
+            let t = &mut rep.segment_template;
+            t.timeline = SegmentTimeline::from_segments(run.iter().map(|e| (e.1, e.2)))?;
+            t.start_number = run.first().map_or(0, |e| e.0);
+            t.presentation_time_offset = anchor
+                .rescale(t.timescale, Rounding::Nearest)
+                .ticks()
+                .max(0) as u64;
+            t.media = format!("{VOD_SEGMENTS}/$RepresentationID$/$Number$.m4s{query}");
+        }
+        push(&mut periods, format!("c{runs}"), len, period_sets)?;
+        runs += 1;
+    }
+    let total_ms = Timestamp::new(at_90k, CLOCK).as_millis();
+    mpd.periods = periods;
+    mpd.utc_timing = None;
+    mpd.mpd_type = MpdType::Static {
+        media_presentation_duration: Timestamp::from_millis(total_ms),
+    };
+    Ok(Some(mpd))
+}
+
 /// `shift=-T` of a re-timed segment's query (90 kHz, at most 2^33 back).
 fn parse_shift(target: &str) -> Option<i64> {
     let (_, query) = target.split_once('?')?;
@@ -381,13 +698,22 @@ impl<S: SegmentStore> Origin<S> {
             return text(400, "bad live-to-VOD query\n", head);
         };
         if file == VOD_MPD {
-            if !matches!(q.mode, AdsMode::Remove | AdsMode::Keep) {
-                return text(400, "the live-to-VOD MPD removes or keeps breaks\n", head);
+            let creatives = if q.mode == AdsMode::Replace {
+                self.creative_cmafs()
+            } else {
+                Vec::new()
+            };
+            if q.mode == AdsMode::Replace && creatives.is_empty() {
+                return text(
+                    409,
+                    "no creative with a CMAF form registered to replace breaks with\n",
+                    head,
+                );
             }
             let Some(model) = self.streams.get(name).and_then(|s| s.mpd_model(now)) else {
                 return text(404, "no DASH presentation held for this stream\n", head);
             };
-            return match vod_mpd(&self.store, name, &q, model)
+            return match vod_mpd(&self.store, name, &q, model, &creatives)
                 .and_then(|m| m.map(|m| m.write()).transpose())
             {
                 Ok(Some(t)) => protect::ok(
@@ -397,6 +723,10 @@ impl<S: SegmentStore> Origin<S> {
                     head,
                 ),
                 Ok(None) => text(404, "nothing recorded\n", head),
+                Err(e) if e.kind() == crate::ErrorKind::Limit => {
+                    tracing::debug!("live-to-VOD MPD of {name}: {e}");
+                    text(500, "live-to-VOD MPD too long\n", head)
+                }
                 Err(e) => {
                     tracing::debug!("live-to-VOD MPD of {name}: {e}");
                     text(500, "recording index unreadable\n", head)
