@@ -857,4 +857,175 @@ mod tests {
         assert_eq!(parse_shift("/v/1.ts?shift=900"), None);
         assert_eq!(parse_shift("/v/1.ts"), None);
     }
+
+    use super::super::store::{AdMark, MemoryStore};
+    use crate::package::dash::{ContentType, Representation, SegmentTemplate};
+
+    /// (ad: `None`, or `Some(first)`; discontinuity) of 2 s fragments from 0 ms; a
+    /// discontinuity jumps 100 s ahead.
+    type Frag = (Option<bool>, bool);
+
+    fn store_of(renditions: &[(&str, &[Frag])]) -> MemoryStore {
+        let mut store = MemoryStore::default();
+        for (rendition, frags) in renditions {
+            let mut at = 0i64;
+            for (n, &(ad, disc)) in frags.iter().enumerate() {
+                if disc {
+                    at += 100_000;
+                }
+                let r = SegmentRecord::new(
+                    n as u64,
+                    Timestamp::from_millis(at),
+                    Timestamp::from_millis(2000),
+                )
+                .with_discontinuity(disc)
+                .with_ad(ad.map(|first| AdMark::new(first, None)));
+                let series = Series::Cmaf { rendition };
+                store
+                    .put_indexed("s", series, &r, Bytes::from_static(b"x"))
+                    .unwrap();
+                at += 2000;
+            }
+        }
+        store
+    }
+
+    fn model(ids: &[&str]) -> Mpd {
+        let mut mpd = Mpd::new(MpdType::Static {
+            media_presentation_duration: Timestamp::from_millis(0),
+        });
+        for (n, id) in ids.iter().enumerate() {
+            let t = SegmentTemplate::new(Timescale::MILLIS);
+            let kind = if n == 0 {
+                ContentType::Video
+            } else {
+                ContentType::Audio
+            };
+            let mut set = AdaptationSet::new(n as u32, kind);
+            set.representations
+                .push(Representation::new(*id, 1000, "avc1.64000c", t));
+            mpd.period_mut().adaptation_sets.push(set);
+        }
+        mpd
+    }
+
+    const KEPT: Frag = (None, false);
+    const CUT: Frag = (Some(true), false);
+    const AD: Frag = (Some(false), false);
+    const JUMP: Frag = (None, true);
+
+    #[test]
+    fn pieces_split_at_breaks_and_discontinuities() {
+        // A break of two, another right after it, the programme, a jump, a last break.
+        let frags = [KEPT, CUT, AD, CUT, KEPT, JUMP, CUT];
+        let store = store_of(&[("v1", &frags)]);
+        let q = VodQuery::parse("/x?ads=join").unwrap();
+        let p = pieces(&store, "s", "v1", Timescale::MILLIS, &q).unwrap();
+        assert_eq!(
+            p,
+            [
+                Piece::Run(vec![(0, 0, 2000)]),
+                Piece::Break,
+                Piece::Break,
+                Piece::Run(vec![(1, 8000, 2000)]),
+                Piece::Run(vec![(2, 110_000, 2000)]),
+                Piece::Break,
+            ]
+        );
+        // Breaks of other types are programme.
+        let q = VodQuery::parse("/x?ads=join&types=0x34").unwrap();
+        let p = pieces(&store, "s", "v1", Timescale::MILLIS, &q).unwrap();
+        assert_eq!(p.len(), 2, "one run, then a new one at the jump: {p:?}");
+        // Another timescale than the rendition's: malformed.
+        let e = pieces(&store, "s", "v1", Timescale::MPEG, &q).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn join_and_replace_periods() {
+        let frags = [KEPT, CUT, AD, CUT, KEPT, JUMP, CUT];
+        let store = store_of(&[("v1", &frags), ("a2", &frags)]);
+        let join = VodQuery::parse("/x?ads=join&token=t").unwrap();
+        let mpd = vod_mpd(&store, "s", &join, model(&["v1", "a2"]), &[])
+            .unwrap()
+            .unwrap();
+        let spans: Vec<(&str, i64, Option<i64>)> = mpd
+            .periods
+            .iter()
+            .map(|p| {
+                (
+                    p.id.as_str(),
+                    p.start.as_millis(),
+                    p.duration.map(|d| d.as_millis()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("c0", 0, Some(2000)),
+                ("c1", 2000, Some(2000)),
+                ("c2", 4000, Some(2000))
+            ]
+        );
+        let c1 = &mpd.periods[1].adaptation_sets[1].representations[0].segment_template;
+        assert_eq!((c1.start_number, c1.presentation_time_offset), (1, 8000));
+        assert_eq!(
+            c1.media,
+            "vod/$RepresentationID$/$Number$.m4s?ads=join&token=t"
+        );
+        let text = mpd.write().unwrap();
+        assert!(
+            text.contains("mediaPresentationDuration=\"PT6S\""),
+            "{text}"
+        );
+
+        // A creative of one 3 s fragment in each break's place.
+        let mut set = AdaptationSet::new(0, ContentType::Video);
+        let mut t = SegmentTemplate::new(Timescale::MILLIS);
+        t.timeline = SegmentTimeline::from_segments([(500, 3000)]).unwrap();
+        t.presentation_time_offset = 500;
+        set.representations
+            .push(Representation::new("v1", 1000, "avc1.64000c", t));
+        let spot = Arc::new(CreativeCmaf {
+            renditions: Vec::new(),
+            adaptation_sets: vec![set],
+        });
+        let replace = VodQuery::parse("/x?ads=replace").unwrap();
+        let creatives = [("spot".to_string(), spot)];
+        let mpd = vod_mpd(&store, "s", &replace, model(&["v1", "a2"]), &creatives)
+            .unwrap()
+            .unwrap();
+        let ids: Vec<(&str, i64)> = mpd
+            .periods
+            .iter()
+            .map(|p| (p.id.as_str(), p.start.as_millis()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("c0", 0),
+                ("ad0-0", 2000),
+                ("ad1-0", 5000),
+                ("c1", 8000),
+                ("c2", 10_000),
+                ("ad2-0", 12_000)
+            ]
+        );
+        let ad = &mpd.periods[1].adaptation_sets[0].representations[0].segment_template;
+        assert_eq!(ad.media, "/ads/spot/$RepresentationID$/$Number$.m4s");
+        assert_eq!(ad.initialization, "/ads/spot/$RepresentationID$/init.mp4");
+        assert!(mpd.write().unwrap().contains("PT15S"));
+
+        // Renditions that break at different places: malformed, not a wrong MPD.
+        let other = [KEPT, CUT, KEPT, KEPT, KEPT, KEPT, KEPT];
+        let store = store_of(&[("v1", &frags), ("a2", &other)]);
+        let e = vod_mpd(&store, "s", &join, model(&["v1", "a2"]), &[]).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Malformed);
+        // Nothing kept: nothing to serve.
+        let store = store_of(&[("v1", &[CUT, AD])]);
+        assert!(vod_mpd(&store, "s", &join, model(&["v1"]), &[])
+            .unwrap()
+            .is_none());
+    }
 }
