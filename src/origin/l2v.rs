@@ -770,7 +770,8 @@ impl<S: SegmentStore> Origin<S> {
     }
 
     /// `/live/{stream}/vod/{rendition}/{k}.m4s`: the `k`-th fragment the live-to-VOD of
-    /// the query keeps, re-timed.
+    /// the query keeps, without its `emsg` boxes: re-timed for `ads=remove`, at its
+    /// recorded time for the other modes.
     pub(super) fn handle_vod_fragment(
         &self,
         name: &str,
