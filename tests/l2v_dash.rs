@@ -438,6 +438,54 @@ fn vod_mpd_join_is_one_period_per_programme_run() {
         "the remove variant's duration {remove_total} ms"
     );
 
+    // Only breaks of segmentation type 0x34: the first break (a splice_insert) stays in
+    // the programme; the fragment URLs carry the query, so they walk the same fragments.
+    let (text, typed) = vod_mpd(&mut o, "join&types=0x34&token=abc");
+    let spans: Vec<(i64, i64)> = typed
+        .periods
+        .iter()
+        .map(|p| (ms(p.start).unwrap(), ms(p.duration).unwrap()))
+        .collect();
+    println!("ads=join&types=0x34: Periods (start, duration) {spans:?} ms");
+    assert_eq!(
+        spans,
+        [(0, CUTS_MS[1].0), (CUTS_MS[1].0, 60_000 - CUTS_MS[1].1)]
+    );
+    assert!(
+        text.contains("?ads=join&amp;types=0x34&amp;token=abc"),
+        "{text}"
+    );
+    for p in &typed.periods {
+        for rep in reps(p) {
+            let (n, t, _) = rep.segments[0];
+            let url = rep.url(n);
+            let (status, frag) = get(&mut o, &url);
+            assert_eq!(status, 200, "{url}");
+            assert!(
+                tfdt(&frag).abs_diff(t) <= 1,
+                "{url}: tfdt {} listed at {t}",
+                tfdt(&frag)
+            );
+            // After the second break: numbered after everything before it but that
+            // break (the first one is kept), at the return.
+            if p.id.as_deref() == Some("c1") {
+                let mut before = 0;
+                o.store()
+                    .records("show", Series::Cmaf { rendition: &rep.id }, 0, &mut |r| {
+                        before += u64::from(r.start.as_millis() < CUTS_MS[1].0);
+                        true
+                    })
+                    .expect("records");
+                assert_eq!(n, before, "{url}");
+                assert_eq!(
+                    (t * 1000 / rep.timescale) as i64 / 100,
+                    CUTS_MS[1].1 / 100,
+                    "{url}"
+                );
+            }
+        }
+    }
+
     // The frames: the remove variant's (FFmpeg's DASH demuxer), the source's without
     // the breaks.
     let rdir = TempDir::new("l2v-dash-remove");
