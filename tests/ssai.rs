@@ -779,3 +779,215 @@ fn hls_js_plays_a_live_session_through_a_substituted_break() {
     );
     ff.kill();
 }
+
+/// The `(id, start)` of every Period of an MPD text, with the media template of its
+/// first Representation.
+fn periods(mpd: &str) -> Vec<(String, f64, String)> {
+    let m = dash_mpd_core::parse(mpd).unwrap_or_else(|e| panic!("dash-mpd-core: {e}\n{mpd}"));
+    m.periods
+        .iter()
+        .map(|p| {
+            let id = p.id.clone().unwrap_or_default();
+            let start = p.start.as_ref().map_or(0.0, |d| d.as_secs_f64());
+            let media = p
+                .adaptations
+                .first()
+                .and_then(|a| a.representations.first())
+                .and_then(|r| r.SegmentTemplate.as_ref())
+                .and_then(|t| t.media.clone())
+                .unwrap_or_default();
+            (id, start, media)
+        })
+        .collect()
+}
+
+#[test]
+fn dash_js_plays_a_live_session_with_the_ads_as_periods() {
+    use common::live::{publish, wait_first_playlist, Origin as Example, PUBLISH_SECRET};
+    let _serial = serial();
+    const KEY: &str = "cue-key-2";
+    const PLAY_S: u32 = 24;
+    let ad = ad_mp4();
+    let input = avc_aac_small_25(20, Container::Flv);
+    let origin = Example::start_with(&[
+        "--publish-secret",
+        PUBLISH_SECRET,
+        "--cue-key",
+        KEY,
+        "--ad-creative",
+        ad.to_str().unwrap(),
+    ]);
+    let dir = TempDir::new("ssai-dash");
+    let name = "ssaidash";
+    let url = origin.publish_url(name, &Example::token_query(name));
+    let mut ff = publish(&input, &url, 120, &dir.join("ffmpeg.log"));
+    wait_first_playlist(&origin, name, Duration::from_secs(15));
+    let mpd_path = format!("/live/{name}/manifest.mpd");
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        let n = origin
+            .get(&mpd_path)
+            .filter(|r| r.status == 200)
+            .map_or(0, |r| {
+                String::from_utf8_lossy(&r.body).matches("<S ").count()
+            });
+        if n >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Without a break the session MPD is the content's, one Period.
+    let probe = format!("/live/{name}/ssai/probe/manifest.mpd");
+    let r = origin.get(&probe).expect("session MPD");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(periods(&String::from_utf8_lossy(&r.body)).len(), 1);
+
+    let session_url = origin.http_url(&format!("/live/{name}/ssai/viewer1/manifest.mpd"));
+    let opts = PlayOpts::url(Player::DashJs, &session_url, PLAY_S).live();
+    let player = std::thread::spawn(move || play(&opts));
+    let cue = || {
+        let r = origin
+            .post(&format!("/live/{name}/cue?key={KEY}&duration=6"), b"")
+            .expect("cue answer");
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    cue();
+    let cued = Instant::now();
+    // Another session sees content, the ad as its own Period, then content again, the
+    // Periods' starts increasing; every init segment and fragment the ad Period
+    // addresses is served.
+    let mut seen: Option<Vec<(String, f64, String)>> = None;
+    let mut text = String::new();
+    while cued.elapsed() < Duration::from_secs(25) && seen.is_none() {
+        let r = origin.get(&probe).expect("session MPD");
+        assert_eq!(r.status, 200);
+        text = String::from_utf8_lossy(&r.body).into_owned();
+        let p = periods(&text);
+        if let Some(i) = p.iter().position(|x| x.0.starts_with("ad")) {
+            if i > 0 && p.get(i + 1).is_some_and(|n| n.0.starts_with('c')) {
+                seen = Some(p);
+            }
+        }
+        assert!(ff.exited().is_none(), "ffmpeg stopped publishing");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let p = seen.unwrap_or_else(|| panic!("no ad Period between content Periods:\n{text}"));
+    println!("session Periods after the cue: {p:?}");
+    assert!(p.windows(2).all(|w| w[0].1 < w[1].1), "{p:?}");
+    let ad_at = p.iter().position(|x| x.0.starts_with("ad")).unwrap();
+    assert!(p[ad_at].2.starts_with("/ads/ad/"), "{p:?}");
+    // The ad Period lasts the creative (4 s): the content comes back 4 s after the cut.
+    let back = p[ad_at + 1].1 - p[ad_at].1;
+    assert!(
+        (back - 4.0).abs() < 0.05,
+        "content back {back} s after the cut: {p:?}"
+    );
+    for rendition in ["v1", "a2"] {
+        for file in ["init.mp4", "0.m4s", "1.m4s"] {
+            let r = origin
+                .get(&format!("/ads/ad/{rendition}/{file}"))
+                .expect("ad fragment");
+            assert_eq!(r.status, 200, "/ads/ad/{rendition}/{file}");
+        }
+    }
+    let mut cues = 1;
+    let mut last = cued;
+    while !player.is_finished() && cues < 8 {
+        if last.elapsed() >= Duration::from_secs(8) {
+            cue();
+            cues += 1;
+            last = Instant::now();
+        }
+        assert!(ff.exited().is_none(), "ffmpeg stopped publishing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("{cues} breaks cued");
+    let out = player.join().expect("player thread");
+    let Some(out) = out else {
+        return; // STROM_SKIP_BROWSER=1: SKIP printed by play()
+    };
+    let wall = report_num(&out.raw, "wall_s").unwrap_or(0.0);
+    let waiting = Json::parse(out.raw.trim())
+        .ok()
+        .and_then(|j| {
+            j.get("events")
+                .and_then(|e| e.get("waiting"))
+                .and_then(Json::as_f64)
+        })
+        .unwrap_or(0.0);
+    println!(
+        "dash.js: {}; played {:.2} s in {wall:.2} s of wall time, {waiting} 'waiting' events",
+        out.summary(),
+        out.advanced_s
+    );
+    println!("segments requested: {:?}", out.segment_requests);
+    let why = || {
+        format!(
+            "{}\nviewer1 now:\n{}",
+            out.raw,
+            origin
+                .get(&format!("/live/{name}/ssai/viewer1/manifest.mpd"))
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .unwrap_or_default()
+        )
+    };
+    assert!(out.ok, "{}", why());
+    assert!(out.fatal_errors.is_empty(), "{}", why());
+    assert!(out.http_errors.is_empty(), "{}", why());
+    // It played an ad's fragments, and content fragments after them.
+    let reqs = &out.segment_requests;
+    let first_ad = reqs
+        .iter()
+        .position(|r| r.starts_with("/ads/ad/v1/"))
+        .unwrap_or_else(|| panic!("no ad fragment requested: {}", why()));
+    assert!(
+        reqs[first_ad..]
+            .iter()
+            .any(|r| r.starts_with(&format!("/live/{name}/v"))),
+        "{reqs:?}"
+    );
+    // No stall: the media time played keeps up with the wall clock (within 1 s), and
+    // the only waits are the one before playback and jumps over the gaps where an ad
+    // Period starts, each shorter than 100 ms (an audio fragment that straddles the
+    // cut is left in the content Period before it; see package::ssai::DashSessions).
+    assert!(
+        out.advanced_s >= wall - 1.0,
+        "played {} s in {wall} s: {}",
+        out.advanced_s,
+        why()
+    );
+    let log = Json::parse(out.raw.trim()).expect("report");
+    let log = log
+        .get("event_log")
+        .and_then(Json::as_array)
+        .unwrap_or_default();
+    let mut gaps: Vec<(f64, f64)> = Vec::new();
+    for e in log {
+        let ranges: Vec<(f64, f64)> = e
+            .get("buffered")
+            .and_then(Json::as_array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| {
+                let r = r.as_array()?;
+                Some((r.first()?.as_f64()?, r.get(1)?.as_f64()?))
+            })
+            .collect();
+        for w in ranges.windows(2) {
+            if !gaps.iter().any(|g| (g.0 - w[0].1).abs() < 1e-3) {
+                gaps.push((w[0].1, w[1].0));
+            }
+        }
+    }
+    println!("buffer gaps jumped: {gaps:?}");
+    assert!(gaps.len() <= cues, "{gaps:?}: {}", why());
+    assert!(gaps.iter().all(|g| g.1 - g.0 < 0.1), "{gaps:?}: {}", why());
+    assert!(
+        waiting <= 1.0 + gaps.len() as f64,
+        "{waiting} 'waiting' events for {} gaps: {}",
+        gaps.len(),
+        why()
+    );
+    ff.kill();
+}

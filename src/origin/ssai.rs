@@ -36,6 +36,7 @@ use crate::package::ssai::{
     passthrough_playlist, valid_creative_id, AdDecider, AdSessions, ContentSegment,
     ContentTimeline, Creative, DashSessions, LiveView, SsaiOptions,
 };
+use crate::time::Timestamp;
 
 /// Most creatives one origin serves (slate included).
 const MAX_CREATIVES: usize = 10_000;
@@ -262,12 +263,25 @@ impl<S: SegmentStore> Origin<S> {
             return text(404, "no segment yet\n", head);
         };
         let mpd = match self.ssai.decider.as_mut() {
-            None => Ok(content),
+            None => Ok(DashSessions::new(self.ssai.opts.clone()).passthrough(&content)),
             Some(decider) => {
                 let breaks: Vec<AdBreak> = stream
                     .cmaf()
                     .map(|c| c.ad_breaks().cloned().collect())
                     .unwrap_or_default();
+                let delay = stream
+                    .cmaf()
+                    .and_then(|c| {
+                        c.renditions()
+                            .iter()
+                            .find(|r| r.track().kind == crate::media::MediaKind::Video)
+                    })
+                    .map_or(Timestamp::from_millis(0), |r| {
+                        Timestamp::new(
+                            r.presentation_delay().min(i64::MAX as u64) as i64,
+                            r.track().timescale,
+                        )
+                    });
                 let opts = &self.ssai.opts;
                 let ads = self
                     .ssai
@@ -279,7 +293,7 @@ impl<S: SegmentStore> Origin<S> {
                     creatives: &self.ssai.creatives,
                 };
                 ads.dash
-                    .session_mpd(session, &content, &breaks, &mut served, now)
+                    .session_mpd(session, &content, &breaks, &mut served, now, delay)
             }
         };
         match mpd.and_then(|m| m.write()) {

@@ -211,6 +211,8 @@ pub struct CmafRendition {
     listed: VecDeque<Listed>,
     /// End of the last fragment in track ticks, for a contiguous timeline.
     end: Option<u64>,
+    /// Earliest presentation time minus decode time of the last fragment, in track ticks.
+    delay: u64,
 }
 
 impl CmafRendition {
@@ -238,6 +240,7 @@ impl CmafRendition {
             playlist,
             listed: VecDeque::new(),
             end: None,
+            delay: 0,
         })
     }
 
@@ -253,6 +256,14 @@ impl CmafRendition {
     pub fn init_segment(&self) -> Bytes {
         self.init.clone()
     }
+    /// How far the earliest presentation time of the newest fragment is past its
+    /// decode time (`tfdt`), in track ticks: the B-frame delay of a video track, 0 for
+    /// audio. Manifest timelines list decode times; a host that maps them to
+    /// presentation times (ad Periods, [`crate::package::ssai::DashSessions`]) adds it.
+    pub fn presentation_delay(&self) -> u64 {
+        self.delay
+    }
+
     /// Number of the oldest fragment listed.
     pub fn first_number(&self) -> u64 {
         self.playlist.media_sequence
@@ -342,6 +353,13 @@ impl CmafRendition {
         // gap, such as a publisher's join, is given to the fragment after it; a
         // one-tick overlap from rounded audio durations is taken from it).
         let end = info.base_decode_time.saturating_add(info.duration);
+        let earliest = info
+            .samples
+            .iter()
+            .map(|s| (s.dts as i64).saturating_add(i64::from(s.composition_offset)))
+            .min()
+            .unwrap_or(info.base_decode_time as i64);
+        self.delay = earliest.saturating_sub(info.base_decode_time as i64).max(0) as u64;
         let start = self.end.unwrap_or(info.base_decode_time);
         let duration = end.saturating_sub(start).max(1);
         self.end = Some(start + duration);

@@ -344,6 +344,6 @@ await finish({
   ...seekReport, start_at_s: START_AT, start_time_s: s.startTime === null ? null : +s.startTime.toFixed(3),
   segment_requests: s.segmentRequests.map((r) => r.path),
   fatal_errors: s.fatal, nonfatal_errors: s.errors, http_errors: httpErrors, aborted_requests: aborted,
-  blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, warnings,
+  blocked_external_requests: blocked, page_errors: pageErrors, events: s.events, event_log: s.eventLog || [], warnings,
   screenshot: a.screenshot || null,
 });

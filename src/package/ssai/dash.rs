@@ -42,9 +42,10 @@ use bytes::Bytes;
 
 use super::{AdDecider, Creative, SsaiOptions};
 use crate::error::{Error, Result};
+use crate::media::MediaKind;
 use crate::package::ads::AdBreak;
 use crate::package::cmaf::{CmafFragment, CmafOptions, CmafPresentation};
-use crate::package::dash::{AdaptationSet, Mpd, MpdType, Period, SegmentTimeline};
+use crate::package::dash::{AdaptationSet, ContentType, Mpd, MpdType, Period, SegmentTimeline};
 use crate::package::Segment;
 use crate::time::{Rounding, Timescale, Timestamp};
 
@@ -53,6 +54,8 @@ const CLOCK: Timescale = Timescale::MPEG;
 /// A fragment whose start is within this of a cut belongs to the side of the cut (audio
 /// fragments start up to a frame away from the video's), 90 kHz (100 ms).
 const SLACK_90K: i64 = 9_000;
+/// Overlaps shorter than this (rounding) do not count, 90 kHz (1 ms).
+const TOLERANCE_90K: i64 = 90;
 
 /// One track of a [`CreativeCmaf`].
 #[derive(Debug, Clone, PartialEq)]
@@ -136,9 +139,25 @@ impl CmafPackager {
             .into_iter()
             .flat_map(|p| p.adaptation_sets)
             .collect();
+        // The Period starts at the creative's first video frame (its earliest
+        // presentation time), the same instant for every Representation.
+        let ept_90k = self
+            .pres
+            .renditions()
+            .iter()
+            .find(|r| r.track().kind == MediaKind::Video)
+            .or(self.pres.renditions().first())
+            .and_then(|r| {
+                let first = r.time_range()?.0;
+                Some(to_90k(
+                    first.saturating_add(r.presentation_delay()),
+                    r.track().timescale,
+                ))
+            })
+            .unwrap_or(0);
         for rep in sets.iter_mut().flat_map(|s| &mut s.representations) {
             let t = &mut rep.segment_template;
-            t.presentation_time_offset = t.timeline.entries().first().map_or(0, |e| e.t);
+            t.presentation_time_offset = from_90k(ept_90k, t.timescale);
         }
         let mut renditions = Vec::new();
         for r in self.pres.renditions() {
@@ -200,6 +219,18 @@ fn from_90k(t: i64, scale: Timescale) -> u64 {
         .max(0) as u64
 }
 
+/// `t` (90 kHz) moved to the start of the reference timeline's segment within
+/// [`SLACK_90K`] of it, if there is one.
+fn snap(reference: Option<&(Timescale, Vec<(u64, u64)>)>, t: i64) -> i64 {
+    reference
+        .and_then(|(scale, segs)| {
+            segs.iter()
+                .map(|s| to_90k(s.0, *scale))
+                .find(|&at| (at - t).abs() <= SLACK_90K)
+        })
+        .unwrap_or(t)
+}
+
 /// `(start, duration)` of every segment of `timeline`.
 fn expand(timeline: &SegmentTimeline) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -234,7 +265,10 @@ impl DashSessions {
     /// The MPD of `session`: `content` (the stream's live MPD, one Period from 0) with
     /// the `breaks` (on the same timeline, 90 kHz) substituted as the [module
     /// docs](self) say. `now_ms` is the wall clock (Unix ms), checked against a dynamic
-    /// MPD's `availabilityStartTime`; a static MPD lists everything.
+    /// MPD's `availabilityStartTime`; a static MPD lists everything. `delay` is the
+    /// content video's [`presentation_delay`](crate::package::cmaf::CmafRendition::presentation_delay)
+    /// (the timelines list decode times): Periods start at presentation times, so
+    /// that the cut keyframe, the ads and the content after them meet frame-exactly.
     ///
     /// Errors: [`Error::usage`] for a `content` MPD without exactly one Period; the
     /// errors of the timelines (a content timeline with gaps).
@@ -245,7 +279,9 @@ impl DashSessions {
         breaks: &[AdBreak],
         decider: &mut dyn AdDecider,
         now_ms: i64,
+        delay: Timestamp,
     ) -> Result<Mpd> {
+        let delay_90k = ticks(delay).max(0);
         let [base] = content.periods.as_slice() else {
             return Err(Error::usage("SSAI: the content MPD must have one Period"));
         };
@@ -261,6 +297,18 @@ impl DashSessions {
             _ => None,
         };
         let decisions = self.decide(session, breaks, decider);
+        let reps: Vec<(Timescale, Vec<(u64, u64)>)> = base
+            .adaptation_sets
+            .iter()
+            .flat_map(|s| &s.representations)
+            .map(|r| {
+                (
+                    r.segment_template.timescale,
+                    expand(&r.segment_template.timeline),
+                )
+            })
+            .collect();
+        let reference = reps.first();
         // The substitutions, in time order.
         let mut subs: Vec<Substitution<'_>> = Vec::new();
         for (b, ads) in breaks.iter().zip(&decisions) {
@@ -280,7 +328,10 @@ impl DashSessions {
             if list.is_empty() {
                 continue;
             }
-            let start_90k = ticks(b.start);
+            // The cut as the content's timeline lists it: the reference Representation's
+            // segment starting there (fragment decode times may precede the break's
+            // presentation time by the B-frame delay).
+            let start_90k = snap(reference, ticks(b.start));
             if subs.last().is_some_and(|s| s.end_90k > start_90k) {
                 continue; // overlaps the previous substitution
             }
@@ -294,33 +345,21 @@ impl DashSessions {
         mpd.periods.clear();
         // Content Periods: [from, to) on the 90 kHz timeline.
         let mut from = 0i64;
-        let reps: Vec<(Timescale, Vec<(u64, u64)>)> = base
-            .adaptation_sets
-            .iter()
-            .flat_map(|s| &s.representations)
-            .map(|r| {
-                (
-                    r.segment_template.timescale,
-                    expand(&r.segment_template.timeline),
-                )
-            })
-            .collect();
         let window_start = reps
             .iter()
             .filter_map(|(scale, segs)| segs.first().map(|s| to_90k(s.0, *scale)))
             .min()
             .unwrap_or(0);
-        let reference = reps.first().cloned();
         let mut listing = true;
         for sub in &subs {
             if !listing {
                 break;
             }
-            if let Some(p) = content_period(base, from, Some(sub.start_90k), &subs)? {
+            if let Some(p) = content_period(base, from, Some(sub.start_90k), delay_90k, &subs)? {
                 mpd.periods.push(p);
             }
             for (n, (c, cmaf, offset)) in sub.ads.iter().enumerate() {
-                let start = sub.start_90k + offset;
+                let start = sub.start_90k + delay_90k + offset;
                 let duration = ticks(c.duration());
                 if start + duration <= window_start {
                     continue;
@@ -374,7 +413,7 @@ impl DashSessions {
                 }
             }
             // The content resumes at its first segment at or after the ads' end.
-            from = match &reference {
+            from = match reference {
                 Some((scale, segs)) => segs
                     .iter()
                     .map(|s| to_90k(s.0, *scale))
@@ -387,14 +426,27 @@ impl DashSessions {
             }
         }
         if listing {
-            if let Some(p) = content_period(base, from, None, &subs)? {
+            if let Some(p) = content_period(base, from, None, delay_90k, &subs)? {
                 mpd.periods.push(p);
             }
         }
         if mpd.periods.is_empty() {
             return Err(Error::usage("SSAI: nothing to list yet"));
         }
+        for p in mpd.periods.iter_mut().filter(|p| !p.id.starts_with("ad")) {
+            relocate(p, &self.opts.content_prefix);
+        }
         Ok(mpd)
+    }
+
+    /// `content` as a session sees it without ad insertion: the same Periods, relative
+    /// segment URLs behind [`SsaiOptions::content_prefix`].
+    pub fn passthrough(&self, content: &Mpd) -> Mpd {
+        let mut mpd = content.clone();
+        for p in &mut mpd.periods {
+            relocate(p, &self.opts.content_prefix);
+        }
+        mpd
     }
 
     /// The session's decision for each break (empty: not substituted).
@@ -443,38 +495,75 @@ impl DashSessions {
     }
 }
 
+/// Puts `prefix` before the relative template paths of `period`.
+fn relocate(period: &mut Period, prefix: &str) {
+    let relative = |p: &str| !p.starts_with('/') && !p.contains("://");
+    for rep in period
+        .adaptation_sets
+        .iter_mut()
+        .flat_map(|s| &mut s.representations)
+    {
+        let t = &mut rep.segment_template;
+        if relative(&t.initialization) {
+            t.initialization = format!("{prefix}{}", t.initialization);
+        }
+        if relative(&t.media) {
+            t.media = format!("{prefix}{}", t.media);
+        }
+    }
+}
+
 /// The content Period covering `[from, to)` (90 kHz), `None` when no fragment of it is
 /// listed.
 fn content_period(
     base: &Period,
     from: i64,
     to: Option<i64>,
+    delay_90k: i64,
     subs: &[Substitution<'_>],
 ) -> Result<Option<Period>> {
-    let mut period = Period::new(format!("c{from}"), Timestamp::new(from, CLOCK));
+    // After a break, the Period starts at the presentation time of its first keyframe
+    // (decode time + delay); the first Period keeps the content's own mapping.
+    let at_90k = if from > 0 { from + delay_90k } else { 0 };
+    let mut period = Period::new(format!("c{from}"), Timestamp::new(at_90k, CLOCK));
     let mut any = false;
+    // The Period on the presentation timeline: a fragment belongs to it when its
+    // presentation ends inside it (players trim what it shows before the start). A
+    // fragment running past the end is left out: players (dash.js) start the next
+    // Period where the previous one's last fragment ends. So an audio fragment that
+    // straddles the cut leaves a gap of less than one audio frame plus the video's
+    // B-frame delay before an ad, which players jump.
+    let start_90k = (from > 0).then_some(at_90k);
+    let end_90k = to.map(|t| t + delay_90k);
     for set in &base.adaptation_sets {
         let mut set = set.clone();
+        let set_delay = if set.content_type == ContentType::Video {
+            delay_90k
+        } else {
+            0
+        };
         for rep in &mut set.representations {
             let t = &mut rep.segment_template;
             let scale = t.timescale;
-            let mut number = t.start_number;
             let mut first_number = None;
             let mut kept = Vec::new();
-            for (s, d) in expand(&t.timeline) {
-                let at = to_90k(s, scale);
-                if at + SLACK_90K >= from && to.is_none_or(|to| at + SLACK_90K < to) {
-                    first_number.get_or_insert(number);
+            for (i, (s, d)) in expand(&t.timeline).into_iter().enumerate() {
+                let end = to_90k(s.saturating_add(d), scale) + set_delay;
+                if start_90k.is_none_or(|p| end > p + TOLERANCE_90K)
+                    && end_90k.is_none_or(|p| end <= p + TOLERANCE_90K)
+                {
+                    first_number.get_or_insert(t.start_number + i as u64);
                     kept.push((s, d));
                 }
-                number += 1;
             }
             if kept.is_empty() {
                 return Ok(None);
             }
             any = true;
             t.start_number = first_number.unwrap_or(t.start_number);
-            t.presentation_time_offset = t.presentation_time_offset.max(from_90k(from, scale));
+            if from > 0 {
+                t.presentation_time_offset = from_90k(at_90k, scale);
+            }
             t.timeline = SegmentTimeline::from_segments(kept)?;
         }
         period.adaptation_sets.push(set);
@@ -490,7 +579,7 @@ fn content_period(
         // Event times are relative to the Period start through the stream's offset.
         stream.presentation_time_offset = stream
             .presentation_time_offset
-            .saturating_add(from_90k(from, scale));
+            .saturating_add(from_90k(at_90k, scale));
         stream.events.retain(|e| {
             let at = to_90k(e.presentation_time, scale) - pto;
             let substituted = subs.iter().any(|s| (at - s.start_90k).abs() <= SLACK_90K);
