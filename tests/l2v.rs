@@ -427,6 +427,16 @@ fn vod_with_ads_replaced_decodes_to_the_creatives_where_the_breaks_were() {
         o.add_creative(Arc::new(c)).expect("add the creative");
         ads.push((id.to_string(), seg_ms, frames));
     }
+    // A slate fills unfilled time in live sessions; it does not replace breaks.
+    let slate_mp4 = creative_mp4("slate", "smptehdbars", 440, 2);
+    let slate = Creative::from_mp4(
+        "slate",
+        Bytes::from(std::fs::read(&slate_mp4).expect("read the slate")),
+        Timestamp::from_secs(2),
+        &tracks,
+    )
+    .expect("the slate matches the content's tracks");
+    o.set_slate(Some(Arc::new(slate))).expect("set the slate");
     let ad_ms: i64 = ads.iter().flat_map(|a| &a.1).sum();
     // The rule: every break gets every creative in full, whatever its length (no cut,
     // no fill): the 8 s break is longer than the 7 s of ads, the 6 s one shorter.

@@ -245,12 +245,14 @@ pub(super) fn vod_playlist<S: SegmentStore + ?Sized>(
 
 impl<S: SegmentStore> Origin<S> {
     /// Ids and segment durations of the creatives that replace breaks
-    /// (`ads=replace`): those registered with [`Origin::add_creative`], by id.
+    /// (`ads=replace`): those registered with [`Origin::add_creative`] but the current
+    /// slate, by id.
     fn creative_durations(&self) -> Vec<(String, Vec<Timestamp>)> {
         let mut all: Vec<(String, Vec<Timestamp>)> = self
             .ssai
             .creatives
             .values()
+            .filter(|c| !self.ssai.is_slate(c))
             .map(|c| {
                 (
                     c.id.clone(),
@@ -271,6 +273,7 @@ impl<S: SegmentStore> Origin<S> {
             .ssai
             .creatives
             .values()
+            .filter(|c| !self.ssai.is_slate(c))
             .filter_map(|c| Some((c.id.clone(), Arc::clone(c.cmaf.as_ref()?))))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));

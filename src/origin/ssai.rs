@@ -7,8 +7,14 @@
 //!   variant, `media.m3u8`, with the stream's `CODECS` and `BANDWIDTH`);
 //! * `/live/{stream}/ssai/{session}/media.m3u8`: the session's media playlist (content
 //!   segments as `../../{seq}.ts`, ad segments as `/ads/{creative}/{n}.ts`);
+//! * `/live/{stream}/ssai/{session}/manifest.mpd`: the session's DASH MPD, the content's
+//!   live MPD with each substituted break as ad Periods (see
+//!   [`crate::package::ssai::DashSessions`]; content URLs as `../../{rendition}/...`);
 //! * `/ads/{creative}/{n}.ts`: segment `n` of a creative added with
-//!   [`Origin::add_creative`] (`video/mp2t`, immutable).
+//!   [`Origin::add_creative`] (`video/mp2t`, immutable);
+//! * `/ads/{creative}/{rendition}/init.mp4` and `/ads/{creative}/{rendition}/{n}.m4s`:
+//!   its CMAF form ([`crate::package::ssai::CreativeCmaf`], made by
+//!   [`Creative::from_mp4`]), for the DASH sessions and the live-to-VOD MPD.
 //!
 //! Sessions are `[A-Za-z0-9_-]{1,64}`: the host hands each viewer its own (a player
 //! URL per viewer). Unknown streams and creatives get 404; without a decider the session
@@ -49,6 +55,13 @@ struct StreamAds {
     timeline: ContentTimeline,
     sessions: AdSessions,
     dash: DashSessions,
+}
+
+impl SsaiState {
+    /// Whether `c` is the slate (it fills time; it does not replace a break).
+    pub(super) fn is_slate(&self, c: &Creative) -> bool {
+        self.slate.as_ref().is_some_and(|s| s.id == c.id)
+    }
 }
 
 impl StreamAds {

@@ -1,9 +1,12 @@
-//! Server-side ad insertion (SSAI) for live HLS, sans-IO: per-viewer-session media
-//! playlists in which the content segments of an ad break are replaced by the segments
-//! of ad creatives.
+//! Server-side ad insertion (SSAI) for live HLS and DASH, sans-IO: per-viewer-session
+//! media playlists in which the content segments of an ad break are replaced by the
+//! segments of ad creatives, and per-session MPDs in which they are ad Periods
+//! ([`DashSessions`], DASH-IF IOP §5.3).
 //!
-//! * [`Creative`]: an ad as MPEG-TS segments in memory. [`Creative::from_mp4`] packages an
-//!   MP4 file with the crate's own [`Mp4Demuxer`], [`Segmenter`] and [`TsMuxer`], and
+//! * [`Creative`]: an ad as MPEG-TS segments in memory (and as CMAF, [`CreativeCmaf`],
+//!   for DASH: the rules of the DASH sessions are in [`dash`]). [`Creative::from_mp4`]
+//!   packages an MP4 file with the crate's own [`Mp4Demuxer`], [`Segmenter`] and
+//!   [`TsMuxer`], and
 //!   refuses a creative whose codec parameters differ from the content's
 //!   ([`check_compatible`]): players switch to an ad at a discontinuity, not to another
 //!   codec.
@@ -165,7 +168,7 @@ impl CreativeSegment {
     }
 }
 
-/// An ad creative: MPEG-TS segments in memory, served at `/ads/{id}/{n}.ts` by the
+/// An ad creative: MPEG-TS segments (and a CMAF form) in memory, served at `/ads/{id}/{n}.ts` by the
 /// origin, and the tracks they carry.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1272,7 +1275,7 @@ pub fn passthrough_playlist(content: &MediaPlaylist, prefix: &str) -> MediaPlayl
     pl
 }
 
-mod dash;
+pub mod dash;
 pub use dash::{CreativeCmaf, CreativeRendition, DashSessions};
 
 #[cfg(test)]

@@ -21,9 +21,15 @@
 //! * **Periods.** The content Period ends at the break's cut; one Period per creative
 //!   follows (`Period@duration` = the creative's), then the content again from the first
 //!   content segment at or after the ads' end (the rest of the break is the content's
-//!   own, as in HLS), its `presentationTimeOffset` that time, so that the content keeps
-//!   its place on the timeline. Period ids are stable across updates: `c{t}` for content
-//!   from 90 kHz time `t`, `ad{t}-{n}` for the `n`th creative of the break cut at `t`.
+//!   own, as in HLS). Timelines list decode times, so Period starts and the content's
+//!   `presentationTimeOffset`s are presentation times (decode time + the content video's
+//!   B-frame delay): the cut keyframe, the ads' first frames and the content after them
+//!   meet frame-exactly. A content fragment belongs to the Period its presentation ends
+//!   in: an audio fragment straddling a cut stays out of the Period before an ad (dash.js
+//!   starts the next Period where the last fragment ends), which leaves a gap shorter
+//!   than an audio frame plus that delay, which players jump. Period ids are stable
+//!   across updates: `c{t}` for content from 90 kHz time `t`, `ad{t}-{n}` for the `n`th
+//!   creative of the break cut at `t`.
 //! * **Pacing.** An ad fragment is listed only once it is available as a content
 //!   fragment at the same time would be (availabilityStartTime + its end <= now), so the
 //!   session's live edge moves with the content's.
@@ -590,4 +596,231 @@ fn content_period(
         }
     }
     Ok(Some(period))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::dash::{ContentType, Representation, SegmentTemplate};
+    use crate::package::ssai::CreativeSegment;
+
+    const AST: i64 = 1_700_000_000_000;
+    const V: Timescale = match Timescale::new(12_800) {
+        Some(s) => s,
+        None => unreachable!(),
+    };
+    const A: Timescale = match Timescale::new(48_000) {
+        Some(s) => s,
+        None => unreachable!(),
+    };
+
+    fn set(
+        id: u32,
+        kind: ContentType,
+        scale: Timescale,
+        segs: &[(u64, u64)],
+        pto: u64,
+    ) -> AdaptationSet {
+        let mut t = SegmentTemplate::new(scale);
+        t.timeline = SegmentTimeline::from_segments(segs.iter().copied()).unwrap();
+        t.presentation_time_offset = pto;
+        let name = if kind == ContentType::Video {
+            "v1"
+        } else {
+            "a2"
+        };
+        let mut s = AdaptationSet::new(id, kind);
+        s.representations
+            .push(Representation::new(name, 100_000, "avc1.64001e", t));
+        s
+    }
+
+    /// 20 s of content: video 2 s segments from 0, audio cut 1024 ticks (21 ms) earlier.
+    fn content() -> Mpd {
+        let mut mpd = Mpd::new(MpdType::Dynamic {
+            availability_start_time: AST,
+            publish_time: AST + 20_000,
+            minimum_update_period: Some(Timestamp::from_secs(2)),
+            media_presentation_duration: None,
+            time_shift_buffer_depth: Some(Timestamp::from_secs(20)),
+            suggested_presentation_delay: None,
+        });
+        let video: Vec<(u64, u64)> = (0..10).map(|k| (k * 25_600, 25_600)).collect();
+        let mut audio: Vec<(u64, u64)> = vec![(0, 96_000 - 1024)];
+        for k in 1..10u64 {
+            audio.push((k * 96_000 - 1024, 96_000));
+        }
+        let p = mpd.period_mut();
+        p.adaptation_sets
+            .push(set(0, ContentType::Video, V, &video, 0));
+        p.adaptation_sets
+            .push(set(1, ContentType::Audio, A, &audio, 0));
+        mpd
+    }
+
+    /// A 4 s creative (two 2 s fragments, video only) whose first frame is at 1024.
+    fn creative() -> Arc<Creative> {
+        let ts = Bytes::from(vec![0x47u8; 188]);
+        let seg = CreativeSegment::new(Timestamp::from_secs(2), ts);
+        let mut c = Creative::from_segments("spot", vec![seg.clone(), seg], vec![]).unwrap();
+        let mut sets = vec![set(
+            0,
+            ContentType::Video,
+            V,
+            &[(0, 25_600), (25_600, 25_600)],
+            1024,
+        )];
+        sets[0].representations[0].segment_template.start_number = 0;
+        c.cmaf = Some(Arc::new(CreativeCmaf {
+            renditions: Vec::new(),
+            adaptation_sets: sets,
+        }));
+        Arc::new(c)
+    }
+
+    fn brk(end: Option<i64>) -> AdBreak {
+        AdBreak {
+            id: 7,
+            start: Timestamp::from_millis(8_080), // the cut keyframe's presentation time
+            requested: Timestamp::from_millis(8_000),
+            start_date: AST + 8_080,
+            first_sequence: 4,
+            planned_duration: Some(Timestamp::from_secs(8)),
+            end: end.map(Timestamp::from_millis),
+            end_sequence: end.map(|_| 8),
+            out_raw: Bytes::new(),
+            in_raw: Bytes::new(),
+            segmentation_type: None,
+        }
+    }
+
+    struct Counting(u32, Arc<Creative>);
+    impl AdDecider for Counting {
+        fn decide(&mut self, _brk: &AdBreak, _session: &str) -> Vec<Arc<Creative>> {
+            self.0 += 1;
+            vec![self.1.clone()]
+        }
+    }
+
+    fn summary(mpd: &Mpd) -> Vec<(String, i64, Vec<(u64, u64, u64)>)> {
+        mpd.periods
+            .iter()
+            .map(|p| {
+                let reps = p
+                    .adaptation_sets
+                    .iter()
+                    .flat_map(|s| &s.representations)
+                    .map(|r| {
+                        let t = &r.segment_template;
+                        (
+                            t.start_number,
+                            t.timeline.segments(),
+                            t.presentation_time_offset,
+                        )
+                    })
+                    .collect();
+                (p.id.clone(), p.start.as_millis(), reps)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn breaks_become_ad_periods_on_the_presentation_timeline() {
+        let delay = Timestamp::new(1024, V); // 80 ms of B-frame delay
+        let mut d = Counting(0, creative());
+        let mut s = DashSessions::new(SsaiOptions::default());
+        let content = content();
+        // The session meets the break while it is on.
+        let mpd = s
+            .session_mpd("v", &content, &[brk(None)], &mut d, AST + 20_000, delay)
+            .unwrap();
+        assert_eq!(
+            summary(&mpd),
+            [
+                // Content to the cut: video 0..4 (to 8 s + 80 ms), audio 0..4 (the
+                // fragment straddling the cut is left out).
+                ("c0".to_string(), 0, vec![(1, 4, 0), (1, 4, 0)]),
+                // The ad from the cut keyframe's presentation time, 4 s.
+                ("ad720000-0".to_string(), 8_080, vec![(0, 2, 1024)]),
+                // The content again at 12 s + 80 ms: video from 12 s (number 7), audio
+                // from the fragment covering 12.08 s; both offsets at 12.08 s.
+                (
+                    "c1080000".to_string(),
+                    12_080,
+                    vec![(7, 4, 154_624), (7, 4, 579_840)]
+                ),
+            ]
+        );
+        assert_eq!(mpd.periods[1].duration, Some(Timestamp::from_secs(4)));
+        let media = |p: usize| {
+            mpd.periods[p].adaptation_sets[0].representations[0]
+                .segment_template
+                .media
+                .clone()
+        };
+        assert_eq!(media(0), "../../$RepresentationID$/$Number$.m4s");
+        assert_eq!(media(1), "/ads/spot/$RepresentationID$/$Number$.m4s");
+        mpd.write().unwrap();
+
+        // The decision is kept once the break ended: asked once per session and break.
+        let again = s
+            .session_mpd(
+                "v",
+                &content,
+                &[brk(Some(16_080))],
+                &mut d,
+                AST + 20_000,
+                delay,
+            )
+            .unwrap();
+        assert_eq!(summary(&again), summary(&mpd));
+        assert_eq!(d.0, 1);
+
+        // Pacing: at 10.1 s the ad's first fragment (to 10.08 s) is listed, not its
+        // second, and nothing after it.
+        let mut early = content.clone();
+        for set in &mut early.periods[0].adaptation_sets {
+            let t = &mut set.representations[0].segment_template;
+            let keep: Vec<(u64, u64)> = expand(&t.timeline).into_iter().take(5).collect();
+            t.timeline = SegmentTimeline::from_segments(keep).unwrap();
+        }
+        let mpd = s
+            .session_mpd("w", &early, &[brk(None)], &mut d, AST + 10_100, delay)
+            .unwrap();
+        let sum = summary(&mpd);
+        assert_eq!(sum.len(), 2, "{sum:?}");
+        assert_eq!(
+            sum[1],
+            ("ad720000-0".to_string(), 8_080, vec![(0, 1, 1024)])
+        );
+
+        // A session that joins after the break ended sees the content, one Period.
+        let mpd = s
+            .session_mpd(
+                "late",
+                &content,
+                &[brk(Some(16_080))],
+                &mut d,
+                AST + 20_000,
+                delay,
+            )
+            .unwrap();
+        assert_eq!(mpd.periods.len(), 1);
+        assert_eq!(
+            mpd.periods[0].adaptation_sets[0].representations[0]
+                .segment_template
+                .timeline
+                .segments(),
+            10
+        );
+
+        // A creative without a CMAF form, or one longer than the break, is not used.
+        let mut long = (*creative()).clone();
+        long.segments = vec![long.segments[0].clone(); 5]; // 10 s > 8 s planned
+        let mut d2 = Counting(0, Arc::new(long));
+        let mpd = s
+            .session_mpd("x", &content, &[brk(None)], &mut d2, AST + 20_000, delay)
+            .unwrap();
+        assert_eq!(mpd.periods.len(), 1);
+    }
 }
