@@ -138,7 +138,7 @@ pub(super) enum Route<'a> {
     Vod(&'a str, &'a str),
     /// `/live/{stream}/vod/{n}.ts?shift=-T`: a stored segment re-timed for live-to-VOD.
     VodSegment(&'a str, u64),
-    /// `/live/{stream}/vod/{rendition}/{k}.m4s`: a kept fragment re-timed for live-to-VOD.
+    /// `/live/{stream}/vod/{rendition}/{k}.m4s`: a kept fragment, re-timed for `ads=remove`.
     VodFragment(&'a str, &'a str, u64),
 }
 

@@ -40,7 +40,7 @@ use crate::package::ads::AdBreak;
 use crate::package::cmaf::INIT_SEGMENT;
 use crate::package::ssai::{
     passthrough_playlist, valid_creative_id, AdDecider, AdSessions, ContentSegment,
-    ContentTimeline, Creative, DashSessions, LiveView, SsaiOptions,
+    ContentTimeline, Creative, DashSessions, DashView, LiveView, SsaiOptions,
 };
 use crate::time::Timestamp;
 
@@ -305,8 +305,10 @@ impl<S: SegmentStore> Origin<S> {
                     inner: decider.as_mut(),
                     creatives: &self.ssai.creatives,
                 };
-                ads.dash
-                    .session_mpd(session, &content, &breaks, &mut served, now, delay)
+                let view = DashView::new(&content, &breaks, now)
+                    .with_slate(self.ssai.slate.as_ref())
+                    .with_delay(delay);
+                ads.dash.session_mpd(session, &view, &mut served)
             }
         };
         match mpd.and_then(|m| m.write()) {

@@ -1276,7 +1276,7 @@ pub fn passthrough_playlist(content: &MediaPlaylist, prefix: &str) -> MediaPlayl
 }
 
 pub mod dash;
-pub use dash::{CreativeCmaf, CreativeRendition, DashSessions};
+pub use dash::{CreativeCmaf, CreativeRendition, DashSessions, DashView};
 
 #[cfg(test)]
 mod tests;

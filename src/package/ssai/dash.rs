@@ -17,7 +17,9 @@
 //!   the answer is kept for that session. Creatives without a CMAF form are skipped; the
 //!   others are taken in order while their running total fits the break's planned
 //!   duration (or its actual one once it ended). Breaks that ended before the session's
-//!   first request, and breaks for which nothing fits, are not substituted.
+//!   first request, and breaks for which nothing fits, are not substituted. The rest of
+//!   the break is the content's own, or, when the host set a slate (with a CMAF form),
+//!   the slate's, repeated as Periods while whole fragments of it fit.
 //! * **Periods.** The content Period ends at the break's cut; one Period per creative
 //!   follows (`Period@duration` = the creative's), then the content again from the first
 //!   content segment at or after the ads' end (the rest of the break is the content's
@@ -186,11 +188,19 @@ impl CmafPackager {
     }
 }
 
+/// A session's fixed decision for one break: the decider's creatives, and the slate
+/// that fills what they leave (the one set when the decision was made).
+#[derive(Debug, Clone, Default)]
+struct Decision {
+    ads: Vec<Arc<Creative>>,
+    slate: Option<Arc<Creative>>,
+}
+
 /// One session's fixed decisions, by break (event id, cut time).
 #[derive(Debug, Default)]
 struct Session {
     last_used: u64,
-    decisions: HashMap<(u32, i64), Vec<Arc<Creative>>>,
+    decisions: HashMap<(u32, i64), Decision>,
 }
 
 /// Viewer sessions of one live DASH stream with server-side ad insertion, and their
@@ -203,11 +213,67 @@ pub struct DashSessions {
     clock: u64,
 }
 
+/// What a live DASH stream shows at one request, for [`DashSessions::session_mpd`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct DashView<'a> {
+    /// The stream's live MPD (one Period from 0, as the origin serves it).
+    pub content: &'a Mpd,
+    /// Its breaks, on the same timeline (90 kHz).
+    pub breaks: &'a [AdBreak],
+    /// The host's slate, if any (with a CMAF form): it fills what the ads leave of
+    /// breaks whose length is known (a decision keeps the slate it was made with).
+    pub slate: Option<&'a Arc<Creative>>,
+    /// The wall clock (Unix ms), checked against a dynamic MPD's
+    /// `availabilityStartTime`; a static MPD lists everything.
+    pub now_ms: i64,
+    /// The content video's
+    /// [`presentation_delay`](crate::package::cmaf::CmafRendition::presentation_delay)
+    /// (timelines list decode times): Periods start at presentation times, so that
+    /// the cut keyframe, the ads and the content after them meet frame-exactly.
+    pub delay: Timestamp,
+}
+
+impl<'a> DashView<'a> {
+    /// A view of `content` with `breaks` at `now_ms`; no slate, no delay.
+    pub fn new(content: &'a Mpd, breaks: &'a [AdBreak], now_ms: i64) -> Self {
+        DashView {
+            content,
+            breaks,
+            slate: None,
+            now_ms,
+            delay: Timestamp::from_millis(0),
+        }
+    }
+
+    /// Sets the slate.
+    pub fn with_slate(mut self, slate: Option<&'a Arc<Creative>>) -> Self {
+        self.slate = slate;
+        self
+    }
+
+    /// Sets the content video's presentation delay.
+    pub fn with_delay(mut self, delay: Timestamp) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
 /// A break substituted for a session: where it is cut, its creatives and offsets.
 struct Substitution<'a> {
     start_90k: i64,
-    ads: Vec<(&'a Arc<Creative>, &'a CreativeCmaf, i64)>,
+    ads: Vec<Placed<'a>>,
     end_90k: i64,
+}
+
+/// A creative placed in a break: where (90 kHz from the cut), how long, and how many of
+/// its fragments (`None`: all; a slate may be cut short, whole fragments only).
+struct Placed<'a> {
+    creative: &'a Arc<Creative>,
+    cmaf: &'a CreativeCmaf,
+    offset: i64,
+    duration: i64,
+    fragments: Option<usize>,
 }
 
 fn ticks(t: Timestamp) -> i64 {
@@ -268,25 +334,24 @@ impl DashSessions {
         self.sessions.is_empty()
     }
 
-    /// The MPD of `session`: `content` (the stream's live MPD, one Period from 0) with
-    /// the `breaks` (on the same timeline, 90 kHz) substituted as the [module
-    /// docs](self) say. `now_ms` is the wall clock (Unix ms), checked against a dynamic
-    /// MPD's `availabilityStartTime`; a static MPD lists everything. `delay` is the
-    /// content video's [`presentation_delay`](crate::package::cmaf::CmafRendition::presentation_delay)
-    /// (the timelines list decode times): Periods start at presentation times, so
-    /// that the cut keyframe, the ads and the content after them meet frame-exactly.
+    /// The MPD of `session`: the [`DashView`]'s content MPD with its breaks substituted
+    /// as the [module docs](self) say.
     ///
-    /// Errors: [`Error::usage`] for a `content` MPD without exactly one Period; the
+    /// Errors: [`Error::usage`] for a content MPD without exactly one Period; the
     /// errors of the timelines (a content timeline with gaps).
     pub fn session_mpd(
         &mut self,
         session: &str,
-        content: &Mpd,
-        breaks: &[AdBreak],
+        view: &DashView<'_>,
         decider: &mut dyn AdDecider,
-        now_ms: i64,
-        delay: Timestamp,
     ) -> Result<Mpd> {
+        let DashView {
+            content,
+            breaks,
+            slate,
+            now_ms,
+            delay,
+        } = *view;
         let delay_90k = ticks(delay).max(0);
         let [base] = content.periods.as_slice() else {
             return Err(Error::usage("SSAI: the content MPD must have one Period"));
@@ -302,7 +367,7 @@ impl DashSessions {
             ),
             _ => None,
         };
-        let decisions = self.decide(session, breaks, decider);
+        let decisions = self.decide(session, breaks, decider, slate);
         let reps: Vec<(Timescale, Vec<(u64, u64)>)> = base
             .adaptation_sets
             .iter()
@@ -317,22 +382,59 @@ impl DashSessions {
         let reference = reps.first();
         // The substitutions, in time order.
         let mut subs: Vec<Substitution<'_>> = Vec::new();
-        for (b, ads) in breaks.iter().zip(&decisions) {
+        for (b, decision) in breaks.iter().zip(&decisions) {
             let budget = b.duration().or(b.planned_duration).map_or(i64::MAX, ticks);
             let mut offset = 0i64;
             let mut list = Vec::new();
-            for c in ads {
+            for c in &decision.ads {
                 let (Some(cmaf), d) = (c.cmaf.as_deref(), ticks(c.duration())) else {
                     continue;
                 };
                 if d <= 0 || offset.saturating_add(d) > budget {
                     continue;
                 }
-                list.push((c, cmaf, offset));
+                list.push(Placed {
+                    creative: c,
+                    cmaf,
+                    offset,
+                    duration: d,
+                    fragments: None,
+                });
                 offset += d;
             }
             if list.is_empty() {
                 continue;
+            }
+            // The slate fills what the ads leave of a break of known length: repeated,
+            // whole fragments only.
+            if let Some((slate, cmaf)) = decision
+                .slate
+                .as_ref()
+                .and_then(|c| Some((c, c.cmaf.as_deref()?)))
+                .filter(|_| budget != i64::MAX)
+            {
+                while list.len() < self.opts.max_items_per_break.max(1) {
+                    let (mut k, mut d) = (0usize, 0i64);
+                    for seg in &slate.segments {
+                        let next = d + ticks(seg.duration);
+                        if offset + next > budget {
+                            break;
+                        }
+                        (k, d) = (k + 1, next);
+                    }
+                    if k == 0 || d <= 0 {
+                        break;
+                    }
+                    let fragments = (k < slate.segments.len()).then_some(k);
+                    list.push(Placed {
+                        creative: slate,
+                        cmaf,
+                        offset,
+                        duration: d,
+                        fragments,
+                    });
+                    offset += d;
+                }
             }
             // The cut as the content's timeline lists it: the reference Representation's
             // segment starting there (fragment decode times may precede the break's
@@ -364,9 +466,9 @@ impl DashSessions {
             if let Some(p) = content_period(base, from, Some(sub.start_90k), delay_90k, &subs)? {
                 mpd.periods.push(p);
             }
-            for (n, (c, cmaf, offset)) in sub.ads.iter().enumerate() {
-                let start = sub.start_90k + delay_90k + offset;
-                let duration = ticks(c.duration());
+            for (n, placed) in sub.ads.iter().enumerate() {
+                let (c, duration) = (placed.creative, placed.duration);
+                let start = sub.start_90k + delay_90k + placed.offset;
                 if start + duration <= window_start {
                     continue;
                 }
@@ -376,7 +478,7 @@ impl DashSessions {
                 )
                 .with_duration(Timestamp::new(duration, CLOCK));
                 let mut complete = true;
-                for set in &cmaf.adaptation_sets {
+                for set in &placed.cmaf.adaptation_sets {
                     let mut set = set.clone();
                     set.inband_event_streams.clear();
                     for rep in &mut set.representations {
@@ -384,7 +486,9 @@ impl DashSessions {
                         let pto = t.presentation_time_offset;
                         let scale = t.timescale;
                         let mut kept = Vec::new();
-                        for (s, d) in expand(&t.timeline) {
+                        let all = expand(&t.timeline);
+                        let take = placed.fragments.unwrap_or(all.len());
+                        for (s, d) in all.into_iter().take(take) {
                             let end =
                                 start + to_90k(s.saturating_add(d).saturating_sub(pto), scale);
                             if available_90k.is_some_and(|a| end > a) {
@@ -461,7 +565,8 @@ impl DashSessions {
         session: &str,
         breaks: &[AdBreak],
         decider: &mut dyn AdDecider,
-    ) -> Vec<Vec<Arc<Creative>>> {
+        slate: Option<&Arc<Creative>>,
+    ) -> Vec<Decision> {
         self.clock += 1;
         let clock = self.clock;
         let known = self.sessions.contains_key(session);
@@ -490,9 +595,12 @@ impl DashSessions {
             let d = if (!known && b.end.is_some())
                 || s.decisions.len() >= self.opts.max_plans_per_session
             {
-                Vec::new() // ended before the session joined, or too many plans
+                Decision::default() // ended before the session joined, or too many plans
             } else {
-                decider.decide(b, session)
+                Decision {
+                    ads: decider.decide(b, session),
+                    slate: slate.cloned(),
+                }
             };
             s.decisions.insert(key, d.clone());
             out.push(d);
@@ -702,7 +810,10 @@ mod tests {
         }
     }
 
-    fn summary(mpd: &Mpd) -> Vec<(String, i64, Vec<(u64, u64, u64)>)> {
+    /// (start number, segments, presentationTimeOffset) of a Representation.
+    type RepSummary = (u64, u64, u64);
+
+    fn summary(mpd: &Mpd) -> Vec<(String, i64, Vec<RepSummary>)> {
         mpd.periods
             .iter()
             .map(|p| {
@@ -732,7 +843,11 @@ mod tests {
         let content = content();
         // The session meets the break while it is on.
         let mpd = s
-            .session_mpd("v", &content, &[brk(None)], &mut d, AST + 20_000, delay)
+            .session_mpd(
+                "v",
+                &DashView::new(&content, &[brk(None)], AST + 20_000).with_delay(delay),
+                &mut d,
+            )
             .unwrap();
         assert_eq!(
             summary(&mpd),
@@ -766,11 +881,8 @@ mod tests {
         let again = s
             .session_mpd(
                 "v",
-                &content,
-                &[brk(Some(16_080))],
+                &DashView::new(&content, &[brk(Some(16_080))], AST + 20_000).with_delay(delay),
                 &mut d,
-                AST + 20_000,
-                delay,
             )
             .unwrap();
         assert_eq!(summary(&again), summary(&mpd));
@@ -785,7 +897,11 @@ mod tests {
             t.timeline = SegmentTimeline::from_segments(keep).unwrap();
         }
         let mpd = s
-            .session_mpd("w", &early, &[brk(None)], &mut d, AST + 10_100, delay)
+            .session_mpd(
+                "w",
+                &DashView::new(&early, &[brk(None)], AST + 10_100).with_delay(delay),
+                &mut d,
+            )
             .unwrap();
         let sum = summary(&mpd);
         assert_eq!(sum.len(), 2, "{sum:?}");
@@ -798,11 +914,8 @@ mod tests {
         let mpd = s
             .session_mpd(
                 "late",
-                &content,
-                &[brk(Some(16_080))],
+                &DashView::new(&content, &[brk(Some(16_080))], AST + 20_000).with_delay(delay),
                 &mut d,
-                AST + 20_000,
-                delay,
             )
             .unwrap();
         assert_eq!(mpd.periods.len(), 1);
@@ -814,12 +927,63 @@ mod tests {
             10
         );
 
+        // A slate of three 1.5 s fragments fills what the 4 s ad leaves of the 8 s
+        // break with two of them (3 s); the content comes back at its first segment
+        // after 15 s, 16 s (+ 80 ms).
+        let mut slate = (*creative()).clone();
+        slate.id = "slate".into();
+        slate.segments = vec![
+            CreativeSegment::new(
+                Timestamp::from_millis(1_500),
+                slate.segments[0].data.clone()
+            );
+            3
+        ];
+        let mut cmaf = (**slate.cmaf.as_ref().unwrap()).clone();
+        cmaf.adaptation_sets[0].representations[0]
+            .segment_template
+            .timeline =
+            SegmentTimeline::from_segments([(0, 19_200), (19_200, 19_200), (38_400, 19_200)])
+                .unwrap();
+        slate.cmaf = Some(Arc::new(cmaf));
+        let slate = Arc::new(slate);
+        let mpd = s
+            .session_mpd(
+                "s",
+                &DashView::new(&content, &[brk(None)], AST + 20_000)
+                    .with_slate(Some(&slate))
+                    .with_delay(delay),
+                &mut d,
+            )
+            .unwrap();
+        let sum = summary(&mpd);
+        assert_eq!(
+            sum.iter().map(|p| (p.0.as_str(), p.1)).collect::<Vec<_>>(),
+            [
+                ("c0", 0),
+                ("ad720000-0", 8_080),
+                ("ad720000-1", 12_080),
+                ("c1440000", 16_080)
+            ],
+            "{sum:?}"
+        );
+        assert_eq!(sum[2].2, [(0, 2, 1024)]);
+        assert_eq!(mpd.periods[2].duration, Some(Timestamp::from_secs(3)));
+        assert!(mpd.periods[2].adaptation_sets[0].representations[0]
+            .segment_template
+            .media
+            .starts_with("/ads/slate/"));
+
         // A creative without a CMAF form, or one longer than the break, is not used.
         let mut long = (*creative()).clone();
         long.segments = vec![long.segments[0].clone(); 5]; // 10 s > 8 s planned
         let mut d2 = Counting(0, Arc::new(long));
         let mpd = s
-            .session_mpd("x", &content, &[brk(None)], &mut d2, AST + 20_000, delay)
+            .session_mpd(
+                "x",
+                &DashView::new(&content, &[brk(None)], AST + 20_000).with_delay(delay),
+                &mut d2,
+            )
             .unwrap();
         assert_eq!(mpd.periods.len(), 1);
     }
