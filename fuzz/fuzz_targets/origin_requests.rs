@@ -20,12 +20,12 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use strom::bitstream::aac::build_asc;
-use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, H264Config, Item, TrackInfo};
 use std::sync::Arc;
 use strom::auth::TokenAuthorizer;
+use strom::bitstream::aac::build_asc;
 use strom::crypto::key::{StaticKeyProvider, StreamKey};
 use strom::crypto::{ContentKey, KeyId};
+use strom::media::{AacConfig, CodecConfig, Event, Frame, FrameFlags, H264Config, Item, TrackInfo};
 use strom::origin::{
     MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Protection, Request,
 };
@@ -230,7 +230,9 @@ fuzz_target!(|data: &[u8]| {
                 let mut req = Request::new(method.clone(), p.clone());
                 if method == Method::Post {
                     req.body = if inp.u8() % 2 == 0 {
-                        Bytes::from_static(b"{\"kids\":[\"WlpaWlpaWlpaWlpaWlpaWg\"],\"type\":\"temporary\"}")
+                        Bytes::from_static(
+                            b"{\"kids\":[\"WlpaWlpaWlpaWlpaWlpaWg\"],\"type\":\"temporary\"}",
+                        )
                     } else {
                         let n = usize::from(inp.u8());
                         Bytes::from((0..n).map(|_| inp.u8()).collect::<Vec<u8>>())
@@ -244,13 +246,17 @@ fuzz_target!(|data: &[u8]| {
                 );
                 // A protected object is never served without the stream's token.
                 if r.status == 200 && protected(&p) {
-                    assert!(p.contains(&token) && p.contains("/cam"), "{p}: served without a token");
+                    assert!(
+                        p.contains(&token) && p.contains("/cam"),
+                        "{p}: served without a token"
+                    );
                 }
                 if head {
                     assert!(r.body.is_empty(), "{p}: HEAD with a body");
                 }
                 let plain = p.split('?').next().unwrap_or("");
-                if r.status == 200 && get && plain.ends_with(".mp4") && !plain.ends_with("init.mp4") {
+                if r.status == 200 && get && plain.ends_with(".mp4") && !plain.ends_with("init.mp4")
+                {
                     assert_eq!(r.header("content-type"), Some("video/mp4"), "{p}");
                     assert_eq!(r.body.get(4..8), Some(&b"ftyp"[..]), "{p}");
                 }
@@ -268,7 +274,12 @@ fuzz_target!(|data: &[u8]| {
                             for uri in listed(text) {
                                 // With its query: protected URIs carry the token.
                                 let got = origin.handle(&Request::get(format!("{dir}/{uri}")), now);
-                                assert_eq!(got.status, 200, "{p} lists {uri}: {}\n{text}", String::from_utf8_lossy(&got.body));
+                                assert_eq!(
+                                    got.status,
+                                    200,
+                                    "{p} lists {uri}: {}\n{text}",
+                                    String::from_utf8_lossy(&got.body)
+                                );
                             }
                         }
                     }

@@ -309,6 +309,14 @@ impl Creative {
         })
     }
 
+    /// The creative with `cmaf` as its CMAF form (for DASH sessions), e.g. one packaged
+    /// elsewhere for a creative made with [`Creative::from_segments`]. Its length should
+    /// be the segments' ([`Creative::duration`] is the ad Period's duration).
+    pub fn with_cmaf(mut self, cmaf: CreativeCmaf) -> Self {
+        self.cmaf = Some(Arc::new(cmaf));
+        self
+    }
+
     /// Total duration of the segments.
     pub fn duration(&self) -> Timestamp {
         Timestamp::new(self.segments.iter().map(|s| ticks(s.duration)).sum(), CLOCK)

@@ -89,7 +89,29 @@ pub struct CreativeCmaf {
     pub adaptation_sets: Vec<AdaptationSet>,
 }
 
+impl CreativeRendition {
+    /// A rendition `name` (its Representation id) with its init segment and fragments.
+    pub fn new(name: impl Into<String>, init: Bytes, fragments: Vec<Bytes>) -> Self {
+        CreativeRendition {
+            name: name.into(),
+            init,
+            fragments,
+        }
+    }
+}
+
 impl CreativeCmaf {
+    /// A CMAF form packaged elsewhere: `renditions` and the `adaptation_sets` of its
+    /// Period (templates relative to the creative, `$RepresentationID$/init.mp4` and
+    /// `$RepresentationID$/$Number$.m4s` from 0, `presentationTimeOffset` at its first
+    /// frame). Attach it with [`Creative::with_cmaf`].
+    pub fn new(renditions: Vec<CreativeRendition>, adaptation_sets: Vec<AdaptationSet>) -> Self {
+        CreativeCmaf {
+            renditions,
+            adaptation_sets,
+        }
+    }
+
     /// The init segment of `rendition`.
     pub fn init(&self, rendition: &str) -> Option<&Bytes> {
         self.renditions
