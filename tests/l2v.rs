@@ -19,84 +19,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
-use strom::ingest::flv::FlvDemuxer;
-use strom::media::{CueKind, Event, Item, SpliceCue};
-use strom::origin::{
-    MemoryStore, MemoryStoreOptions, Method, Origin, OriginOptions, Request, SegmentStore, Series,
-};
+use strom::origin::{MemoryStore, Method, Origin, Request, SegmentStore, Series};
 use strom::package::ssai::Creative;
-use strom::pipeline::Stage;
 use strom::time::Timestamp;
 
-const T0: i64 = 1_760_000_000_000;
-/// Frames per second of the clip.
-const FPS: i64 = 25;
-
-/// (event id, splice time ms, duration ms, segmentation type) of the breaks, and where
-/// each is cut: keyframes every 2 s, so 10 s -> 10 s .. 18 s, and 31 s -> 32 s .. 38 s
-/// (37 s asked for the return: the next keyframe is 38 s).
-const BREAKS: [(u32, i64, i64, Option<u8>); 2] =
-    [(11, 10_000, 8_000, None), (12, 31_000, 6_000, Some(0x34))];
-const CUTS_MS: [(i64, i64); 2] = [(10_000, 18_000), (32_000, 38_000)];
-
-fn record() -> Origin<MemoryStore> {
-    let flv = avc_aac_small_25(60, Container::Flv);
-    let mut demux = FlvDemuxer::new();
-    demux
-        .push(Bytes::from(std::fs::read(&flv).expect("read the clip")))
-        .expect("FLV");
-    demux.finish().expect("FLV end");
-    let mut items: Vec<Item> = Vec::new();
-    while let Some(i) = demux.poll() {
-        items.push(i.expect("FLV item"));
-    }
-    let mut store_opts = MemoryStoreOptions::default();
-    store_opts.max_segments_per_stream = 1000;
-    store_opts.max_bytes_per_stream = 1 << 30;
-    let mut o = Origin::new(MemoryStore::new(store_opts), OriginOptions::default());
-    o.publish("show", T0).expect("publish");
-    let mut cues: Vec<(i64, Item)> = Vec::new();
-    for (id, at, dur, seg_type) in BREAKS {
-        let raw = strom::scte35::splice_insert_section(
-            id,
-            true,
-            Some((at * 90) as u64),
-            Some((dur * 90) as u64),
-            true,
-        );
-        let mut cue = SpliceCue::new(
-            id,
-            CueKind::Out,
-            Timestamp::from_millis(at),
-            Some(Timestamp::from_millis(dur)),
-        )
-        .with_raw(raw);
-        if let Some(t) = seg_type {
-            cue = cue.with_segmentation_type(t);
-        }
-        // Sent four seconds ahead, as encoders do.
-        cues.push((at - 4_000, Item::Event(Event::Cue(cue))));
-    }
-    let mut now = T0;
-    for item in items {
-        if let Some(f) = item.as_frame() {
-            let t = f.dts.as_millis();
-            now = now.max(T0 + t);
-            while cues.first().is_some_and(|(send, _)| *send <= t) {
-                let (_, cue) = cues.remove(0);
-                o.push("show", cue, now).expect("cue");
-            }
-        }
-        o.push("show", item, now).expect("push");
-    }
-    o.unpublish("show", now + 40).expect("unpublish");
-    o
-}
+use common::l2v::*;
 
 fn get(o: &Origin<MemoryStore>, path: &str) -> (u16, Bytes) {
     let r = o.handle(&Request::new(Method::Get, path), T0 + 120_000);
@@ -275,67 +206,6 @@ fn vod_without_ads_decodes_to_the_source_minus_the_breaks() {
 
 /// The host clock of the requests (Unix ms): after the publisher stopped.
 const NOW: i64 = T0 + 120_000;
-
-/// The creatives of `ads=replace`: (id, lavfi picture, tone Hz, seconds). The origin
-/// lists them by id, so in this order; 7 s together, between the two breaks' lengths
-/// (8 s and 6 s).
-const CREATIVES: [(&str, &str, u32, u32); 2] = [
-    ("ad-a", "smptebars", 880, 4),
-    ("ad-b", "rgbtestsrc", 1320, 3),
-];
-
-/// A creative clip: `picture` and a `tone` Hz sine, `seconds` long, MP4, with the codec
-/// parameters of the content (`avc_aac_small_25`): 320x180 25 fps H.264 High by x264
-/// (B-frames, GOP 2 s, 200 kbit/s), AAC-LC 48 kHz stereo 64 kbit/s.
-fn creative_mp4(id: &str, picture: &str, tone: u32, seconds: u32) -> PathBuf {
-    let args: Vec<String> = [
-        "-f".to_string(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("{picture}=size=320x180:rate=25:duration={seconds}"),
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("sine=frequency={tone}:sample_rate=48000:duration={seconds}"),
-    ]
-    .into_iter()
-    .chain(
-        [
-            "-c:v",
-            "libx264",
-            "-threads",
-            "1",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "3",
-            "-b:v",
-            "200k",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-            "-b:a",
-            "64k",
-        ]
-        .map(String::from),
-    )
-    .collect();
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    media(&format!("l2v_{id}_{seconds}s.mp4"), &refs)
-}
 
 /// Through the origin's whole router ([`Origin::handle_mut`]: creatives' segments are
 /// served there).

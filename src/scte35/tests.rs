@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::container::ts::psi::crc32_mpeg2;
 use crate::media::CueKind;
 use crate::ErrorKind;
 
@@ -356,21 +357,6 @@ fn mutated_sections_keep_the_invariants() {
     }
     // Most mutations keep a parseable section; some must not.
     assert!(parsed > total / 4 && parsed < total, "{parsed} of {total}");
-}
-
-fn crc32_mpeg2(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
 }
 
 /// Found by the fuzz target: a reserved command type behind the legacy 0xFFF

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub mod cmaf;
+pub mod l2v;
 pub mod live;
 pub mod players;
 pub mod protect;
@@ -297,6 +298,46 @@ pub fn avc_aac_small_25(duration_s: u32, container: Container) -> PathBuf {
     args.extend(x264_at(50, "200k"));
     args.extend(aac_at("64k"));
     generate(&format!("avc_aac_small_25_{duration_s}s"), args, container)
+}
+
+/// An MP4 with the codec parameters of [`avc_aac_small_25`] (320x180 25 fps H.264 High,
+/// GOP 2 s, 200 kbit/s; AAC-LC at `rate` Hz, `channels` channels, 64 kbit/s) but its own
+/// picture (`pattern`, a lavfi source: `smptebars`, `rgbtestsrc`, ...) and tone (`tone`
+/// Hz), `seconds` long, cached as `name`: ad creatives and slates.
+pub fn small_clip_mp4(
+    name: &str,
+    pattern: &str,
+    tone: u32,
+    rate: u32,
+    channels: u32,
+    seconds: u32,
+) -> PathBuf {
+    let mut args = vec![
+        "-f".to_string(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("{pattern}=size=320x180:rate=25:duration={seconds}"),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("sine=frequency={tone}:sample_rate={rate}:duration={seconds}"),
+    ];
+    args.extend(x264_at(50, "200k"));
+    args.extend(
+        [
+            "-c:a",
+            "aac",
+            "-ar",
+            &rate.to_string(),
+            "-ac",
+            &channels.to_string(),
+            "-b:a",
+            "64k",
+        ]
+        .map(String::from),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    media(name, &refs)
 }
 
 /// 640x360 25 fps H.264 High (B-frames, keyframe every 2 s) + AAC-LC 48 kHz stereo, `duration_s` long.
