@@ -4,8 +4,7 @@
 //! generated once into `target/bench-media/`. Throughput is reported per input byte
 //! (`flv_ts/*/bytes`) and per TS packet written (`flv_ts/segment/packets`).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -18,41 +17,7 @@ use strom::pipeline::Stage;
 const CHUNK: usize = 1024 * 1024;
 
 fn input() -> Bytes {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bench_1080p_6m_20s.flv");
-    if !path.is_file() {
-        let tmp = dir.join(".bench_1080p_6m_20s.flv");
-        let st = Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=1920x1080:rate=25:duration=20")
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=20",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-            ])
-            .args([
-                "-g", "50", "-b:v", "6000k", "-maxrate", "6000k", "-bufsize", "12000k",
-            ])
-            .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv"])
-            .arg(&tmp)
-            .status()
-            .expect("ffmpeg is needed to make the bench input (scripts/test.sh installs it)");
-        assert!(st.success());
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    Bytes::from(std::fs::read(path).unwrap())
+    Bytes::from(std::fs::read(common::bench_1080p("flv", "flv")).unwrap())
 }
 
 fn demux(data: &Bytes, mut on_item: impl FnMut(Item)) {

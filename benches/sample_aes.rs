@@ -18,8 +18,7 @@
 //! * `sample_aes/frames`: [`SampleAes`] alone over the segment's NAL units and AAC
 //!   frames (escaping included, no TS), bytes of the frames.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -35,42 +34,7 @@ use strom::pipeline::Stage;
 use strom::time::Timestamp;
 
 fn input() -> Bytes {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");
-    std::fs::create_dir_all(&dir).unwrap();
-    // The same file and arguments as benches/flv_ts.rs, so either bench makes it.
-    let path = dir.join("bench_1080p_6m_20s.flv");
-    if !path.is_file() {
-        let tmp = dir.join(".bench_1080p_6m_20s.flv.sample_aes");
-        let st = Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=1920x1080:rate=25:duration=20")
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=20",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-            ])
-            .args([
-                "-g", "50", "-b:v", "6000k", "-maxrate", "6000k", "-bufsize", "12000k",
-            ])
-            .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv"])
-            .arg(&tmp)
-            .status()
-            .expect("ffmpeg is needed to make the bench input (scripts/test.sh installs it)");
-        assert!(st.success());
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    Bytes::from(std::fs::read(path).unwrap())
+    Bytes::from(std::fs::read(common::bench_1080p("flv", "flv")).unwrap())
 }
 
 /// The second 6 s segment of the input.

@@ -11,8 +11,9 @@
 //! that file, demuxes it `STROM_TS_DEMUX_PASSES` times (default 1), prints the frame
 //! count and exits without running criterion.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput};
@@ -25,41 +26,7 @@ const CHUNK: usize = 1024 * 1024;
 
 /// The bench input, made once (the same file `scripts/bench_ts_demux.sh` uses).
 fn input_path() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bench_1080p_6m_20s.ts");
-    if !path.is_file() {
-        let tmp = dir.join(".bench_1080p_6m_20s.ts");
-        let st = Command::new("ffmpeg")
-            .args(["-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=1920x1080:rate=25:duration=20")
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000:duration=20",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-profile:v",
-                "high",
-                "-bf",
-                "3",
-            ])
-            .args([
-                "-g", "50", "-b:v", "6000k", "-maxrate", "6000k", "-bufsize", "12000k",
-            ])
-            .args(["-c:a", "aac", "-b:a", "128k", "-f", "mpegts"])
-            .arg(&tmp)
-            .status()
-            .expect("ffmpeg is needed to make the bench input (scripts/test.sh installs it)");
-        assert!(st.success());
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
+    common::bench_1080p("mpegts", "ts")
 }
 
 /// Demuxes `data` pushed in `chunk`-byte pieces; `on_item` sees every item.
