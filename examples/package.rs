@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::input::{read_file, InputError};
+use common::input::{read_file_with, Input, InputError};
 use strom::crypto::{ContentKey, Iv, KeyId, Scheme};
 use strom::package::{VodEncryption, VodFormats, VodOutput, VodPackager, VodPackagerOptions};
 use strom::pipeline::Stage;
@@ -301,7 +301,14 @@ fn run(args: &Args) -> Result<(), String> {
             strom::Error::usage("output write failed")
         })
     };
-    let res = read_file(&args.input, |item, read| {
+    // With CENC, each sample is encrypted in the buffer just read, while it is in cache;
+    // the packager then only writes the protection boxes.
+    let in_place = args.encryption.is_some();
+    let res = read_file_with(&args.input, in_place, |input| {
+        let (item, read) = match input {
+            Input::Sample(s, bytes) => return packager.encrypt_in_place(s.track, bytes),
+            Input::Item(item, read) => (item, read),
+        };
         packager.push(item)?;
         while let Some(out) = packager.poll() {
             store(out?, &args.out)?;
@@ -316,7 +323,7 @@ fn run(args: &Args) -> Result<(), String> {
                 s.duration_ms as f64 / 1000.0
             );
         }
-        Ok(())
+        Ok(false)
     })
     .and_then(|_| {
         packager.finish()?;

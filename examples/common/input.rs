@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use bytes::Bytes;
-use strom::container::mp4::Mp4Demuxer;
+use strom::container::mp4::{Mp4Demuxer, ReadSample};
 use strom::ingest::flv::FlvDemuxer;
 use strom::media::Item;
 use strom::pipeline::Stage;
@@ -81,11 +81,36 @@ pub type Progress = u64;
 
 const FLV_CHUNK: usize = 1024 * 1024;
 
+/// What [`read_file_with`] hands the host: an item with the bytes read so far, or (MP4
+/// input) a sample still in the buffer just read, which the host may transform in place
+/// (answering `true` if it did), such as `VodPackager::encrypt_in_place`.
+pub enum Input<'a> {
+    /// The next item.
+    Item(Item, Progress),
+    /// A sample of the read about to be handed to the demuxer; its frame will carry
+    /// these bytes, flagged `FrameFlags::TRANSFORMED` when any sample of the read was.
+    Sample(ReadSample, &'a mut [u8]),
+}
+
 /// Reads `path` and calls `sink` with every item, in order, and the bytes read so far.
 pub fn read_file(
     path: &Path,
     mut sink: impl FnMut(Item, Progress) -> Result<(), strom::Error>,
 ) -> Result<Format, InputError> {
+    read_file_with(path, false, |input| match input {
+        Input::Item(item, read) => sink(item, read).map(|()| false),
+        Input::Sample(..) => Ok(false),
+    })
+}
+
+/// [`read_file`], and with `samples` (MP4 input) every sample of each read before the
+/// demuxer gets it ([`Input::Sample`]), for transforming in place while it is in cache.
+pub fn read_file_with(
+    path: &Path,
+    samples: bool,
+    mut sink: impl FnMut(Input<'_>) -> Result<bool, strom::Error>,
+) -> Result<Format, InputError> {
+    let mut sink_item = |item: Item, read: Progress| sink(Input::Item(item, read)).map(drop);
     let mut file = File::open(path)?;
     let size = file.metadata()?.len();
     let mut head = [0u8; 12];
@@ -104,12 +129,12 @@ pub fn read_file(
                 read += buf.len() as u64;
                 demux.push(buf)?;
                 while let Some(item) = demux.poll() {
-                    sink(item?, read)?;
+                    sink_item(item?, read)?;
                 }
             }
             demux.finish()?;
             while let Some(item) = demux.poll() {
-                sink(item?, read)?;
+                sink_item(item?, read)?;
             }
         }
         Format::Mp4 => {
@@ -117,15 +142,29 @@ pub fn read_file(
             let mut read = 0u64;
             loop {
                 while let Some(item) = demux.poll_item() {
-                    sink(item?, read)?;
+                    sink(Input::Item(item?, read))?;
                 }
                 let Some(req) = demux.poll_read() else {
                     break;
                 };
                 file.seek(SeekFrom::Start(req.offset))?;
-                let buf = read_exact_uninit(&mut file, req.len, true)?;
+                let mut buf = read_vec_uninit(&mut file, req.len, true)?;
                 read = read.max(req.end());
-                demux.supply(req.offset, buf)?;
+                let mut transformed = false;
+                if samples {
+                    for s in demux.read_samples() {
+                        if let Some(bytes) = buf.get_mut(s.range()) {
+                            transformed |= sink(Input::Sample(s, bytes))?;
+                        }
+                    }
+                }
+                // The Bytes keeps the Vec's memory: frames slice the transformed bytes.
+                let buf = Bytes::from(buf);
+                if transformed {
+                    demux.supply_transformed(req.offset, buf)?;
+                } else {
+                    demux.supply(req.offset, buf)?;
+                }
             }
         }
     }
@@ -135,6 +174,11 @@ pub fn read_file(
 /// Reads up to `len` bytes (exactly `len` when `exact`) into a fresh buffer without
 /// zero-filling it first: frames slice this buffer, so it cannot be reused.
 fn read_exact_uninit(file: &mut File, len: usize, exact: bool) -> io::Result<Bytes> {
+    read_vec_uninit(file, len, exact).map(Bytes::from)
+}
+
+/// [`read_exact_uninit`], as the `Vec` (still mutable).
+fn read_vec_uninit(file: &mut File, len: usize, exact: bool) -> io::Result<Vec<u8>> {
     let mut v = Vec::with_capacity(len);
     file.take(len as u64).read_to_end(&mut v)?;
     if exact && v.len() != len {
@@ -143,7 +187,7 @@ fn read_exact_uninit(file: &mut File, len: usize, exact: bool) -> io::Result<Byt
             "file shorter than its index says",
         ));
     }
-    Ok(Bytes::from(v))
+    Ok(v)
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {

@@ -1,12 +1,19 @@
 //! Treats the input as a whole MP4 file and drives `Mp4Demuxer` to completion, checking
 //! the drive contract: reads stay inside the file, frames come in decode order (per track
 //! and across tracks), nothing follows `EndOfStream`, and errors end the stream.
+//!
+//! When the input's length is odd, the host transforms samples in place as it reads
+//! (`read_samples`, `supply_transformed`): every listed range lies inside its read and
+//! apart from the others; audio samples are XORed, others left as they are; a frame
+//! flagged `TRANSFORMED` is the very memory listed, transformed exactly once.
 #![no_main]
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use strom::container::mp4::{Mp4Demuxer, Mp4Options};
-use strom::media::{Event, Item};
+use strom::media::{Event, FrameFlags, Item, MediaKind};
 use strom::time::Timestamp;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
     let mut last: Option<Timestamp> = None;
     let mut ended = false;
     let mut items = 0usize;
+    let transform = data.len() % 2 == 1;
+    // Transformed samples by address: the bytes the frame must carry.
+    let mut expect: HashMap<usize, Vec<u8>> = HashMap::new();
     for _ in 0..1_000_000 {
         while let Some(item) = d.poll_item() {
             items += 1;
@@ -32,6 +42,11 @@ fuzz_target!(|data: &[u8]| {
                         assert!(prev <= f.dts, "decode order");
                     }
                     last = Some(f.dts);
+                    if f.flags.contains(FrameFlags::TRANSFORMED) {
+                        assert!(transform, "flagged without transforming");
+                        let want = expect.remove(&(f.data.as_ptr() as usize));
+                        assert_eq!(want.as_deref(), Some(&f.data[..]), "transformed once");
+                    }
                 }
                 Ok(Item::Event(Event::EndOfStream)) => ended = true,
                 Ok(_) => {}
@@ -51,9 +66,32 @@ fuzz_target!(|data: &[u8]| {
             "read outside the file"
         );
         let start = req.offset as usize;
-        if d.supply(req.offset, file.slice(start..start + req.len))
-            .is_err()
-        {
+        let supplied = if transform {
+            let mut buf = file[start..start + req.len].to_vec();
+            let mut listed = d.read_samples();
+            let audio: Vec<u32> = d
+                .tracks()
+                .iter()
+                .filter(|t| t.kind == MediaKind::Audio)
+                .map(|t| t.id)
+                .collect();
+            listed.sort_by_key(|s| s.start);
+            for (i, s) in listed.iter().enumerate() {
+                assert!(s.len > 0 && s.start + s.len <= buf.len(), "listed outside the read");
+                if let Some(next) = listed.get(i + 1) {
+                    assert!(s.start + s.len <= next.start, "listed samples overlap");
+                }
+                let bytes = &mut buf[s.range()];
+                if audio.contains(&s.track) {
+                    bytes.iter_mut().for_each(|b| *b ^= 0xA5);
+                }
+                expect.insert(bytes.as_ptr() as usize, bytes.to_vec());
+            }
+            d.supply_transformed(req.offset, Bytes::from(buf))
+        } else {
+            d.supply(req.offset, file.slice(start..start + req.len))
+        };
+        if supplied.is_err() {
             assert!(d.is_finished());
             return;
         }

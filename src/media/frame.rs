@@ -14,6 +14,11 @@ impl FrameFlags {
     pub const KEYFRAME: FrameFlags = FrameFlags(1);
     /// Not referenced by other frames (may be dropped under load).
     pub const DISPOSABLE: FrameFlags = FrameFlags(2);
+    /// The payload was transformed in place by the host as it was read (such as
+    /// encrypted by [`crate::package::VodPackager::encrypt_in_place`]): set by
+    /// [`crate::container::mp4::Mp4Demuxer::supply_transformed`] on the frames of the
+    /// samples it listed ([`crate::container::mp4::Mp4Demuxer::read_samples`]).
+    pub const TRANSFORMED: FrameFlags = FrameFlags(4);
     /// Whether every flag in `other` is set.
     pub const fn contains(self, other: FrameFlags) -> bool {
         self.0 & other.0 == other.0

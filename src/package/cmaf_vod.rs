@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::BitOr;
 
 use bytes::{Bytes, BytesMut};
@@ -24,7 +25,7 @@ use crate::container::fmp4::{
 use crate::crypto::cenc::{derive_sample_iv, Pattern, SampleCipher, SubsampleGenerator};
 use crate::crypto::{ContentKey, Iv, Scheme};
 use crate::error::{Error, Result};
-use crate::media::{Event, Frame, Item, MediaKind, TrackId};
+use crate::media::{Event, Frame, FrameFlags, Item, MediaKind, TrackId};
 use crate::time::Timestamp;
 
 /// The outputs a [`VodPackager`](super::VodPackager) writes: any combination of HLS
@@ -147,9 +148,46 @@ pub(crate) struct CmafProtection {
     tracks: Vec<(TrackId, MediaKind, Option<SubsampleGenerator>, u64)>,
     /// Encrypted payloads are written here, each frame's a split of it.
     arena: BytesMut,
-    /// The protection of every encrypted payload not yet in a fragment, by the address
-    /// of its bytes (unique while the payload lives).
-    pending: HashMap<usize, SampleProtection>,
+    /// Every encrypted payload not yet in a fragment (encrypted on arrival, or in the
+    /// host's read buffer by [`CmafProtection::encrypt_in_place`]), by the address of its
+    /// bytes (unique while the payload lives). A frame flagged
+    /// [`FrameFlags::TRANSFORMED`] must find its entry here when it arrives.
+    pending: AddrMap<Encrypted>,
+}
+
+/// A payload encrypted and waiting for its fragment.
+#[derive(Debug)]
+struct Encrypted {
+    track: TrackId,
+    len: usize,
+    protection: SampleProtection,
+}
+
+/// A map keyed by memory addresses, hashed by [`AddrHasher`].
+type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+
+/// Hashes the addresses that key encrypted payloads: the allocator, not the input,
+/// chooses them, so a multiply-fold spreads them well at a fraction of SipHash's cost
+/// (two lookups per sample).
+#[derive(Debug, Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b) ^ self.0.rotate_left(8));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 impl CmafProtection {
@@ -168,8 +206,80 @@ impl CmafProtection {
             cipher: None,
             tracks: Vec::new(),
             arena: BytesMut::new(),
-            pending: HashMap::new(),
+            pending: AddrMap::default(),
         }
+    }
+
+    /// The cipher, made on first use.
+    fn cipher(&mut self) -> Result<&SampleCipher> {
+        Ok(match &mut self.cipher {
+            Some(c) => c,
+            c => c.insert(SampleCipher::new(self.info.scheme, &self.key)?),
+        })
+    }
+
+    /// The protection of the next sample of the track in slot `at`, whose clear bytes
+    /// are `data` (not empty): cenc IVs derived from the track and a count of its
+    /// samples (unique under the key), cbcs the constant IV and the track's pattern;
+    /// video subsamples from its NAL units and slice headers. Returns the protection for
+    /// the `senc`, the IV to encrypt with and the pattern.
+    fn next_sample(&mut self, at: usize, data: &[u8]) -> Result<(SampleProtection, Iv, Pattern)> {
+        let (track, kind, generator, count) = &mut self.tracks[at];
+        let mut subsamples = Vec::new();
+        if let Some(g) = generator {
+            g.subsamples(data, &mut subsamples)?;
+        }
+        let n = *count;
+        *count += 1;
+        Ok(if self.info.scheme == Scheme::Cenc {
+            let iv = derive_sample_iv(
+                *track,
+                (n >> 20) as u32,
+                (n & 0xF_FFFF) as u32,
+                self.info.iv_seed,
+            )?;
+            (
+                SampleProtection {
+                    iv: Some(iv),
+                    subsamples,
+                },
+                iv,
+                Pattern::NONE,
+            )
+        } else {
+            (
+                SampleProtection {
+                    iv: None,
+                    subsamples,
+                },
+                Iv::Iv16(self.info.constant_iv),
+                self.info.pattern(*kind),
+            )
+        })
+    }
+
+    /// Encrypts `sample`, the clear bytes of the next sample of `track` still in the
+    /// host's read buffer, in place, and keeps its protection for the frame that will
+    /// carry these very bytes, flagged [`FrameFlags::TRANSFORMED`]. `Ok(false)` (bytes
+    /// untouched) for a track this protection does not cover or an empty sample.
+    fn encrypt_in_place(&mut self, track: TrackId, sample: &mut [u8]) -> Result<bool> {
+        let Some(at) = self.tracks.iter().position(|t| t.0 == track) else {
+            return Ok(false);
+        };
+        if sample.is_empty() {
+            return Ok(false);
+        }
+        self.cipher()?;
+        let (protection, iv, pattern) = self.next_sample(at, sample)?;
+        let cipher = self.cipher()?;
+        cipher.encrypt(sample, &iv, &protection.subsamples, pattern)?;
+        let entry = Encrypted {
+            track,
+            len: sample.len(),
+            protection,
+        };
+        self.pending.insert(sample.as_ptr() as usize, entry);
+        Ok(true)
     }
 
     /// `frame` with its payload encrypted now, while it is still in cache: cenc IVs
@@ -180,50 +290,44 @@ impl CmafProtection {
         let Some(at) = self.tracks.iter().position(|t| t.0 == frame.track) else {
             return Ok(frame);
         };
+        if frame.flags.contains(FrameFlags::TRANSFORMED) && !frame.data.is_empty() {
+            // Encrypted in the read buffer: its protection waits under its address.
+            return match self.pending.get(&(frame.data.as_ptr() as usize)) {
+                Some(e) if e.track == frame.track && e.len == frame.data.len() => Ok(frame),
+                _ => Err(Error::usage(
+                    "a frame transformed in place that VodPackager::encrypt_in_place did \
+                     not encrypt",
+                )),
+            };
+        }
         if frame.data.is_empty() {
             return Ok(frame);
         }
-        let cipher = match &mut self.cipher {
-            Some(c) => c,
-            c => c.insert(SampleCipher::new(self.info.scheme, &self.key)?),
-        };
-        let (_, kind, generator, count) = &mut self.tracks[at];
-        let mut subsamples = Vec::new();
-        if let Some(g) = generator {
-            g.subsamples(&frame.data, &mut subsamples)?;
-        }
-        let n = *count;
-        *count += 1;
-        let (iv, cipher_iv, pattern) = if self.info.scheme == Scheme::Cenc {
-            let iv = derive_sample_iv(
-                frame.track,
-                (n >> 20) as u32,
-                (n & 0xF_FFFF) as u32,
-                self.info.iv_seed,
-            )?;
-            (Some(iv), iv, Pattern::NONE)
-        } else {
-            (
-                None,
-                Iv::Iv16(self.info.constant_iv),
-                self.info.pattern(*kind),
-            )
-        };
+        self.cipher()?;
+        let (protection, iv, pattern) = self.next_sample(at, &frame.data)?;
         let len = frame.data.len();
         if self.arena.capacity() < len {
             self.arena.reserve(len.max(ARENA_BLOCK));
         }
         self.arena.resize(len, 0);
+        let cipher = self
+            .cipher
+            .as_ref()
+            .ok_or(Error::usage("CENC cipher missing"))?;
         cipher.encrypt_from(
             &frame.data,
             &mut self.arena[..],
-            &cipher_iv,
-            &subsamples,
+            &iv,
+            &protection.subsamples,
             pattern,
         )?;
         let data = self.arena.split().freeze();
-        self.pending
-            .insert(data.as_ptr() as usize, SampleProtection { iv, subsamples });
+        let entry = Encrypted {
+            track: frame.track,
+            len,
+            protection,
+        };
+        self.pending.insert(data.as_ptr() as usize, entry);
         frame.data = data;
         Ok(frame)
     }
@@ -247,11 +351,16 @@ impl CmafProtection {
                 continue;
             }
             match self.pending.remove(&(b.as_ptr() as usize)) {
-                Some(a) if b.len() == s.size as usize => {
+                Some(e) if e.len == b.len() && b.len() == s.size as usize => {
                     found += 1;
-                    aux.push(a);
+                    aux.push(e.protection);
                 }
-                _ => {
+                Some(_) => {
+                    return Err(Error::usage(
+                        "an encrypted payload does not match its sample's size",
+                    ));
+                }
+                None => {
                     if found > 0 {
                         return Err(Error::usage(
                             "a sample of a protected rendition was not encrypted on arrival",
@@ -389,6 +498,16 @@ impl CmafVod {
             }));
         }
         Ok(bytes)
+    }
+
+    /// [`CmafProtection::encrypt_in_place`] when protected; `Ok(false)` otherwise.
+    pub(crate) fn encrypt_in_place(&mut self, track: TrackId, sample: &mut [u8]) -> Result<bool> {
+        match self.protection.as_mut() {
+            Some(p) => p
+                .encrypt_in_place(track, sample)
+                .map_err(|e| e.context("encrypting a sample in place")),
+            None => Ok(false),
+        }
     }
 
     /// An item on its way into the packager. With CENC, a frame of a video or audio

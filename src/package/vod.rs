@@ -585,7 +585,11 @@ struct Writing {
 /// encrypted as it is pushed, while its bytes are still in cache (IVs from the track and
 /// a count of its frames, subsamples from its NAL units), and a fragment then only gets
 /// its protection boxes (`senc`, `saiz`, `saio`) with the encrypted payloads following
-/// by reference.
+/// by reference. A host that reads MP4 can do better still: encrypt each sample in its
+/// read buffer, in place, before the demuxer sees it ([`VodPackager::encrypt_in_place`]
+/// with [`Mp4Demuxer::read_samples`](crate::container::mp4::Mp4Demuxer::read_samples)),
+/// which saves writing every media byte a second time; the package is byte for byte
+/// the same.
 #[derive(Debug)]
 pub struct VodPackager {
     opts: VodPackagerOptions,
@@ -691,6 +695,63 @@ impl VodPackager {
             dropped_frames: self.segmenter.dropped_frames(),
             renditions: self.cmaf.as_ref().map_or(0, |c| c.renditions() as u64),
             ..self.summary
+        }
+    }
+
+    /// Encrypts `sample`, the clear bytes of the next sample of `track` while they are
+    /// still in the host's read buffer and in cache, in place: with `cenc` or `cbcs`
+    /// protection, for a video or audio track the packager has seen added. The frame
+    /// that later carries these very bytes (the same memory) must come flagged
+    /// [`FrameFlags::TRANSFORMED`](crate::media::FrameFlags::TRANSFORMED), which is what
+    /// [`Mp4Demuxer::read_samples`](crate::container::mp4::Mp4Demuxer::read_samples) and
+    /// [`Mp4Demuxer::supply_transformed`](crate::container::mp4::Mp4Demuxer::supply_transformed)
+    /// arrange; the packager then writes its protection boxes without touching its bytes
+    /// again. Saves the copy that encrypting on arrival makes (one write of every media
+    /// byte to other memory). Returns `Ok(false)`, bytes untouched, when there is nothing
+    /// to do: no CENC protection, a track not protected or not added yet, an empty sample.
+    ///
+    /// Errors: those of encrypting on arrival (a slice header the parameter sets cannot
+    /// parse, NAL units that do not cover the sample, a track id of 4096 or more with
+    /// `cenc`); a flagged frame whose bytes this did not encrypt is an
+    /// [`Error::usage`] when it is pushed.
+    ///
+    /// ```no_run
+    /// # fn main() -> strom::Result<()> {
+    /// use bytes::Bytes;
+    /// use strom::container::mp4::Mp4Demuxer;
+    /// use strom::package::{VodPackager, VodPackagerOptions};
+    /// use strom::pipeline::Stage;
+    ///
+    /// # let (mut packager, file): (VodPackager, Vec<u8>) = unimplemented!();
+    /// let mut demux = Mp4Demuxer::new(file.len() as u64);
+    /// loop {
+    ///     while let Some(item) = demux.poll_item() {
+    ///         packager.push(item?)?;
+    ///     }
+    ///     let Some(req) = demux.poll_read() else { break };
+    ///     let start = req.offset as usize;
+    ///     let mut buf = file[start..start + req.len].to_vec(); // the host's read
+    ///     for s in demux.read_samples() {
+    ///         packager.encrypt_in_place(s.track, &mut buf[s.range()])?;
+    ///     }
+    ///     demux.supply_transformed(req.offset, Bytes::from(buf))?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn encrypt_in_place(
+        &mut self,
+        track: crate::media::TrackId,
+        sample: &mut [u8],
+    ) -> Result<bool> {
+        if self.finished || self.failed {
+            return Err(Error::usage(
+                "VodPackager: encrypt_in_place after finish or failure",
+            ));
+        }
+        match &mut self.cmaf {
+            Some(c) => c.encrypt_in_place(track, sample),
+            None => Ok(false),
         }
     }
 
@@ -1455,6 +1516,47 @@ mod tests {
         let line =
             format!("#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/{KID}\",IV={iv}\n");
         assert!(media.contains(&line), "{media}");
+    }
+
+    #[test]
+    fn encrypt_in_place_and_the_transformed_flag_must_agree() {
+        let formats = VodFormats::HLS_FMP4;
+        // An AAC track (2) and its frames.
+        let items = items();
+        let frame = |i: usize| items[i].as_frame().unwrap().clone();
+        // Clear: nothing to encrypt in place.
+        let mut clear = VodPackager::new(VodPackagerOptions {
+            formats,
+            ..VodPackagerOptions::default()
+        })
+        .unwrap();
+        assert!(!clear.encrypt_in_place(2, &mut [1, 2, 3]).unwrap());
+        let enc = VodEncryption::new(Scheme::Cenc, KID, KEY.clone());
+        let mut p = VodPackager::new(with(formats, enc)).unwrap();
+        // Before its track is added, another track, empty: untouched.
+        let mut bytes = frame(1).data.to_vec();
+        assert!(!p.encrypt_in_place(2, &mut bytes).unwrap());
+        assert_eq!(bytes, frame(1).data);
+        p.push(items[0].clone()).unwrap();
+        assert!(!p.encrypt_in_place(9, &mut bytes).unwrap());
+        assert!(!p.encrypt_in_place(2, &mut []).unwrap());
+        // A frame encrypted where it lies, then pushed flagged: taken as it is.
+        let f = frame(1);
+        let mut buf = f.data.to_vec();
+        assert!(p.encrypt_in_place(2, &mut buf).unwrap());
+        assert_ne!(buf, f.data, "encrypted");
+        let data = Bytes::from(buf);
+        let at = data.as_ptr();
+        let mut g = f.clone();
+        g.data = data;
+        g.flags = g.flags.union(FrameFlags::TRANSFORMED);
+        p.push(Item::Frame(g)).unwrap();
+        // Flagged, but not encrypted by the packager: refused, not written clear.
+        let mut h = frame(2);
+        assert_ne!(h.data.as_ptr(), at);
+        h.flags = h.flags.union(FrameFlags::TRANSFORMED);
+        let e = p.push(Item::Frame(h)).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage, "{e}");
     }
 
     #[test]

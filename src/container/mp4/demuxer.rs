@@ -10,7 +10,7 @@ use super::track::{parse_moov, MoovLimits, Track};
 use super::Mp4Options;
 use crate::bitstream::nal;
 use crate::error::{Error, Result};
-use crate::media::{Event, Frame, FrameFlags, Item, TrackInfo};
+use crate::media::{Event, Frame, FrameFlags, Item, TrackId, TrackInfo};
 use crate::time::Timestamp;
 
 /// Most top-level boxes scanned while looking for `moov`.
@@ -33,6 +33,35 @@ impl ReadRequest {
     }
 }
 
+/// A sample inside the outstanding [`ReadRequest`] that comes out of the demuxer byte for
+/// byte, as the data of its frame ([`Mp4Demuxer::read_samples`]): a host may transform
+/// these bytes in place before [`Mp4Demuxer::supply_transformed`], such as encrypting
+/// them ([`crate::package::VodPackager::encrypt_in_place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ReadSample {
+    /// The sample's track.
+    pub track: TrackId,
+    /// The sample's 0-based number in its track.
+    pub index: u32,
+    /// Where the sample starts, from the start of the read.
+    pub start: usize,
+    /// Its length in bytes (never 0).
+    pub len: usize,
+}
+
+impl ReadSample {
+    /// Its byte range within the read.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len
+    }
+}
+
+/// Samples per track [`Mp4Demuxer::read_samples`] looks through for one read: a bound on
+/// the work for files whose chunks are far out of order (the samples it does not reach
+/// come out untransformed, as ever).
+const MAX_READ_SAMPLE_WALK: u32 = 1 << 16;
+
 #[derive(Debug)]
 enum State {
     /// Reading top-level box headers at `pos`, looking for `moov`.
@@ -54,6 +83,32 @@ struct Window {
     data: Bytes,
     /// Samples inside not yet emitted; the window is dropped at 0.
     remaining: u32,
+    /// The samples the host transformed in place ([`Mp4Demuxer::supply_transformed`]),
+    /// as (track position, sample index), sorted; their frames are flagged
+    /// [`FrameFlags::TRANSFORMED`].
+    transformed: Vec<(usize, u32)>,
+    /// Their byte ranges in the file, sorted (they do not overlap): no other sample
+    /// that shares their bytes comes out of this run.
+    transformed_ranges: Vec<(u64, u64)>,
+}
+
+impl Window {
+    /// Whether `s` is one of the transformed samples, or an error when it shares bytes
+    /// with one.
+    fn transformed(&self, ti: usize, s: &Sample) -> Result<bool> {
+        if self.transformed.binary_search(&(ti, s.index)).is_ok() {
+            return Ok(true);
+        }
+        let end = s.offset + u64::from(s.size);
+        let i = self.transformed_ranges.partition_point(|r| r.1 <= s.offset);
+        match self.transformed_ranges.get(i) {
+            Some(r) if r.0 < end => Err(Error::malformed(
+                "a sample shares bytes with a sample transformed in place",
+            )
+            .at_offset(s.offset)),
+            _ => Ok(false),
+        }
+    }
 }
 
 impl Window {
@@ -133,6 +188,8 @@ pub struct Mp4Demuxer {
     spans: Vec<Span>,
     windows: Vec<Window>,
     buffered: usize,
+    /// What [`Mp4Demuxer::read_samples`] listed for the outstanding read.
+    listed: Option<(ReadRequest, Vec<(usize, Sample)>)>,
 }
 
 impl Mp4Demuxer {
@@ -155,6 +212,7 @@ impl Mp4Demuxer {
             spans: Vec::new(),
             windows: Vec::new(),
             buffered: 0,
+            listed: None,
         };
         if let Err(e) = d.scan_at(0, 0) {
             d.deferred = Some(e);
@@ -205,19 +263,134 @@ impl Mp4Demuxer {
     /// (extra bytes are ignored). A mismatch is a [`crate::ErrorKind::Usage`] error that
     /// leaves the demuxer as it was; parse errors fail the demuxer.
     pub fn supply(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        self.supply_inner(offset, data, false)
+    }
+
+    /// The samples of the outstanding read ([`Mp4Demuxer::poll_read`]) that will come
+    /// out byte for byte, each as the whole data of its frame, by track and in sample
+    /// order within a track: those of
+    /// audio tracks and of video tracks with 4-byte NAL length prefixes (other prefix
+    /// sizes are rewritten, a copy), not yet emitted, not empty, wholly inside the read.
+    /// Empty without an outstanding sample read.
+    ///
+    /// A host that transforms these bytes in place before handing the read over with
+    /// [`Mp4Demuxer::supply_transformed`] gets their frames flagged
+    /// [`FrameFlags::TRANSFORMED`], and the frame data is the very memory it transformed
+    /// (the same address: the [`Bytes`] made from its buffer, sliced). Samples of other
+    /// tracks, and those of tracks whose chunks lie far out of order in the file that this
+    /// walk does not reach, are not listed and come out as read.
+    ///
+    /// ```
+    /// use strom::container::mp4::Mp4Demuxer;
+    ///
+    /// let mut d = Mp4Demuxer::new(1000);
+    /// assert!(d.read_samples().is_empty()); // nothing read yet: no sample request
+    /// ```
+    pub fn read_samples(&mut self) -> Vec<ReadSample> {
+        let listed = self.listed_samples();
+        let base = self.pending.map_or(0, |p| p.req.offset);
+        let out = listed
+            .iter()
+            .map(|(ti, s)| ReadSample {
+                track: self.tracks[*ti].track.info.id,
+                index: s.index,
+                start: (s.offset - base) as usize,
+                len: s.size as usize,
+            })
+            .collect();
+        // Kept for supply_transformed: the same read lists the same samples.
+        self.listed = self.pending.map(|p| (p.req, listed));
+        out
+    }
+
+    /// [`Mp4Demuxer::supply`], for a read whose [`Mp4Demuxer::read_samples`] the host
+    /// transformed in place (all of them): their frames carry [`FrameFlags::TRANSFORMED`].
+    /// Same arguments and errors as [`Mp4Demuxer::supply`].
+    pub fn supply_transformed(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        self.supply_inner(offset, data, true)
+    }
+
+    /// The samples [`Mp4Demuxer::read_samples`] lists, as (track position, sample).
+    fn listed_samples(&self) -> Vec<(usize, Sample)> {
+        let Some(p) = self.pending else {
+            return Vec::new();
+        };
+        if !matches!(self.state, State::Streaming) {
+            return Vec::new();
+        }
+        let (start, end) = (p.req.offset, p.req.end());
+        // Every sample of every track wholly inside the read that the walk reaches, as
+        // (track position, sample, listable).
+        let mut inside: Vec<(usize, Sample, bool)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            let byte_for_byte = matches!(t.track.nal_length_size, None | Some(4));
+            let (Some(mut s), mut cursor) = (t.next, t.cursor) else {
+                continue;
+            };
+            for _ in 0..MAX_READ_SAMPLE_WALK {
+                if s.offset >= end {
+                    break;
+                }
+                if s.size > 0 && s.offset >= start && s.offset + u64::from(s.size) <= end {
+                    // A sample also inside an earlier read comes out from there, or from
+                    // here untransformed.
+                    let listable = byte_for_byte && self.window_of(&s).is_none();
+                    inside.push((ti, s, listable));
+                }
+                match t.track.table.next(&mut cursor) {
+                    Ok(Some(n)) => s = n,
+                    _ => break,
+                }
+            }
+        }
+        // Samples sharing bytes (a hostile file) would be transformed twice, or one
+        // through the other: none of them is listed.
+        inside.sort_unstable_by_key(|(ti, s, _)| (s.offset, *ti));
+        // Sorted by start: a sample overlaps an earlier one when it starts before the
+        // furthest end so far, a later one when it ends after the next start.
+        let mut reach = 0u64;
+        for i in 0..inside.len() {
+            let (a, b) = (
+                inside[i].1.offset,
+                inside[i].1.offset + u64::from(inside[i].1.size),
+            );
+            let next_start = inside.get(i + 1).map_or(u64::MAX, |x| x.1.offset);
+            if a < reach || b > next_start {
+                inside[i].2 = false;
+            }
+            reach = reach.max(b);
+        }
+        let mut out: Vec<(usize, Sample)> = inside
+            .into_iter()
+            .filter(|x| x.2)
+            .map(|(ti, s, _)| (ti, s))
+            .collect();
+        out.sort_unstable_by_key(|(ti, s)| (*ti, s.index));
+        out
+    }
+
+    fn supply_inner(&mut self, offset: u64, data: Bytes, transformed: bool) -> Result<()> {
         let Some(p) = self.pending else {
             return Err(Error::usage("supply without an outstanding read request"));
         };
         if offset != p.req.offset || data.len() < p.req.len {
             return Err(Error::usage("supplied range differs from the read request"));
         }
+        let mut listed = Vec::new();
+        if transformed {
+            listed = match self.listed.take() {
+                Some((req, l)) if req == p.req => l,
+                _ => self.listed_samples(),
+            };
+        }
+        self.listed = None;
         self.pending = None;
         let data = data.slice(..p.req.len);
         let r = match self.state {
             State::Scan { pos, boxes } => self.on_header(pos, boxes, &data),
             State::Moov => self.on_moov(offset, data),
             State::Streaming => {
-                self.on_samples(offset, data, p.samples);
+                self.on_samples(offset, data, p.samples, listed);
                 Ok(())
             }
             State::Done | State::Failed => Err(Error::usage("supply after the end of the stream")),
@@ -250,6 +423,7 @@ impl Mp4Demuxer {
             return Some(Ok(Item::Event(Event::EndOfStream)));
         };
         let s = self.tracks[ti].next?;
+        let mut transformed = false;
         let data = if s.size == 0 {
             Bytes::new()
         } else {
@@ -257,6 +431,15 @@ impl Mp4Demuxer {
             let w = &mut self.windows[wi];
             let start = (s.offset - w.offset) as usize;
             let data = w.data.slice(start..start + s.size as usize);
+            if !w.transformed.is_empty() {
+                match w.transformed(ti, &s) {
+                    Ok(t) => transformed = t,
+                    Err(e) => {
+                        self.fail();
+                        return Some(Err(e));
+                    }
+                }
+            }
             w.remaining = w.remaining.saturating_sub(1);
             if w.remaining == 0 {
                 self.buffered = self.buffered.saturating_sub(w.data.len());
@@ -265,6 +448,10 @@ impl Mp4Demuxer {
             data
         };
         match self.emit(ti, s, data) {
+            Ok(f) if transformed => {
+                let flags = f.flags.union(FrameFlags::TRANSFORMED);
+                Some(Ok(Item::Frame(f.with_flags(flags))))
+            }
             Ok(f) => Some(Ok(Item::Frame(f))),
             Err(e) => {
                 self.fail();
@@ -306,6 +493,7 @@ impl Mp4Demuxer {
     fn fail(&mut self) {
         self.state = State::Failed;
         self.pending = None;
+        self.listed = None;
         self.windows.clear();
         self.events.clear();
         self.buffered = 0;
@@ -407,12 +595,21 @@ impl Mp4Demuxer {
         Ok(())
     }
 
-    fn on_samples(&mut self, offset: u64, data: Bytes, samples: u32) {
+    fn on_samples(&mut self, offset: u64, data: Bytes, samples: u32, listed: Vec<(usize, Sample)>) {
         self.buffered += data.len();
+        // listed_samples gives them by track, then sample.
+        let transformed = listed.iter().map(|(ti, s)| (*ti, s.index)).collect();
+        let mut transformed_ranges: Vec<(u64, u64)> = listed
+            .iter()
+            .map(|(_, s)| (s.offset, s.offset + u64::from(s.size)))
+            .collect();
+        transformed_ranges.sort_unstable();
         self.windows.push(Window {
             offset,
             data,
             remaining: samples,
+            transformed,
+            transformed_ranges,
         });
         // Runs whose samples were partly taken from other runs (overlapping chunks in a
         // hostile file) never reach zero: bound both bytes and count.

@@ -49,7 +49,7 @@ mod track;
 #[cfg(test)]
 mod tests;
 
-pub use demuxer::{Mp4Demuxer, ReadRequest};
+pub use demuxer::{Mp4Demuxer, ReadRequest, ReadSample};
 pub use export::{
     ExportPart, ExportedMp4, ExportedTrack, Mp4Export, Mp4ExportOptions, PayloadMode,
     EXPORT_COMPATIBLE_BRANDS, EXPORT_MAJOR_BRAND, MAX_EXPORT_TRACKS,

@@ -6,7 +6,8 @@ use mp4_atom::Encode;
 
 use super::{Mp4Demuxer, Mp4Options};
 use crate::error::{ErrorKind, Result};
-use crate::media::{CodecConfig, Event, Frame, Item};
+use crate::media::{CodecConfig, Event, Frame, FrameFlags, Item, TrackId};
+use std::collections::HashMap;
 
 /// SPS/PPS of a 1920x1080 High profile stream.
 const SPS: &[u8] = &[
@@ -679,5 +680,141 @@ fn overlapping_chunks_read_the_same_bytes() {
                 f.track
             );
         }
+    }
+}
+
+/// What [`drive_transformed`] did to one sample: where it was and its length.
+type Transformed = HashMap<(TrackId, u32), (usize, usize)>;
+
+/// Drives the demuxer as a host that transforms every listed sample in its read buffer
+/// with `f` ([`Mp4Demuxer::read_samples`], [`Mp4Demuxer::supply_transformed`]).
+fn drive_transformed(
+    file: &Bytes,
+    opts: Mp4Options,
+    f: impl Fn(TrackId, &mut [u8]),
+) -> Result<(Vec<Item>, Transformed)> {
+    let mut d = Mp4Demuxer::with_options(file.len() as u64, opts);
+    let (mut items, mut done) = (Vec::new(), Transformed::new());
+    for _ in 0..100_000 {
+        while let Some(item) = d.poll_item() {
+            items.push(item?);
+        }
+        let Some(req) = d.poll_read() else {
+            return Ok((items, done));
+        };
+        let start = req.offset as usize;
+        let mut buf = file[start..start + req.len].to_vec();
+        for s in d.read_samples() {
+            let bytes = &mut buf[s.range()];
+            f(s.track, bytes);
+            // Listed again only when an earlier read of it was dropped unused.
+            done.insert((s.track, s.index), (bytes.as_ptr() as usize, s.len));
+        }
+        d.supply_transformed(req.offset, Bytes::from(buf))?;
+    }
+    panic!("no progress");
+}
+
+#[test]
+fn transformed_reads_flag_exactly_their_frames() {
+    // Track 3's 2-byte NAL lengths are rewritten (a copy): never listed.
+    let specs = [
+        video_spec(1, 4, 30),
+        audio_spec(2, 48000, 47, 1024),
+        video_spec(3, 2, 12),
+    ];
+    let file = build(&specs, Layout::default());
+    let (clear, _) = drive(&file, Mp4Options::default()).unwrap();
+    let xor = |track: TrackId, b: &mut [u8]| {
+        if track == 2 {
+            b.iter_mut().for_each(|x| *x ^= 0x5A);
+        }
+    };
+    let small = Mp4Options {
+        read_size: 64,
+        max_buffered: 128,
+        ..Mp4Options::default()
+    };
+    for opts in [Mp4Options::default(), small] {
+        let (items, done) = drive_transformed(&file, opts, xor).unwrap();
+        assert_eq!(items.len(), clear.len());
+        let mut index: HashMap<TrackId, u32> = HashMap::new();
+        let mut flagged = 0;
+        for (got, want) in items.iter().zip(&clear) {
+            let (Some(got), Some(want)) = (got.as_frame(), want.as_frame()) else {
+                assert_eq!(got, want);
+                continue;
+            };
+            let i = *index.entry(got.track).and_modify(|i| *i += 1).or_insert(0);
+            let is_flagged = got.flags.contains(FrameFlags::TRANSFORMED);
+            assert_eq!(is_flagged, got.track != 3, "track {} sample {i}", got.track);
+            assert_eq!(
+                (got.track, got.dts, got.pts),
+                (want.track, want.dts, want.pts)
+            );
+            if is_flagged {
+                flagged += 1;
+                // The very bytes the host transformed, transformed once.
+                let at = done[&(got.track, i)];
+                assert_eq!(at, (got.data.as_ptr() as usize, got.data.len()));
+                let mut expect = want.data.to_vec();
+                xor(got.track, &mut expect);
+                assert_eq!(&got.data[..], &expect[..], "track {} sample {i}", got.track);
+            } else {
+                assert_eq!(got.data, want.data);
+            }
+        }
+        assert_eq!(flagged, 30 + 47);
+        assert_eq!(done.len(), flagged, "every listed sample came out flagged");
+    }
+}
+
+#[test]
+fn samples_sharing_bytes_are_transformed_once_or_not_at_all() {
+    // Track 2's stco points at track 1's chunks: every sample shares its bytes.
+    let a = audio_spec(1, 48000, 40, 1024);
+    let mut b = audio_spec(2, 48000, 40, 1024);
+    b.samples = a.samples.clone();
+    let file = build(&[a.clone(), b], Layout::default());
+    let mut bytes = file.to_vec();
+    let stco: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"stco")
+        .map(|(i, _)| i + 4)
+        .collect();
+    let n = u32::from_be_bytes(bytes[stco[0] + 4..stco[0] + 8].try_into().unwrap()) as usize;
+    let first = bytes[stco[0] + 8..stco[0] + 8 + 4 * n].to_vec();
+    bytes[stco[1] + 8..stco[1] + 8 + 4 * n].copy_from_slice(&first);
+    let file = Bytes::from(bytes);
+    for read_size in [1 << 20, 16] {
+        let opts = Mp4Options {
+            read_size,
+            ..Mp4Options::default()
+        };
+        let (items, done) =
+            drive_transformed(&file, opts, |_, b| b.iter_mut().for_each(|x| *x ^= 0xFF)).unwrap();
+        let fs = frames(&items);
+        assert_eq!(fs.len(), 80);
+        let mut flagged = 0;
+        for f in fs {
+            // Twins read together are both left alone; a sample whose twin already came
+            // out of an earlier read is transformed in this one, and flagged.
+            let i = (f.dts.ticks() / 1024) as usize;
+            let mut expect = a.samples[i].clone();
+            if f.flags.contains(FrameFlags::TRANSFORMED) {
+                flagged += 1;
+                expect.iter_mut().for_each(|x| *x ^= 0xFF);
+                let at = done[&(f.track, i as u32)];
+                assert_eq!(at, (f.data.as_ptr() as usize, f.data.len()));
+            }
+            assert_eq!(
+                &f.data[..],
+                &expect[..],
+                "{read_size}: track {} sample {i}",
+                f.track
+            );
+        }
+        assert!(flagged < 80, "{read_size}: {flagged} flagged");
     }
 }
