@@ -2,12 +2,13 @@
 # Acceptance benchmark: protected VOD packaging against the same package in the clear, CPU per
 # media minute, strom's package example and ffmpeg's own encrypting muxers.
 #
-#   ./scripts/bench_package_encrypt.sh     (env: REPS=5 samples, median; INNER=3 runs per sample)
+#   ./scripts/bench_package_encrypt.sh     (env: REPS=7 samples, median; INNER=3 runs per sample)
 #
 # Input: the 1080p ~6 Mbit/s H.264 High + AAC MP4s of bench_dash_vs_ffmpeg.sh (generated the same
 # way, cached in target/bench-media/: one minute encoded by x264, five minutes that minute looped
 # with -c copy). Output on tmpfs (/dev/shm). Each variant runs REPS samples (median) of INNER
-# back-to-back whole processes under GNU time (%U + %S, divided by INNER); the samples of all
+# back-to-back whole processes, user + system CPU of them all (getrusage through python3, else
+# GNU time), divided by INNER; the samples of all
 # variants are interleaved so that load drift hits them alike.
 #
 #   strom  dash        package IN --out D --format dash --segment-duration 6
@@ -33,7 +34,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-REPS="${REPS:-5}"
+REPS="${REPS:-7}"
 INNER="${INNER:-3}"
 MEDIA="$ROOT/target/bench-media"
 PACKAGE="$ROOT/target/release/examples/package"
@@ -45,7 +46,22 @@ KEY=3bda3329158a4789880816a70e7e436d
 KID=eb676abbcb345e96bbcf616630f1a3da
 
 command -v ffmpeg >/dev/null 2>&1 || { log "ffmpeg is missing: run scripts/test.sh first (installs it)"; exit 1; }
-[ -x /usr/bin/time ] || { log "GNU time (/usr/bin/time) is missing: run scripts/test.sh first (apt-get install time)"; exit 1; }
+# CPU_TIME FILE CMD...: runs CMD, writes "user sys" seconds of it and its descendants to FILE.
+# python3's getrusage gives microseconds; GNU time prints hundredths (a tenth of a run's
+# per-minute difference), so it is only the fallback.
+if command -v python3 >/dev/null 2>&1; then
+  # (The difference: a python3 launcher, such as pyenv's, may have run children first.)
+  CPU_TIME=(python3 -c 'import resource, subprocess, sys
+a = resource.getrusage(resource.RUSAGE_CHILDREN)
+rc = subprocess.run(sys.argv[2:]).returncode
+b = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.6f %.6f\n" % (b.ru_utime - a.ru_utime, b.ru_stime - a.ru_stime))
+sys.exit(rc)')
+elif [ -x /usr/bin/time ]; then
+  CPU_TIME=(/usr/bin/time -f '%U %S' -o)
+else
+  log "neither python3 nor GNU time (/usr/bin/time): run scripts/test.sh first"; exit 1
+fi
 mkdir -p "$MEDIA"
 
 # ------------------------------------------------------------------ input (as bench_dash_vs_ffmpeg.sh)
@@ -92,7 +108,7 @@ VARIANTS=(
 # encrypted variant -> its clear variant
 declare -A CLEAR=([cenc]=dash [cbcs]=dash [aes128]=hls-ts [sample-aes]=hls-ts [fmp4-cenc]=fmp4 [hls-aes128]=hls)
 
-# measure VARIANT IN N: one GNU time sample of N back-to-back runs (each into its own
+# measure VARIANT IN N: one CPU_TIME sample of N back-to-back runs (each into its own
 # directory); prints CPU seconds per run; non-zero on failure.
 RUN=0
 measure() {
@@ -103,7 +119,7 @@ measure() {
   local out="$WORK/out$RUN" tf="$WORK/time$RUN" lg="$WORK/log$RUN"
   mkdir -p "$out"
   local rc=0
-  /usr/bin/time -f '%U %S' -o "$tf" bash -c '
+  "${CPU_TIME[@]}" "$tf" bash -c '
     set -e; tool=$1 in=$2 out=$3 n=$4 package=$5 check=$6; shift 6
     for ((i = 0; i < n; i++)); do
       d="$out/$i"; mkdir -p "$d"
