@@ -269,10 +269,9 @@ impl CmafProtection {
         if sample.is_empty() {
             return Ok(false);
         }
-        self.cipher()?;
         let (protection, iv, pattern) = self.next_sample(at, sample)?;
-        let cipher = self.cipher()?;
-        cipher.encrypt(sample, &iv, &protection.subsamples, pattern)?;
+        self.cipher()?
+            .encrypt(sample, &iv, &protection.subsamples, pattern)?;
         let entry = Encrypted {
             track,
             len: sample.len(),

@@ -715,29 +715,29 @@ impl VodPackager {
     /// `cenc`); a flagged frame whose bytes this did not encrypt is an
     /// [`Error::usage`] when it is pushed.
     ///
-    /// ```no_run
-    /// # fn main() -> strom::Result<()> {
+    /// ```
     /// use bytes::Bytes;
     /// use strom::container::mp4::Mp4Demuxer;
-    /// use strom::package::{VodPackager, VodPackagerOptions};
+    /// use strom::package::VodPackager;
     /// use strom::pipeline::Stage;
     ///
-    /// # let (mut packager, file): (VodPackager, Vec<u8>) = unimplemented!();
-    /// let mut demux = Mp4Demuxer::new(file.len() as u64);
-    /// loop {
-    ///     while let Some(item) = demux.poll_item() {
-    ///         packager.push(item?)?;
+    /// /// Feeds the MP4 `file` to `packager`, each sample encrypted where it was read.
+    /// fn package(packager: &mut VodPackager, file: &[u8]) -> strom::Result<()> {
+    ///     let mut demux = Mp4Demuxer::new(file.len() as u64);
+    ///     loop {
+    ///         while let Some(item) = demux.poll_item() {
+    ///             packager.push(item?)?;
+    ///         }
+    ///         let Some(req) = demux.poll_read() else { break };
+    ///         let start = req.offset as usize;
+    ///         let mut buf = file[start..start + req.len].to_vec(); // the host's read
+    ///         for s in demux.read_samples() {
+    ///             packager.encrypt_in_place(s.track, &mut buf[s.range()])?;
+    ///         }
+    ///         demux.supply_transformed(req.offset, Bytes::from(buf))?;
     ///     }
-    ///     let Some(req) = demux.poll_read() else { break };
-    ///     let start = req.offset as usize;
-    ///     let mut buf = file[start..start + req.len].to_vec(); // the host's read
-    ///     for s in demux.read_samples() {
-    ///         packager.encrypt_in_place(s.track, &mut buf[s.range()])?;
-    ///     }
-    ///     demux.supply_transformed(req.offset, Bytes::from(buf))?;
+    ///     packager.finish()
     /// }
-    /// # Ok(())
-    /// # }
     /// ```
     pub fn encrypt_in_place(
         &mut self,

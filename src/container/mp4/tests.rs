@@ -645,9 +645,9 @@ fn index_stays_compact() {
     );
 }
 
-#[test]
-fn overlapping_chunks_read_the_same_bytes() {
-    // Track 2's stco is patched to point at track 1's chunks: both read the same bytes.
+/// Two audio tracks of 40 samples, track 2's `stco` patched to point at track 1's
+/// chunks: both read the same bytes. Returns track 1's spec and the file.
+fn twin_chunks() -> (Spec, Bytes) {
     let a = audio_spec(1, 48000, 40, 1024);
     let mut b = audio_spec(2, 48000, 40, 1024);
     b.samples = a.samples.clone();
@@ -663,6 +663,13 @@ fn overlapping_chunks_read_the_same_bytes() {
     let first = bytes[stco[0] + 8..stco[0] + 8 + 4 * n].to_vec();
     bytes[stco[1] + 8..stco[1] + 8 + 4 * n].copy_from_slice(&first);
     let file = Bytes::from(bytes);
+    (a, file)
+}
+
+#[test]
+fn overlapping_chunks_read_the_same_bytes() {
+    // Track 2's stco is patched to point at track 1's chunks: both read the same bytes.
+    let (a, file) = twin_chunks();
     for read_size in [1 << 20, 16] {
         let opts = Mp4Options {
             read_size,
@@ -771,22 +778,8 @@ fn transformed_reads_flag_exactly_their_frames() {
 
 #[test]
 fn samples_sharing_bytes_are_transformed_once_or_not_at_all() {
-    // Track 2's stco points at track 1's chunks: every sample shares its bytes.
-    let a = audio_spec(1, 48000, 40, 1024);
-    let mut b = audio_spec(2, 48000, 40, 1024);
-    b.samples = a.samples.clone();
-    let file = build(&[a.clone(), b], Layout::default());
-    let mut bytes = file.to_vec();
-    let stco: Vec<usize> = bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| w == b"stco")
-        .map(|(i, _)| i + 4)
-        .collect();
-    let n = u32::from_be_bytes(bytes[stco[0] + 4..stco[0] + 8].try_into().unwrap()) as usize;
-    let first = bytes[stco[0] + 8..stco[0] + 8 + 4 * n].to_vec();
-    bytes[stco[1] + 8..stco[1] + 8 + 4 * n].copy_from_slice(&first);
-    let file = Bytes::from(bytes);
+    // Every sample shares its bytes with its twin of the other track.
+    let (a, file) = twin_chunks();
     for read_size in [1 << 20, 16] {
         let opts = Mp4Options {
             read_size,
